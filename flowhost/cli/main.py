@@ -1,0 +1,90 @@
+"""``flowhost``: serve a service locally, inspect its definition."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+
+import flowhost
+from flowhost.errors import FlowhostError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="flowhost",
+    help="Host Python model services: one class becomes a versioned, autoscaling web service.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True, highlight=False)
+
+TARGET_HELP = "Service file, optionally with the class: path/to/file.py[:ClassName]."
+
+
+@app.command()
+def serve(
+    target: Annotated[str, typer.Argument(help=TARGET_HELP)],
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=0, max=65535)] = 8000,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    run: Annotated[
+        str | None,
+        typer.Option(help="Pin the artifact run, e.g. TrainFlow/12 (default: latest successful)."),
+    ] = None,
+    version: Annotated[str, typer.Option(help="Version label shown in /info and headers.")] = "dev",
+    max_body_size: Annotated[
+        str, typer.Option(help="Largest request body accepted, e.g. 4Mi or 512Ki.")
+    ] = "4Mi",
+    threads: Annotated[int, typer.Option(help="Worker threads for def endpoints.", min=1)] = 32,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run one instance of a service: its endpoints, /docs, /healthz, /readyz, /info, /metrics."""
+    from flowhost.services.loader import load_service
+    from flowhost.services.runtime import RuntimeSettings, serve as serve_app
+    from flowhost.services.units import parse_memory_mib
+
+    try:
+        max_body_bytes = parse_memory_mib(max_body_size) * 1024 * 1024
+    except ValueError as exc:
+        raise FlowhostError(f"--max-body-size: {exc}.") from None
+    cls = load_service(target)
+    settings = RuntimeSettings(
+        max_body_bytes=max_body_bytes, run=run, version=version, threads=threads
+    )
+    raise typer.Exit(serve_app(cls, host=host, port=port, settings=settings, log_level=log_level))
+
+
+@app.command()
+def definition(target: Annotated[str, typer.Argument(help=TARGET_HELP)]) -> None:
+    """Print the ServiceDefinition of a service class as JSON."""
+    from flowhost.services.loader import load_service
+    from flowhost.services.spec import definition_of
+
+    print(json.dumps(definition_of(load_service(target)).model_dump(mode="json"), indent=2))
+
+
+@app.command("version")
+def show_version() -> None:
+    """Print the flowhost version."""
+    print(flowhost.__version__)
+
+
+def main() -> None:
+    """Console entry point: flowhost errors become one readable line and exit code 2."""
+    try:
+        code = app(standalone_mode=False)
+    except FlowhostError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}", soft_wrap=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,1 @@
+"""Pulumi components for the flowhost platform (``Platform``) and its services (``ServiceSpec``)."""

@@ -1,0 +1,203 @@
+"""The settings a service declares as class attributes: resources, scaling, artifacts, environment.
+
+Each is a frozen pydantic model. A bad value raises :class:`~flowhost.errors.SpecError`
+when the class body runs, naming the class, the setting, the value and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Annotated, Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from flowhost.errors import SpecError
+from flowhost.services.units import parse_duration, parse_memory_mib
+
+__all__ = ["Artifacts", "Environment", "Resources", "Scaling"]
+
+_FLOW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_RUN_PATHSPEC = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)/([A-Za-z0-9_.:-]+)$")
+
+
+def _class_body_owner() -> str | None:
+    """The name of the class whose body is constructing a setting, if any."""
+    frame = sys._getframe(3)  # pyright: ignore[reportPrivateUsage]
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back  # pragma: no cover - only when called through helpers here
+    if frame is not None and "__qualname__" in frame.f_locals and "__module__" in frame.f_locals:
+        return str(frame.f_locals["__qualname__"])
+    return None
+
+
+def describe_validation_error(where: str, exc: ValidationError, hints: dict[str, str]) -> str:
+    """One readable line per problem: ``<where>: <field> <what> (got <value>). <fix>.``"""
+    lines: list[str] = []
+    for err in exc.errors(include_url=False):
+        field = ".".join(str(p) for p in err["loc"]) or "value"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        got = f" (got {err['input']!r})" if err["type"] != "missing" else ""
+        hint = hints.get(field, "")
+        lines.append(f"{where}: {field}: {msg}{got}." + (f" {hint}" if hint else ""))
+    return "\n".join(lines)
+
+
+class _Setting(BaseModel):
+    """Base for service settings: frozen, no unknown fields, SpecError on bad input."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    hints: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            owner = _class_body_owner()
+            where = f"{owner}: {type(self).__name__}" if owner else type(self).__name__
+            raise SpecError(describe_validation_error(where, exc, self.hints)) from None
+
+
+class Resources(_Setting):
+    """What one instance of the service needs. ``gpu > 0`` sends the service to EKS."""
+
+    cpu: Annotated[float, Field(gt=0, le=16, description="vCPUs per instance")] = 1.0
+    memory: Annotated[int, Field(description="MiB per instance; accepts '512Mi', '2Gi'")] = 2048
+    gpu: Annotated[int, Field(ge=0, le=8, description="GPUs per instance")] = 0
+    gpu_type: Annotated[str | None, Field(description="GPU instance family, e.g. 'g5'")] = None
+
+    hints: ClassVar[dict[str, str]] = {
+        "cpu": "Give vCPUs as a number between 0.25 and 16, e.g. cpu=1.",
+        "memory": "Use a quantity like '512Mi' or '2Gi', or an int number of MiB.",
+        "gpu": "Give a whole number of GPUs between 0 and 8.",
+    }
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory(cls, value: Any) -> Any:
+        if isinstance(value, str | int):
+            return parse_memory_mib(value)
+        return value
+
+    @model_validator(mode="after")
+    def _gpu_type_needs_gpu(self) -> Self:
+        if self.gpu_type is not None and self.gpu == 0:
+            raise ValueError("gpu_type is set but gpu is 0; set gpu=1 or more, or drop gpu_type")
+        return self
+
+
+class Scaling(_Setting):
+    """How many instances run: between ``min_instances`` (0 allowed) and ``max_instances``."""
+
+    min_instances: Annotated[int, Field(ge=0, le=1000)] = 0
+    max_instances: Annotated[int, Field(ge=1, le=1000)] = 4
+    idle_timeout: Annotated[
+        float, Field(ge=1, le=86400, description="seconds without traffic before scaling to zero")
+    ] = 600.0
+    target_concurrency: Annotated[
+        int, Field(ge=1, le=1000, description="in-flight requests per instance to aim for")
+    ] = 4
+
+    hints: ClassVar[dict[str, str]] = {
+        "idle_timeout": "Use a duration like '30s', '10m' or '1h' (between 1s and 24h).",
+        "min_instances": "Use 0 to allow scale to zero, or a positive count.",
+        "max_instances": "Use a positive count, at least min_instances.",
+        "target_concurrency": "Use the number of requests one instance serves well at once.",
+    }
+
+    @field_validator("idle_timeout", mode="before")
+    @classmethod
+    def _idle_timeout(cls, value: Any) -> Any:
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            return parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        if self.min_instances > self.max_instances:
+            raise ValueError(
+                f"min_instances ({self.min_instances}) is greater than max_instances "
+                f"({self.max_instances}); raise max_instances or lower min_instances"
+            )
+        return self
+
+
+class Artifacts(_Setting):
+    """Where the model comes from: the latest successful run of ``flow``, or the pinned ``run``.
+
+    ``Artifacts(flow="TrainFlow")`` binds to the latest successful run at deploy time;
+    ``Artifacts(run="TrainFlow/123")`` pins one run.
+    """
+
+    flow: str | None = None
+    run: str | None = None
+
+    hints: ClassVar[dict[str, str]] = {
+        "flow": "Give the Metaflow flow class name, e.g. flow='TrainFlow'.",
+        "run": "Give a run pathspec like 'TrainFlow/123'.",
+    }
+
+    @field_validator("flow")
+    @classmethod
+    def _flow_name(cls, value: str | None) -> str | None:
+        if value is not None and not _FLOW_NAME.match(value):
+            raise ValueError("not a Metaflow flow name")
+        return value
+
+    @field_validator("run")
+    @classmethod
+    def _run_pathspec(cls, value: str | None) -> str | None:
+        if value is not None and not _RUN_PATHSPEC.match(value):
+            raise ValueError("not a run pathspec of the form 'FlowName/run_id'")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.flow is None and self.run is None:
+            raise ValueError("give flow='FlowName' (latest successful run) or run='FlowName/id'")
+        if self.flow is not None and self.run is not None:
+            run_flow = self.run.split("/", 1)[0]
+            if run_flow != self.flow:
+                raise ValueError(
+                    f"run {self.run!r} belongs to flow {run_flow!r}, not {self.flow!r}; "
+                    "drop flow or make them agree"
+                )
+        return self
+
+    @property
+    def flow_name(self) -> str:
+        """The flow this binding reads from."""
+        if self.flow is not None:
+            return self.flow
+        assert self.run is not None
+        return self.run.split("/", 1)[0]
+
+
+class Environment(_Setting):
+    """The Python environment a service runs in: a requirements file, or a named environment.
+
+    A requirements path is relative to the file that defines the service.
+    """
+
+    requirements: str | None = None
+    name: str | None = None
+
+    hints: ClassVar[dict[str, str]] = {
+        "requirements": "Give a path relative to the service file, e.g. 'requirements.txt'.",
+        "name": "Give the name of an environment the platform defines.",
+    }
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.requirements is None) == (self.name is None):
+            raise ValueError(
+                "give exactly one of requirements='requirements.txt' or name='<environment>'"
+            )
+        return self
+
+    @classmethod
+    def parse(cls, value: str) -> Environment:
+        """A plain string: a ``*.txt`` path is a requirements file, anything else a name."""
+        if value.endswith(".txt") or "/" in value:
+            return cls(requirements=value)
+        return cls(name=value)

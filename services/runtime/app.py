@@ -1,0 +1,149 @@
+"""The serving runtime: a service class becomes one ASGI app.
+
+Endpoint paths (``/{endpoint}``) are dispatched straight to their
+:class:`~flowhost.services.runtime.dispatch.EndpointHandler`; everything else
+(``/healthz``, ``/readyz``, ``/info``, ``/metrics``, ``/openapi.json``, ``/docs``) is a
+small FastAPI app with an offline Swagger UI.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+import flowhost
+from flowhost.services.openapi import build_openapi
+from flowhost.services.runtime.dispatch import EndpointHandler
+from flowhost.services.runtime.instance import InstanceState
+from flowhost.services.runtime.metrics import InstanceMetrics
+from flowhost.services.runtime.settings import RuntimeSettings
+from flowhost.services.spec import WebServiceSpec, compiled
+
+__all__ = ["ServingApp", "create_app"]
+
+log = logging.getLogger("flowhost.runtime")
+
+
+class ServingApp:
+    """ASGI app of one instance. ``state`` says whether it is ready; ``admin`` is FastAPI."""
+
+    def __init__(self, cls: type[WebServiceSpec], settings: RuntimeSettings) -> None:
+        service = compiled(cls)
+        self.definition = service.definition
+        self.settings = settings
+        self.state = InstanceState(cls, self.definition)
+        self.metrics = InstanceMetrics(self.definition.name, service.bindings)
+        self.executor = ThreadPoolExecutor(
+            max_workers=settings.threads, thread_name_prefix="flowhost-endpoint"
+        )
+        base_headers = [
+            (b"x-flowhost-service", self.definition.name.encode()),
+            (b"x-flowhost-version", settings.version.encode()),
+        ]
+        self.handlers = {
+            f"/{name}": EndpointHandler(
+                binding,
+                self.state,
+                self.metrics.endpoints[name],
+                self.executor,
+                settings.max_body_bytes,
+                base_headers,
+            )
+            for name, binding in service.bindings.items()
+        }
+        self.state.on_change(self._on_state_change)
+        self.admin = self._admin_app()
+
+    def _on_state_change(self, state: InstanceState) -> None:
+        if state.ready and state.instance is not None:
+            for handler in self.handlers.values():
+                handler.bind(state.instance)
+            self.metrics.ready.set(1)
+            self.metrics.initialize_seconds.set(state.initialize_seconds or 0.0)
+        else:
+            self.metrics.ready.set(0)
+
+    def openapi(self) -> dict[str, Any]:
+        return build_openapi(
+            [("", self.definition)],
+            title=self.definition.name,
+            version=self.settings.version,
+            description=self.definition.description,
+        )
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "service": self.definition.name,
+            "version": self.settings.version,
+            "run": self.state.run,
+            "status": self.state.status,
+            "error": self.state.error,
+            "started_at": self.state.started_at,
+            "initialize_seconds": self.state.initialize_seconds,
+            "flowhost_version": flowhost.__version__,
+            "definition": self.definition.model_dump(mode="json"),
+        }
+
+    def _admin_app(self) -> FastAPI:
+        app = FastAPIOffline(
+            title=self.definition.name,
+            description=self.definition.description,
+            version=self.settings.version,
+            redoc_url=None,
+        )
+        app.openapi = self.openapi  # the document comes from the ServiceDefinition
+        state = self.state
+
+        @app.get("/healthz", include_in_schema=False)
+        def healthz() -> Response:  # pyright: ignore[reportUnusedFunction]
+            if state.status == "failed":
+                return JSONResponse({"status": "failed", "error": state.error}, status_code=500)
+            return JSONResponse({"status": "alive"})
+
+        @app.get("/readyz", include_in_schema=False)
+        def readyz() -> Response:  # pyright: ignore[reportUnusedFunction]
+            body = {"status": state.status, "error": state.error}
+            return JSONResponse(body, status_code=200 if state.ready else 503)
+
+        @app.get("/info", include_in_schema=False)
+        def info() -> Response:  # pyright: ignore[reportUnusedFunction]
+            return JSONResponse(self.info())
+
+        @app.get("/metrics", include_in_schema=False)
+        def metrics() -> Response:  # pyright: ignore[reportUnusedFunction]
+            return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+        return app
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.state.start(self.settings.run)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.executor.shutdown(wait=False, cancel_futures=True)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            handler = self.handlers.get(scope["path"])
+            if handler is not None:
+                await handler(scope, receive, send)
+                return
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        await self.admin(scope, receive, send)
+
+
+def create_app(cls: type[WebServiceSpec], settings: RuntimeSettings | None = None) -> ServingApp:
+    """The ASGI app serving ``cls``; ``initialize`` starts with the ASGI lifespan."""
+    return ServingApp(cls, settings or RuntimeSettings())

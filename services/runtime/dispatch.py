@@ -1,0 +1,274 @@
+"""The hot path: one raw ASGI handler per endpoint.
+
+It reads the body, validates it with pydantic-core directly, calls the method (on
+the event loop, or in a worker thread for ``def``), enforces the response type and
+the timeout, and records metrics and one access-log line. No per-request
+dependency resolution, no middleware stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import re
+import time
+import uuid
+from concurrent.futures import Executor
+from typing import Any
+from urllib.parse import parse_qsl
+
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError
+
+from flowhost.errors import FlowhostError
+from flowhost.services.compile import EndpointBinding
+from flowhost.services.runtime.instance import InstanceState
+from flowhost.services.runtime.logs import ACCESS
+from flowhost.services.runtime.metrics import EndpointMetrics
+from flowhost.services.runtime.responses import HttpError, error_body
+
+__all__ = ["EndpointHandler", "validation_details"]
+
+log = logging.getLogger("flowhost.endpoint")
+
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+_JSON = (b"content-type", b"application/json")
+
+Scope = dict[str, Any]
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+    """Field-level problems: ``[{"field": "a.b", "message": ..., "type": ...}]``."""
+    return [
+        {
+            "field": ".".join(str(p) for p in err["loc"]) or "(body)",
+            "message": err["msg"],
+            "type": err["type"],
+        }
+        for err in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+class EndpointHandler:
+    """Serves one endpoint of one instance."""
+
+    def __init__(
+        self,
+        binding: EndpointBinding,
+        state: InstanceState,
+        metrics: EndpointMetrics,
+        executor: Executor,
+        max_body_bytes: int,
+        base_headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        d = binding.definition
+        self.definition = d
+        self.name = d.name
+        self.methods = frozenset(d.http_methods)
+        self.allow = ", ".join(d.http_methods).encode()
+        self.timeout = d.timeout
+        self.state = state
+        self.metrics = metrics
+        self.executor = executor
+        self.max_body_bytes = max_body_bytes
+        self.base_headers = base_headers
+        self.request_adapter: TypeAdapter[Any] | None = (
+            TypeAdapter(binding.request_type) if binding.request_type is not None else None
+        )
+        self.response_adapter: TypeAdapter[Any] = TypeAdapter(binding.response_type)
+        self._call: Any = None  # the bound method, set once the instance is ready
+
+    # -- request ----------------------------------------------------------------------
+
+    async def _read_body(self, receive: Any, declared: int | None) -> bytes:
+        if declared is not None and declared > self.max_body_bytes:
+            raise self._too_large(declared)
+        message = await receive()
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            if len(body) > self.max_body_bytes:
+                raise self._too_large(len(body))
+            return body
+        chunks = [body]
+        size = len(body)
+        while message.get("more_body", False):
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise HttpError(499, "client_disconnected", "the client went away")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise self._too_large(size)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self, size: int) -> HttpError:
+        return HttpError(
+            413,
+            "payload_too_large",
+            f"request body is {size} bytes, above this instance's limit of "
+            f"{self.max_body_bytes} bytes. Send a smaller body, or put large inputs in "
+            "object storage and send a reference.",
+        )
+
+    def _parse(self, method: str, scope: Scope, body: bytes) -> Any:
+        adapter = self.request_adapter
+        if adapter is None:
+            return None
+        try:
+            if method == "GET":
+                query = scope.get("query_string", b"").decode("latin-1")
+                return adapter.validate_python(dict(parse_qsl(query)))
+            return adapter.validate_json(body)
+        except ValidationError as exc:
+            details = validation_details(exc)
+            if details and details[0]["type"] == "json_invalid":
+                hint = "the body is empty" if not body.strip() else details[0]["message"]
+                raise HttpError(
+                    400,
+                    "malformed_json",
+                    f"endpoint {self.name!r}: the request body is not valid JSON ({hint}). "
+                    "Send a JSON object matching the endpoint's schema (see /docs).",
+                ) from None
+            fields = "; ".join(f"{d['field']}: {d['message']}" for d in details)
+            raise HttpError(
+                422,
+                "validation_error",
+                f"endpoint {self.name!r}: the request does not match its schema ({fields}). "
+                "Fix the listed fields (see /docs for the schema).",
+                details,
+            ) from None
+
+    # -- call -------------------------------------------------------------------------
+
+    def bind(self, instance: object) -> None:
+        self._call = getattr(instance, self.definition.method)
+
+    async def _invoke(self, request: Any) -> Any:
+        call = self._call
+        args = () if self.request_adapter is None else (request,)
+        try:
+            async with asyncio.timeout(self.timeout):
+                if self.definition.is_coroutine:
+                    return await call(*args)
+                ctx = contextvars.copy_context()
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(self.executor, ctx.run, call, *args)
+        except TimeoutError:
+            raise HttpError(
+                504,
+                "timeout",
+                f"endpoint {self.name!r} did not finish within its timeout of "
+                f"{self.timeout:g}s. Raise @endpoint(timeout=...) (up to 20 minutes) or call "
+                "it asynchronously.",
+            ) from None
+
+    def _render(self, result: Any, request_id: str) -> bytes:
+        adapter = self.response_adapter
+        try:
+            return adapter.dump_json(adapter.validate_python(result))
+        except (ValidationError, PydanticSerializationError) as exc:
+            log.error(
+                "response does not match the declared return type",
+                extra={"fields": {"request_id": request_id, "endpoint": self.name, "error": str(exc)}},
+            )
+            raise HttpError(
+                500,
+                "invalid_response",
+                f"endpoint {self.name!r} returned a value that does not match its declared "
+                f"return type ({type(exc).__name__}); request id {request_id}. The service "
+                "owner should fix the return value; details are in the instance log.",
+            ) from None
+
+    # -- ASGI -------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        started = time.perf_counter()
+        request_id: str | None = None
+        declared: int | None = None
+        for key, value in scope["headers"]:
+            if key == b"x-request-id":
+                if _REQUEST_ID.match(value):
+                    request_id = value.decode()
+            elif key == b"content-length" and value.isdigit():
+                declared = int(value)
+        if request_id is None:
+            request_id = uuid.uuid4().hex
+        method: str = scope["method"]
+        metrics = self.metrics
+        extra_headers: list[tuple[bytes, bytes]] = []
+        error_code: str | None = None
+        metrics.in_flight.inc()
+        try:
+            if method not in self.methods:
+                raise HttpError(
+                    405,
+                    "method_not_allowed",
+                    f"endpoint {self.name!r} accepts {self.allow.decode()}, not {method}.",
+                    headers=[(b"allow", self.allow)],
+                )
+            if self._call is None:
+                raise HttpError(
+                    503,
+                    "not_ready",
+                    f"the instance is {self.state.status}"
+                    + (f": {self.state.error}" if self.state.error else "; retry shortly."),
+                    headers=[(b"retry-after", b"1")],
+                )
+            body = await self._read_body(receive, declared)
+            request = self._parse(method, scope, body)
+            result = await self._invoke(request)
+            payload = self._render(result, request_id)
+            status = 200
+        except HttpError as exc:
+            status, error_code = exc.status, exc.code
+            payload = error_body(exc.code, exc.message, request_id, exc.details)
+            extra_headers = exc.headers
+        except FlowhostError as exc:
+            status, error_code = exc.status, exc.code
+            payload = error_body(exc.code, exc.message, request_id)
+        except Exception as exc:
+            log.exception(
+                "endpoint raised",
+                extra={"fields": {"request_id": request_id, "endpoint": self.name}},
+            )
+            status, error_code = 500, "endpoint_error"
+            payload = error_body(
+                error_code,
+                f"endpoint {self.name!r} raised {type(exc).__name__}; request id {request_id}. "
+                "The traceback is in the instance log.",
+                request_id,
+            )
+        finally:
+            metrics.in_flight.dec()
+        headers = [
+            *self.base_headers,
+            _JSON,
+            (b"content-length", str(len(payload)).encode()),
+            (b"x-request-id", request_id.encode()),
+            *extra_headers,
+        ]
+        if self.state.run is not None:
+            headers.append((b"x-flowhost-run", self.state.run.encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+        elapsed = time.perf_counter() - started
+        metrics.record(status, elapsed, error_code)
+        if ACCESS.isEnabledFor(logging.INFO):
+            ACCESS.info(
+                "request",
+                extra={
+                    "fields": {
+                        "request_id": request_id,
+                        "method": method,
+                        "path": scope["path"],
+                        "endpoint": self.name,
+                        "status": status,
+                        "error_code": error_code,
+                        "duration_ms": round(elapsed * 1000, 3),
+                        "response_bytes": len(payload),
+                        "run": self.state.run,
+                    }
+                },
+            )

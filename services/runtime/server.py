@@ -1,0 +1,46 @@
+"""Runs one instance under uvicorn (uvloop + httptools), with flowhost's JSON logs."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from flowhost.services.runtime.app import ServingApp, create_app
+from flowhost.services.runtime.logs import configure_logging
+from flowhost.services.runtime.settings import RuntimeSettings
+from flowhost.services.spec import WebServiceSpec
+
+__all__ = ["serve"]
+
+
+def serve(
+    cls: type[WebServiceSpec],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    settings: RuntimeSettings | None = None,
+    log_level: str = "info",
+) -> int:
+    """Serve ``cls`` until interrupted. Returns the exit code: 1 if initialize failed."""
+    configure_logging(log_level)
+    app: ServingApp = create_app(cls, settings)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        log_level=log_level,
+        timeout_keep_alive=75,  # above typical load balancer idle timeouts (ALB: 60s)
+    )
+    server = uvicorn.Server(config)
+
+    def stop_on_failure(state: object) -> None:
+        if app.state.status == "failed":
+            server.should_exit = True
+
+    app.state.on_change(stop_on_failure)
+    server.run()
+    return 1 if app.state.status == "failed" else 0

@@ -1,0 +1,25 @@
+"""Settings of one serving instance."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "RuntimeSettings"]
+
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+class RuntimeSettings(BaseModel):
+    """How one instance serves: body limit, pinned run, version label, threads, logging."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_body_bytes: Annotated[int, Field(ge=1024, le=1024**3)] = DEFAULT_MAX_BODY_BYTES
+    run: Annotated[
+        str | None, Field(description="pinned artifact run; resolved at start when unset")
+    ] = None
+    version: Annotated[str, Field(description="version label, e.g. 'v3' or 'dev'")] = "dev"
+    threads: Annotated[int, Field(ge=1, le=1024, description="threads for def endpoints")] = 32
+    access_log: bool = True
