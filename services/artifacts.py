@@ -11,7 +11,7 @@ import threading
 from typing import Any
 
 from flowhost.errors import ArtifactError
-from flowhost.services.config import Artifacts
+from flowhost.services.config import ArtifactBinding
 
 __all__ = ["ArtifactNamespace", "BoundArtifacts", "bind_run", "resolve_run"]
 
@@ -21,7 +21,7 @@ _INTERNAL = frozenset({"name"})
 def _metaflow() -> Any:
     import metaflow  # imported on use: it is slow to import and not every instance needs it
 
-    metaflow.namespace(None)  # a service reads runs made by any user or scheduler
+    metaflow.namespace(None)  # pyright: ignore[reportPrivateImportUsage] - a service reads runs made by any user or scheduler
     return metaflow
 
 
@@ -40,7 +40,7 @@ def _known_flows(mf: Any) -> str:
     return ", ".join(names) or "none"
 
 
-def resolve_run(binding: Artifacts) -> str:
+def resolve_run(binding: ArtifactBinding) -> str:
     """The pathspec of the run ``binding`` names: pinned, or the latest successful one."""
     mf = _metaflow()
     flow_name = binding.flow_name

@@ -65,7 +65,9 @@ def _payload(tp: Any, mode: typing.Literal["validation", "serialization"]) -> Pa
         return Payload(kind="none", json_schema={})
     kind = _payload_kind(tp)
     if kind == "model":
-        return Payload(kind="model", type_name=tp.__name__, json_schema=tp.model_json_schema(mode=mode))
+        return Payload(
+            kind="model", type_name=tp.__name__, json_schema=tp.model_json_schema(mode=mode)
+        )
     schema = TypeAdapter(tp).json_schema(mode=mode)
     return Payload(kind="dict", json_schema=schema)
 
@@ -207,6 +209,7 @@ def compile_service(cls: type) -> CompiledService:
         )
     source = _source_file(cls)
     environment = _setting(cls, "environment", Environment, None)
+    artifacts = _setting(cls, "artifacts", Artifacts, None)
     _check_environment(cls, environment, source)
     definition = ServiceDefinition(
         name=name,
@@ -216,7 +219,7 @@ def compile_service(cls: type) -> CompiledService:
         endpoints=tuple(b.definition for b in bindings.values()),
         resources=_setting(cls, "resources", Resources, Resources()),
         scaling=_setting(cls, "scaling", Scaling, Scaling()),
-        artifacts=_setting(cls, "artifacts", Artifacts, None),
+        artifacts=artifacts.binding() if artifacts is not None else None,
         environment=environment,
     )
     return CompiledService(definition, bindings)

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Annotated, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from flowhost.errors import SpecError
+from flowhost.errors import ArtifactError, SpecError
 from flowhost.services.units import parse_duration, parse_memory_mib
 
-__all__ = ["Artifacts", "Environment", "Resources", "Scaling"]
+if TYPE_CHECKING:
+    from flowhost.services.artifacts import BoundArtifacts
+
+__all__ = ["ArtifactBinding", "Artifacts", "Environment", "Resources", "Scaling"]
 
 _FLOW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RUN_PATHSPEC = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)/([A-Za-z0-9_.:-]+)$")
@@ -72,6 +75,16 @@ class Resources(_Setting):
         "gpu": "Give a whole number of GPUs between 0 and 8.",
     }
 
+    def __init__(
+        self,
+        *,
+        cpu: float = 1.0,
+        memory: int | str = 2048,
+        gpu: int = 0,
+        gpu_type: str | None = None,
+    ) -> None:
+        super().__init__(cpu=cpu, memory=memory, gpu=gpu, gpu_type=gpu_type)
+
     @field_validator("memory", mode="before")
     @classmethod
     def _memory(cls, value: Any) -> Any:
@@ -105,6 +118,21 @@ class Scaling(_Setting):
         "target_concurrency": "Use the number of requests one instance serves well at once.",
     }
 
+    def __init__(
+        self,
+        *,
+        min_instances: int = 0,
+        max_instances: int = 4,
+        idle_timeout: float | str = 600.0,
+        target_concurrency: int = 4,
+    ) -> None:
+        super().__init__(
+            min_instances=min_instances,
+            max_instances=max_instances,
+            idle_timeout=idle_timeout,
+            target_concurrency=target_concurrency,
+        )
+
     @field_validator("idle_timeout", mode="before")
     @classmethod
     def _idle_timeout(cls, value: Any) -> Any:
@@ -122,11 +150,11 @@ class Scaling(_Setting):
         return self
 
 
-class Artifacts(_Setting):
+class ArtifactBinding(_Setting):
     """Where the model comes from: the latest successful run of ``flow``, or the pinned ``run``.
 
-    ``Artifacts(flow="TrainFlow")`` binds to the latest successful run at deploy time;
-    ``Artifacts(run="TrainFlow/123")`` pins one run.
+    This is the data form kept in a ``ServiceDefinition``; services declare it with
+    :class:`Artifacts`.
     """
 
     flow: str | None = None
@@ -171,6 +199,34 @@ class Artifacts(_Setting):
             return self.flow
         assert self.run is not None
         return self.run.split("/", 1)[0]
+
+
+class Artifacts(ArtifactBinding):
+    """Declares the Metaflow run a service loads its model from.
+
+    ``artifacts = Artifacts(flow="TrainFlow")`` binds to the latest successful run at
+    deploy time; ``Artifacts(run="TrainFlow/123")`` pins one run. On an instance,
+    ``self.artifacts.run`` is the pinned pathspec and ``self.artifacts.flow.<name>``
+    reads an artifact of that run.
+    """
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any]) -> Artifacts: ...
+    @overload
+    def __get__(self, instance: object, owner: type[Any]) -> BoundArtifacts: ...
+    def __get__(self, instance: object | None, owner: type[Any]) -> Artifacts | BoundArtifacts:
+        """On the class: this declaration. On an instance: the bound run (set at start)."""
+        if instance is None:
+            return self
+        raise ArtifactError(
+            f"{type(instance).__name__}.artifacts: not bound yet. Artifacts are bound when an "
+            "instance starts, before initialize(); in a test, use "
+            "flowhost.services.testing.start(ServiceClass, run=...)."
+        )
+
+    def binding(self) -> ArtifactBinding:
+        """The plain data form, as stored in the ``ServiceDefinition``."""
+        return ArtifactBinding.model_validate(self.model_dump())
 
 
 class Environment(_Setting):

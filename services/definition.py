@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from flowhost.errors import NotFoundError
-from flowhost.services.config import Artifacts, Environment, Resources, Scaling
+from flowhost.services.config import ArtifactBinding, Environment, Resources, Scaling
 
 __all__ = ["EndpointDefinition", "Payload", "ServiceDefinition"]
 
@@ -55,7 +55,7 @@ class ServiceDefinition(_Frozen):
     endpoints: tuple[EndpointDefinition, ...]
     resources: Resources = Field(default_factory=Resources)
     scaling: Scaling = Field(default_factory=Scaling)
-    artifacts: Artifacts | None = None
+    artifacts: ArtifactBinding | None = None
     environment: Environment | None = None
 
     def endpoint(self, name: str) -> EndpointDefinition:
@@ -64,9 +64,7 @@ class ServiceDefinition(_Frozen):
             if ep.name == name:
                 return ep
         known = ", ".join(ep.name for ep in self.endpoints) or "none"
-        raise NotFoundError(
-            f"service {self.name!r}: no endpoint {name!r}. Endpoints: {known}."
-        )
+        raise NotFoundError(f"service {self.name!r}: no endpoint {name!r}. Endpoints: {known}.")
 
     @property
     def uses_gpu(self) -> bool:

@@ -84,8 +84,9 @@ def _check_timeout(timeout: float | str, where: str) -> float:
 
 def _check_shape(fn: Callable[..., Any], where: str) -> None:
     if isinstance(fn, staticmethod | classmethod):
+        kind = "staticmethod" if isinstance(fn, staticmethod) else "classmethod"
         raise SpecError(
-            f"{where}: @endpoint must decorate a plain method (got a {type(fn).__name__}). "
+            f"{where}: @endpoint must decorate a plain method (got a {kind}). "
             "Remove @staticmethod/@classmethod."
         )
     if not inspect.isfunction(fn):

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from flowhost.services.compile import CompiledService, compile_service
-from flowhost.services.config import Artifacts, Environment, Resources, Scaling
+from flowhost.services.config import Environment, Resources, Scaling
 from flowhost.services.definition import ServiceDefinition
-
-if TYPE_CHECKING:
-    from flowhost.services.artifacts import BoundArtifacts
 
 __all__ = ["WebServiceSpec", "compiled", "definition_of"]
 
@@ -31,8 +28,8 @@ class WebServiceSpec:
     scaling: ClassVar[Scaling | None] = None
     environment: ClassVar[Environment | str | None] = None
     abstract: ClassVar[bool] = False
-    # Declared as ``Artifacts(...)`` on the class; on an instance it is the bound run.
-    artifacts: BoundArtifacts | Artifacts | None = None
+    # ``artifacts = Artifacts(...)`` is declared by subclasses that load a Metaflow run; on
+    # an instance it reads as the bound run (``self.artifacts.run``, ``.flow.<name>``).
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

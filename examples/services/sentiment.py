@@ -39,7 +39,8 @@ class Sentiment(WebServiceSpec):
     def predict(self, request: PredictIn) -> PredictOut:
         words = _tokenize(request.text)
         scores = {
-            label: prior + sum(self.loglik[label].get(w, self.loglik[label]["<unk>"]) for w in words)
+            label: prior
+            + sum(self.loglik[label].get(w, self.loglik[label]["<unk>"]) for w in words)
             for label, prior in self.priors.items()
         }
         top = max(scores.values())

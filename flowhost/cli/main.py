@@ -45,7 +45,8 @@ def serve(
 ) -> None:
     """Run one instance of a service: its endpoints, /docs, /healthz, /readyz, /info, /metrics."""
     from flowhost.services.loader import load_service
-    from flowhost.services.runtime import RuntimeSettings, serve as serve_app
+    from flowhost.services.runtime import RuntimeSettings
+    from flowhost.services.runtime import serve as serve_app
     from flowhost.services.units import parse_memory_mib
 
     try:

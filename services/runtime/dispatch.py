@@ -15,6 +15,7 @@ import re
 import time
 import uuid
 from concurrent.futures import Executor
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -154,7 +155,7 @@ class EndpointHandler:
                     return await call(*args)
                 ctx = contextvars.copy_context()
                 loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(self.executor, ctx.run, call, *args)
+                return await loop.run_in_executor(self.executor, partial(ctx.run, call, *args))
         except TimeoutError:
             raise HttpError(
                 504,
@@ -171,7 +172,9 @@ class EndpointHandler:
         except (ValidationError, PydanticSerializationError) as exc:
             log.error(
                 "response does not match the declared return type",
-                extra={"fields": {"request_id": request_id, "endpoint": self.name, "error": str(exc)}},
+                extra={
+                    "fields": {"request_id": request_id, "endpoint": self.name, "error": str(exc)}
+                },
             )
             raise HttpError(
                 500,

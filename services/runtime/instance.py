@@ -13,11 +13,25 @@ from flowhost.services.artifacts import bind_run, resolve_run
 from flowhost.services.definition import ServiceDefinition
 from flowhost.services.spec import WebServiceSpec
 
-__all__ = ["InstanceState"]
+__all__ = ["InstanceState", "construct"]
 
 log = logging.getLogger("flowhost.instance")
 
 Status = Literal["starting", "ready", "failed"]
+
+
+def construct(
+    cls: type[WebServiceSpec], definition: ServiceDefinition, pinned_run: str | None
+) -> tuple[WebServiceSpec, str | None]:
+    """Make a ready instance: pin and bind the artifact run, then run ``initialize``."""
+    instance = cls()
+    run: str | None = None
+    if definition.artifacts is not None:
+        run = pinned_run or resolve_run(definition.artifacts)
+        instance.__dict__["artifacts"] = bind_run(run)  # shadows the class's declaration
+        log.info("artifacts pinned", extra={"fields": {"run": run}})
+    instance.initialize()
+    return instance, run
 
 
 class InstanceState:
@@ -57,13 +71,7 @@ class InstanceState:
     def _initialize(self, pinned_run: str | None) -> None:
         started = time.perf_counter()
         try:
-            instance = self.cls()
-            binding = self.definition.artifacts
-            if binding is not None:
-                self.run = pinned_run or resolve_run(binding)
-                instance.artifacts = bind_run(self.run)
-                log.info("artifacts pinned", extra={"fields": {"run": self.run}})
-            instance.initialize()
+            instance, self.run = construct(self.cls, self.definition, pinned_run)
         except FlowhostError as exc:
             log.error("initialize failed: %s", exc.message)
             self._set("failed", exc.message)

@@ -42,4 +42,3 @@ def configure_logging(level: str = "INFO") -> None:
         logger.setLevel(level.upper())
         logger.propagate = False
     logging.getLogger("uvicorn.access").disabled = True  # flowhost writes its own access log
-
