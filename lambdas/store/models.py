@@ -1,0 +1,89 @@
+"""The state of the world as SQLAlchemy 2 models (SQLite locally, PostgreSQL on RDS).
+
+Schema changes go through Alembic migrations in ``lambdas/store/migrations``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = ["AliasRow", "Base", "EventRow", "ServiceRow", "VersionRow", "utcnow"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class ServiceRow(Base):
+    __tablename__ = "services"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    versions: Mapped[list[VersionRow]] = relationship(
+        back_populates="service", order_by="VersionRow.number"
+    )
+    aliases: Mapped[list[AliasRow]] = relationship(back_populates="service")
+
+
+class VersionRow(Base):
+    """An immutable deployment of a service: code, pinned run, environment, definition."""
+
+    __tablename__ = "versions"
+    __table_args__ = (UniqueConstraint("service_id", "number", name="uq_versions_service_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    code_digest: Mapped[str] = mapped_column(String(80))
+    artifact_run: Mapped[str | None] = mapped_column(String(255))
+    environment_digest: Mapped[str] = mapped_column(String(80))
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20))  # deploying | ready | failed | undeployed
+    error: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    service: Mapped[ServiceRow] = relationship(back_populates="versions")
+
+
+class AliasRow(Base):
+    """A movable name (``production``, ``staging``...) pointing at one version."""
+
+    __tablename__ = "aliases"
+    __table_args__ = (UniqueConstraint("service_id", "name", name="uq_aliases_service_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(63))
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    service: Mapped[ServiceRow] = relationship(back_populates="aliases")
+    version: Mapped[VersionRow] = relationship()
+
+
+class EventRow(Base):
+    """The audit trail: every deploy, promote, rollback, undeploy, audit result."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_service_created", "service_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    version_number: Mapped[int | None] = mapped_column(Integer)
+    alias: Mapped[str | None] = mapped_column(String(63))
+    previous_version_number: Mapped[int | None] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(255))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
