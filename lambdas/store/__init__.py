@@ -1,4 +1,4 @@
-"""The StateStore port: SQLAlchemy models, Alembic migrations, one store for SQLite and PostgreSQL."""
+"""The StateStore port: SQLAlchemy models and Alembic migrations, for SQLite and PostgreSQL."""
 
 from flowhost.lambdas.store.records import AliasRecord, EventRecord, VersionRecord
 from flowhost.lambdas.store.store import PRODUCTION, StateStore

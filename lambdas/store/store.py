@@ -8,7 +8,7 @@ and appends the event, with the service row locked against concurrent moves.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -95,7 +95,7 @@ class StateStore:
         self.engine.dispose()
 
     @contextmanager
-    def _tx(self) -> Iterator[Session]:
+    def _tx(self) -> Generator[Session]:
         with self._session.begin() as session:
             yield session
 
