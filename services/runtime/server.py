@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
+
 import uvicorn
 
 from flowhost.services.runtime.app import ServingApp, create_app
+from flowhost.services.runtime.instance import InstanceState
 from flowhost.services.runtime.logs import configure_logging
 from flowhost.services.runtime.settings import RuntimeSettings
 from flowhost.services.spec import WebServiceSpec
@@ -19,8 +23,14 @@ def serve(
     port: int = 8000,
     settings: RuntimeSettings | None = None,
     log_level: str = "info",
+    sock: socket.socket | None = None,
+    on_state: Callable[[InstanceState], None] | None = None,
 ) -> int:
-    """Serve ``cls`` until interrupted. Returns the exit code: 1 if initialize failed."""
+    """Serve ``cls`` until interrupted. Returns the exit code: 1 if initialize failed.
+
+    ``sock`` is an already-bound listening socket (the platform's launcher binds port 0
+    and learns the port before the server starts); ``on_state`` hears readiness changes.
+    """
     configure_logging(log_level)
     app: ServingApp = create_app(cls, settings)
     config = uvicorn.Config(
@@ -42,5 +52,7 @@ def serve(
             server.should_exit = True
 
     app.state.on_change(stop_on_failure)
-    server.run()
+    if on_state is not None:
+        app.state.on_change(on_state)
+    server.run(sockets=[sock] if sock is not None else None)
     return 1 if app.state.status == "failed" else 0

@@ -1,0 +1,141 @@
+"""The instance launcher of the local platform: a pre-imported process that forks instances.
+
+Started once per Python environment by :class:`~flowhost.lambdas.local.launcher.Launcher`.
+It imports the serving runtime and its dependencies up front, then reads commands as JSON
+lines on stdin and answers with JSON lines on stdout. Each ``spawn`` forks a child that
+binds a loopback port, loads the service and serves it, so an instance starts without
+paying for interpreter start-up and imports (that is most of a cold start).
+
+Messages out: ``listening`` (pid, port), ``ready``, ``failed`` (error), ``exit`` (code).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+# Pre-imports: everything an instance needs before the user's own code.
+import fastapi  # noqa: F401  # pyright: ignore[reportUnusedImport]
+import httptools  # noqa: F401  # pyright: ignore[reportUnusedImport]
+import metaflow  # noqa: F401  # pyright: ignore[reportUnusedImport]
+import uvicorn  # noqa: F401  # pyright: ignore[reportUnusedImport]
+import uvloop  # noqa: F401  # pyright: ignore[reportUnusedImport]
+
+from flowhost.services.loader import load_service
+from flowhost.services.runtime.instance import InstanceState
+from flowhost.services.runtime.server import serve
+from flowhost.services.runtime.settings import RuntimeSettings
+
+_PR_SET_PDEATHSIG = 1
+MAX_MESSAGE = 3500  # below PIPE_BUF, so a child's line is written atomically
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to SIGTERM this process when its parent dies (no orphans)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+
+def _emit(fd: int, message: dict[str, Any]) -> None:
+    line = json.dumps(message)
+    if len(line) > MAX_MESSAGE:
+        message = {**message, "error": str(message.get("error", ""))[: MAX_MESSAGE // 2] + "..."}
+        line = json.dumps(message)
+    os.write(fd, (line + "\n").encode())
+
+
+def _child(cmd: dict[str, Any], out_fd: int) -> int:
+    """Runs in the forked child: becomes one serving instance."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the platform stops instances with SIGTERM
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    ident = cmd["id"]
+    log = os.open(cmd["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.environ.update(cmd.get("env", {}))
+    code_dir = Path(cmd["code_dir"])
+    os.chdir(code_dir)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(2048)
+    _emit(
+        out_fd,
+        {"event": "listening", "id": ident, "pid": os.getpid(), "port": sock.getsockname()[1]},
+    )
+    try:
+        cls = load_service(str(code_dir / cmd["entrypoint"]))
+    except Exception as exc:
+        traceback.print_exc()
+        _emit(out_fd, {"event": "failed", "id": ident, "error": str(exc)})
+        return 1
+
+    def on_state(state: InstanceState) -> None:
+        _emit(out_fd, {"event": state.status, "id": ident, "error": state.error})
+
+    settings = RuntimeSettings.model_validate(cmd.get("settings", {}))
+    return serve(cls, settings=settings, sock=sock, on_state=on_state, log_level="info")
+
+
+def _spawn(cmd: dict[str, Any], out_fd: int) -> None:
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.setpgid(0, 0)
+            code = _child(cmd, out_fd)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+
+
+def _reap(out_fd: int) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        _emit(out_fd, {"event": "exit", "pid": pid, "code": os.waitstatus_to_exitcode(status)})
+
+
+def main() -> None:
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    out_fd = os.dup(sys.stdout.fileno())  # children point fd 1 at their log; keep the pipe
+    stdin = sys.stdin.buffer
+    _emit(out_fd, {"event": "launcher-ready", "pid": os.getpid()})
+    buffer = b""
+    while True:
+        readable, _, _ = select.select([stdin], [], [], 0.05)
+        _reap(out_fd)
+        if not readable:
+            continue
+        chunk = os.read(stdin.fileno(), 65536)
+        if not chunk:  # the platform is gone; instances get SIGTERM through PDEATHSIG
+            return
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            cmd = json.loads(line)
+            if cmd["op"] == "spawn":
+                _spawn(cmd, out_fd)
+
+
+if __name__ == "__main__":
+    main()
