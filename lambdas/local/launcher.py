@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -65,7 +66,8 @@ class Launcher:
             raise DeployError("the instance launcher did not start within 60s.") from None
 
     async def _read(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
+        assert self._proc is not None
+        assert self._proc.stdout is not None
         while line := await self._proc.stdout.readline():
             try:
                 self._dispatch(json.loads(line))
@@ -147,17 +149,13 @@ class Launcher:
         """SIGTERM, then SIGKILL after ``grace`` seconds; returns the exit code."""
         if proc.exited.done():
             return proc.exited.result()
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         try:
             return await asyncio.wait_for(asyncio.shield(proc.exited), timeout=grace)
         except TimeoutError:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             return await asyncio.wait_for(asyncio.shield(proc.exited), timeout=5)
 
     async def close(self) -> None:

@@ -11,6 +11,7 @@ Messages out: ``listening`` (pid, port), ``ready``, ``failed`` (error), ``exit``
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -40,10 +41,8 @@ MAX_MESSAGE = 3500  # below PIPE_BUF, so a child's line is written atomically
 
 def _die_with_parent() -> None:
     """Ask the kernel to SIGTERM this process when its parent dies (no orphans)."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: no such guarantee
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # pragma: no cover - not Linux
-        pass
 
 
 def _emit(fd: int, message: dict[str, Any]) -> None:
@@ -118,15 +117,15 @@ def main() -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     out_fd = os.dup(sys.stdout.fileno())  # children point fd 1 at their log; keep the pipe
-    stdin = sys.stdin.buffer
+    stdin_fd = sys.stdin.fileno()
     _emit(out_fd, {"event": "launcher-ready", "pid": os.getpid()})
-    buffer = b""
+    buffer: bytes = b""
     while True:
-        readable, _, _ = select.select([stdin], [], [], 0.05)
+        readable, _, _ = select.select([stdin_fd], [], [], 0.05)
         _reap(out_fd)
         if not readable:
             continue
-        chunk = os.read(stdin.fileno(), 65536)
+        chunk = os.read(stdin_fd, 65536)
         if not chunk:  # the platform is gone; instances get SIGTERM through PDEATHSIG
             return
         buffer += chunk
