@@ -130,8 +130,9 @@ def main() -> None:
             return
         buffer += chunk
         while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
-            cmd = json.loads(line)
+            line, _, rest = buffer.partition(b"\n")
+            buffer = rest
+            cmd: dict[str, Any] = json.loads(line)
             if cmd["op"] == "spawn":
                 _spawn(cmd, out_fd)
 
