@@ -119,7 +119,7 @@ def main() -> None:
     out_fd = os.dup(sys.stdout.fileno())  # children point fd 1 at their log; keep the pipe
     stdin_fd = sys.stdin.fileno()
     _emit(out_fd, {"event": "launcher-ready", "pid": os.getpid()})
-    buffer: bytes = b""
+    pending = bytearray()
     while True:
         readable, _, _ = select.select([stdin_fd], [], [], 0.05)
         _reap(out_fd)
@@ -128,11 +128,10 @@ def main() -> None:
         chunk = os.read(stdin_fd, 65536)
         if not chunk:  # the platform is gone; instances get SIGTERM through PDEATHSIG
             return
-        buffer += chunk
-        while b"\n" in buffer:
-            line, _, rest = buffer.partition(b"\n")
-            buffer = rest
-            cmd: dict[str, Any] = json.loads(line)
+        pending.extend(chunk)
+        while (end := pending.find(b"\n")) >= 0:
+            cmd: dict[str, Any] = json.loads(bytes(pending[:end]))
+            del pending[: end + 1]
             if cmd["op"] == "spawn":
                 _spawn(cmd, out_fd)
 
