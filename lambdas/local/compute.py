@@ -1,0 +1,108 @@
+"""The Compute port on one machine: instances are forked processes on loopback ports."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from flowhost.errors import DeployError
+from flowhost.lambdas.local.launcher import Launcher
+from flowhost.lambdas.local.pool import Instance, Pool
+from flowhost.lambdas.objectstore import ObjectStore
+from flowhost.lambdas.packaging import package_key, unpack
+from flowhost.services.runtime.settings import RuntimeSettings
+
+__all__ = ["LocalCompute"]
+
+log = logging.getLogger("flowhost.compute")
+
+
+class LocalCompute:
+    """Starts and stops the instances of a pool through the launcher."""
+
+    def __init__(
+        self,
+        home: Path,
+        objects: ObjectStore,
+        launcher: Launcher,
+        *,
+        ready_timeout: float = 120.0,
+        drain_timeout: float = 30.0,
+        on_exit: Callable[[Pool, Instance, int], None] | None = None,
+    ) -> None:
+        self.home = home
+        self.objects = objects
+        self.launcher = launcher
+        self.ready_timeout = ready_timeout
+        self.drain_timeout = drain_timeout
+        self.on_exit = on_exit
+
+    def code_dir(self, digest: str) -> Path:
+        """The unpacked code package, extracted once per digest."""
+        target = self.home / "code" / digest
+        if not target.is_dir():
+            tmp = Path(tempfile.mkdtemp(dir=self.home / "code" if target.parent.exists() else None))
+            unpack(self.objects.get(package_key(digest)), tmp)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                tmp.rename(target)
+            except OSError:  # another start unpacked it first
+                shutil.rmtree(tmp, ignore_errors=True)
+        return target
+
+    async def start(self, pool: Pool) -> Instance:
+        """Start one instance of ``pool``'s version and wait until it is ready."""
+        version = pool.version
+        entry_file, _, class_name = version.definition.entrypoint.partition(":")
+        settings = RuntimeSettings(run=version.artifact_run, version=f"v{version.number}")
+        logs = self.home / "logs" / version.service
+        proc = await self.launcher.spawn(
+            code_dir=self.code_dir(version.code_digest),
+            entrypoint=f"{entry_file}:{class_name}",
+            settings=settings,
+            log_path=logs / f"v{version.number}.log",
+        )
+        try:
+            await asyncio.wait_for(asyncio.shield(proc.ready), timeout=self.ready_timeout)
+        except (TimeoutError, DeployError) as exc:
+            await self.launcher.stop(proc, grace=2)
+            reason = (
+                f"not ready within {self.ready_timeout:g}s"
+                if isinstance(exc, TimeoutError)
+                else str(exc)
+            )
+            raise DeployError(
+                f"{pool.key}: the instance failed to start: {reason}. Last log lines:\n"
+                f"{proc.log_tail(12)}"
+            ) from None
+        inst = Instance(proc)
+        proc.exited.add_done_callback(lambda fut: self._exited(pool, inst, fut))
+        pool.add(inst)
+        log.info("instance started", extra={"fields": {"version": pool.key, "port": inst.port}})
+        return inst
+
+    def _exited(self, pool: Pool, inst: Instance, fut: asyncio.Future[int]) -> None:
+        if inst in pool.instances:  # not stopped by us: it died
+            pool.remove(inst)
+            code = fut.result()
+            log.warning(
+                "instance exited unexpectedly",
+                extra={"fields": {"version": pool.key, "pid": inst.process.pid, "code": code}},
+            )
+            if self.on_exit is not None:
+                self.on_exit(pool, inst, code)
+
+    async def stop(self, pool: Pool, inst: Instance) -> None:
+        """Take ``inst`` out of routing, let its requests finish (bounded), then stop it."""
+        inst.draining = True
+        pool.notify()
+        deadline = asyncio.get_running_loop().time() + self.drain_timeout
+        while inst.in_flight > 0 and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)  # a bounded drain; the hot path does not signal it
+        pool.remove(inst)
+        await self.launcher.stop(inst.process)
+        log.info("instance stopped", extra={"fields": {"version": pool.key, "port": inst.port}})

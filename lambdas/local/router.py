@@ -1,0 +1,174 @@
+"""The router and activator of the local platform.
+
+``/{service}/{endpoint}`` goes to the ``production`` alias and
+``/{service}@{alias-or-version}/{endpoint}`` where it says. Requests go to the live
+instance with the fewest in flight over keep-alive connections; a request that finds
+its version at zero instances is held while one starts (the activator), up to the
+cold-start deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from flowhost.errors import FlowhostError
+from flowhost.lambdas.local.pool import Instance, Pool
+from flowhost.lambdas.local.routes import RouteTable
+from flowhost.lambdas.local.scaler import Scaler
+from flowhost.services.runtime.responses import HttpError, error_body
+
+__all__ = ["Router"]
+
+log = logging.getLogger("flowhost.router")
+
+_HOP_BY_HOP = frozenset(
+    {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
+     b"trailers", b"transfer-encoding", b"upgrade", b"host", b"content-length"}
+)  # fmt: skip
+
+
+class Router:
+    """ASGI app that proxies endpoint calls to instances."""
+
+    def __init__(self, routes: RouteTable, scaler: Scaler, *, cold_start_timeout: float = 60.0):
+        self.routes = routes
+        self.scaler = scaler
+        self.cold_start_timeout = cold_start_timeout
+        self.client = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
+            timeout=httpx.Timeout(None),
+            trust_env=False,
+        )
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    def _target(self, path: str) -> tuple[Pool, str]:
+        target, _, endpoint = path.lstrip("/").partition("/")
+        service, at, ref = target.partition("@")
+        pool = self.routes.lookup(service, ref if at else None)
+        if endpoint not in pool.endpoints:
+            known = ", ".join(sorted(pool.endpoints)) or "none"
+            raise HttpError(
+                404,
+                "not_found",
+                f"{pool.key} has no endpoint {endpoint!r}. Endpoints: {known}.",
+            )
+        return pool, endpoint
+
+    async def _instance(self, pool: Pool) -> Instance:
+        inst = pool.pick()
+        if inst is not None:
+            return inst
+        pool.waiting += 1
+        self.scaler.wake()
+        deadline = time.monotonic() + self.cold_start_timeout
+        try:
+            while (inst := pool.pick()) is None:
+                remaining = deadline - time.monotonic()
+                error = self.scaler.last_error.get(pool)
+                if error is not None and pool.starting == 0:
+                    raise HttpError(503, "instance_start_failed", error)
+                if remaining <= 0:
+                    raise HttpError(
+                        503,
+                        "cold_start_timeout",
+                        f"{pool.key}: no instance became ready within "
+                        f"{self.cold_start_timeout:g}s. Retry, or raise min_instances.",
+                        headers=[(b"retry-after", b"5")],
+                    )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(pool.changed(), timeout=min(remaining, 1.0))
+            return inst
+        finally:
+            pool.waiting -= 1
+
+    async def _body(self, receive: Any) -> bytes:
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        request_id: str | None = None
+        headers: list[tuple[bytes, bytes]] = []
+        for key, value in scope["headers"]:
+            if key == b"x-request-id":
+                request_id = value.decode("latin-1")
+            if key not in _HOP_BY_HOP:
+                headers.append((key, value))
+        if request_id is None:
+            request_id = uuid.uuid4().hex
+            headers.append((b"x-request-id", request_id.encode()))
+        pool: Pool | None = None
+        inst: Instance | None = None
+        try:
+            pool, endpoint = self._target(scope["path"])
+            pool.last_request = time.monotonic()
+            pool.in_flight += 1
+            try:
+                body = await self._body(receive)
+                inst = await self._instance(pool)
+                inst.in_flight += 1
+                query = scope.get("query_string", b"")
+                url = f"http://127.0.0.1:{inst.port}/{endpoint}"
+                if query:
+                    url += "?" + query.decode("latin-1")
+                response = await self.client.request(
+                    scope["method"], url, content=body, headers=headers,
+                    timeout=pool.endpoints[endpoint].timeout + 5,
+                )  # fmt: skip
+            finally:
+                pool.in_flight -= 1
+                pool.last_request = time.monotonic()
+                if inst is not None:
+                    inst.in_flight -= 1
+            out = [(k, v) for k, v in response.headers.raw if k.lower() not in _HOP_BY_HOP]
+            out.append((b"content-length", str(len(response.content)).encode()))
+            await send(
+                {"type": "http.response.start", "status": response.status_code, "headers": out}
+            )
+            await send({"type": "http.response.body", "body": response.content})
+            return
+        except HttpError as exc:
+            status, payload, extra = (
+                exc.status,
+                error_body(exc.code, exc.message, request_id),
+                exc.headers,
+            )
+        except FlowhostError as exc:
+            status, payload, extra = exc.status, error_body(exc.code, exc.message, request_id), []
+        except httpx.HTTPError as exc:
+            where = pool.key if pool is not None else "the instance"
+            log.warning(
+                "proxy error", extra={"fields": {"request_id": request_id, "error": repr(exc)}}
+            )
+            status, extra = 502, []
+            payload = error_body(
+                "instance_unavailable",
+                f"{where}: the instance dropped the request ({type(exc).__name__}); request id "
+                f"{request_id}. Retry; the platform replaces instances that die.",
+                request_id,
+            )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                    (b"x-request-id", request_id.encode()),
+                    *extra,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})

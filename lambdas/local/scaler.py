@@ -1,0 +1,115 @@
+"""The local scaler: keeps each version between min and max instances, follows load,
+scales idle versions to zero, and starts a version at zero when a request is held."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
+
+from flowhost.errors import DeployError
+from flowhost.lambdas.local.compute import LocalCompute
+from flowhost.lambdas.local.pool import Instance, Pool
+from flowhost.lambdas.scaling import Load, desired_instances
+
+__all__ = ["Scaler"]
+
+log = logging.getLogger("flowhost.scaler")
+
+
+class Scaler:
+    def __init__(
+        self,
+        compute: LocalCompute,
+        pools: Callable[[], Iterable[Pool]],
+        *,
+        tick: float = 0.5,
+        window: float = 30.0,
+        restart_backoff: float = 2.0,
+    ) -> None:
+        self.compute = compute
+        self.pools = pools
+        self.tick = tick
+        self.window = window
+        self.restart_backoff = restart_backoff
+        self._samples: dict[Pool, deque[tuple[float, int]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping: set[Pool] = set()
+        self._not_before: dict[Pool, float] = {}
+        self.last_error: dict[Pool, str] = {}
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Evaluate now (a request is held at zero), not at the next tick."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            for pool in list(self.pools()):
+                self.evaluate(pool)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.tick)
+            self._wake.clear()
+
+    def load(self, pool: Pool, now: float) -> Load:
+        samples = self._samples.setdefault(pool, deque())
+        samples.append((now, pool.in_flight))
+        while samples and samples[0][0] < now - self.window:
+            samples.popleft()
+        return Load(
+            in_flight=pool.in_flight,
+            peak_in_flight=max(n for _, n in samples),
+            waiting=pool.waiting,
+            idle_seconds=time.monotonic() - pool.last_request,
+        )
+
+    def evaluate(self, pool: Pool) -> None:
+        now = time.monotonic()
+        current = len(pool.live) + pool.starting
+        load = self.load(pool, now)
+        want = 0 if pool.retired else desired_instances(pool.scaling, current, load)
+        if want > current and now >= self._not_before.get(pool, 0.0):
+            for _ in range(want - current):
+                self._spawn(self._start(pool))
+        elif want < len(pool.live) and pool not in self._stopping and pool.starting == 0:
+            victim = min(pool.live, key=lambda i: i.in_flight)
+            self._spawn(self._stop(pool, victim))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _start(self, pool: Pool) -> None:
+        pool.starting += 1
+        try:
+            await self.compute.start(pool)
+            self.last_error.pop(pool, None)
+        except DeployError as exc:
+            self.last_error[pool] = exc.message
+            self._not_before[pool] = time.monotonic() + self.restart_backoff
+            log.error("instance start failed", extra={"fields": {"version": pool.key}})
+        finally:
+            pool.starting -= 1
+            pool.notify()
+
+    async def _stop(self, pool: Pool, victim: Instance) -> None:
+        self._stopping.add(pool)
+        try:
+            await self.compute.stop(pool, victim)
+        finally:
+            self._stopping.discard(pool)
+
+    def forget(self, pool: Pool) -> None:
+        self._samples.pop(pool, None)
+        self._not_before.pop(pool, None)
+        self.last_error.pop(pool, None)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
