@@ -60,6 +60,11 @@ def _payload_kind(tp: Any) -> str | None:
     return None
 
 
+def _shown(tp: Any) -> str:
+    """``'str'`` for a class; ``dict[int, str]`` for a generic alias (its __name__ is 'dict')."""
+    return repr(tp.__name__) if inspect.isclass(tp) else repr(tp)
+
+
 def _payload(tp: Any, mode: typing.Literal["validation", "serialization"]) -> Payload:
     if tp is None:
         return Payload(kind="none", json_schema={})
@@ -99,7 +104,7 @@ def _compile_endpoint(cls: type, attr: str, fn: Any, options: EndpointOptions) -
         if _payload_kind(request_type) is None:
             raise SpecError(
                 f"{where}: the request type must be a pydantic model or dict "
-                f"(got {getattr(request_type, '__name__', request_type)!r}). Annotate the "
+                f"(got {_shown(request_type)}). Annotate the "
                 "parameter as a BaseModel subclass or dict."
             )
     if "return" not in hints:
@@ -111,7 +116,7 @@ def _compile_endpoint(cls: type, attr: str, fn: Any, options: EndpointOptions) -
     if _payload_kind(response_type) is None:
         raise SpecError(
             f"{where}: the return type must be a pydantic model or dict "
-            f"(got {getattr(response_type, '__name__', response_type)!r}). Return a BaseModel "
+            f"(got {_shown(response_type)}). Return a BaseModel "
             "subclass or dict."
         )
     description = options.description or inspect.cleandoc(fn.__doc__ or "")

@@ -26,9 +26,11 @@ _RUN_PATHSPEC = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)/([A-Za-z0-9_.:-]+)$")
 
 def _class_body_owner() -> str | None:
     """The name of the class whose body is constructing a setting, if any."""
-    frame = sys._getframe(3)  # pyright: ignore[reportPrivateUsage]
+    # Walk out of this module: settings without their own __init__ (Artifacts,
+    # Environment) are one frame shallower than Resources and Scaling.
+    frame = sys._getframe(1)  # pyright: ignore[reportPrivateUsage]
     while frame is not None and frame.f_code.co_filename == __file__:
-        frame = frame.f_back  # pragma: no cover - only when called through helpers here
+        frame = frame.f_back
     if frame is not None and "__qualname__" in frame.f_locals and "__module__" in frame.f_locals:
         return str(frame.f_locals["__qualname__"])
     return None
@@ -64,14 +66,16 @@ class _Setting(BaseModel):
 class Resources(_Setting):
     """What one instance of the service needs. ``gpu > 0`` sends the service to EKS."""
 
-    cpu: Annotated[float, Field(gt=0, le=16, description="vCPUs per instance")] = 1.0
-    memory: Annotated[int, Field(description="MiB per instance; accepts '512Mi', '2Gi'")] = 2048
+    cpu: Annotated[float, Field(ge=0.25, le=16, description="vCPUs per instance")] = 1.0
+    memory: Annotated[
+        int, Field(ge=128, le=122880, description="MiB per instance; accepts '512Mi', '2Gi'")
+    ] = 2048
     gpu: Annotated[int, Field(ge=0, le=8, description="GPUs per instance")] = 0
     gpu_type: Annotated[str | None, Field(description="GPU instance family, e.g. 'g5'")] = None
 
     hints: ClassVar[dict[str, str]] = {
         "cpu": "Give vCPUs as a number between 0.25 and 16, e.g. cpu=1.",
-        "memory": "Use a quantity like '512Mi' or '2Gi', or an int number of MiB.",
+        "memory": "Use a quantity between '128Mi' and '120Gi', or an int number of MiB.",
         "gpu": "Give a whole number of GPUs between 0 and 8.",
     }
 

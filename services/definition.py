@@ -57,6 +57,9 @@ class ServiceDefinition(_Frozen):
     scaling: Scaling = Field(default_factory=Scaling)
     artifacts: ArtifactBinding | None = None
     environment: Environment | None = None
+    audits: tuple[str, ...] = Field(
+        default=(), description="names of @audit methods run against a version before promotion"
+    )
 
     def endpoint(self, name: str) -> EndpointDefinition:
         """The endpoint called ``name``; ``NotFoundError`` lists the ones that exist."""

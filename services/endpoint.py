@@ -158,7 +158,8 @@ def endpoint(
         return fn
 
     if func is not None:
-        if not callable(func):
+        # a classmethod object is not callable; register() rejects it with a clear message
+        if not callable(func) and not hasattr(func, "__func__"):
             raise SpecError(
                 f"@endpoint: options must be passed by keyword (got {func!r}). "
                 "Write @endpoint(name='predict')."

@@ -34,8 +34,10 @@ ERROR_SCHEMA: dict[str, Any] = {
 
 ERROR_RESPONSES: dict[str, str] = {
     "400": "Malformed JSON body (code: malformed_json)",
+    "405": "The endpoint does not take this HTTP method (code: method_not_allowed)",
     "413": "Request body too large (code: payload_too_large)",
     "422": "The body does not match the request schema (code: validation_error)",
+    "424": "An artifact of the pinned run is missing (code: artifact_unavailable)",
     "500": "The endpoint raised, or returned a response off its schema",
     "503": "The instance is not ready yet (code: not_ready)",
     "504": "The endpoint exceeded its timeout (code: timeout)",
@@ -59,6 +61,9 @@ class _Components:
     def register(self, payload: Payload, fallback: str) -> dict[str, Any]:
         schema = copy.deepcopy(payload.json_schema)
         defs: dict[str, Any] = schema.pop("$defs", {})
+        same = {old: _rewrite_refs(body, {}) for old, body in defs.items()}
+        if all(self.schemas.get(old, body) == body for old, body in same.items()):
+            defs = same  # all new or already registered as-is: reuse them, no copies
         renames = {old: self._add(old, body) for old, body in defs.items()}
         rewritten = _rewrite_refs(schema, renames)
         for new in renames.values():
@@ -96,9 +101,11 @@ def _operation(
     if ep.request.kind != "none":
         schema = components.register(ep.request, f"{ep.name}_request")
         if method == "GET":
+            ref = str(schema.get("$ref", ""))
+            fields = components.schemas[ref.rsplit("/", 1)[1]] if ref else schema
             op["parameters"] = [
                 {"name": field, "in": "query", "schema": sub}
-                for field, sub in ep.request.json_schema.get("properties", {}).items()
+                for field, sub in fields.get("properties", {}).items()
             ]
         else:
             op["requestBody"] = {

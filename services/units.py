@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["parse_duration", "parse_memory_mib"]
+__all__ = ["parse_bytes", "parse_duration", "parse_memory_mib"]
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*)+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
@@ -61,12 +61,27 @@ def parse_memory_mib(value: str | int) -> int:
         mib = float(value)
     else:
         match = _MEMORY.match(value)
-        if not match:
+        if not match or match.group(2) is None:
             raise ValueError(
-                f"cannot read {value!r} as a memory size; use a quantity like '512Mi', '2Gi', "
-                "or an int number of MiB"
+                f"cannot read {value!r} as a memory size; use a quantity with a unit like "
+                "'512Mi', '2Gi', or an int number of MiB"
             )
         mib = float(match.group(1)) * _MIB[match.group(2)]
     if mib < 1:
         raise ValueError(f"memory must be at least 1Mi (got {value!r})")
     return round(mib)
+
+
+def parse_bytes(value: str | int) -> int:
+    """Bytes from an int or a quantity like ``"512Ki"``, ``"4Mi"`` or ``"1.5M"``."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size, got {value!r}")
+    if isinstance(value, int):
+        return value
+    match = _MEMORY.match(value)
+    if not match:
+        raise ValueError(
+            f"cannot read {value!r} as a size; use a quantity like '512Ki' or '4Mi', or a "
+            "number of bytes"
+        )
+    return round(float(match.group(1)) * _MIB[match.group(2)] * 1024 * 1024)

@@ -9,6 +9,7 @@ from typing import Annotated
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 import flowhost
 from flowhost.errors import FlowhostError
@@ -47,12 +48,16 @@ def serve(
     from flowhost.services.loader import load_service
     from flowhost.services.runtime import RuntimeSettings
     from flowhost.services.runtime import serve as serve_app
-    from flowhost.services.units import parse_memory_mib
+    from flowhost.services.units import parse_bytes
 
     try:
-        max_body_bytes = parse_memory_mib(max_body_size) * 1024 * 1024
+        max_body_bytes = parse_bytes(max_body_size)
     except ValueError as exc:
         raise FlowhostError(f"--max-body-size: {exc}.") from None
+    if not 1024 <= max_body_bytes <= 1024**3:
+        raise FlowhostError(
+            f"--max-body-size: must be between 1Ki and 1Gi (got {max_body_size!r})."
+        )
     cls = load_service(target)
     settings = RuntimeSettings(
         max_body_bytes=max_body_bytes, run=run, version=version, threads=threads
@@ -80,7 +85,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except FlowhostError as exc:
-        err.print(f"[bold red]error:[/] {exc.message}", soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
         sys.exit(2)
     except click.ClickException as exc:
         exc.show()

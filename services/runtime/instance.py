@@ -10,6 +10,7 @@ from typing import Literal
 
 from flowhost.errors import FlowhostError
 from flowhost.services.artifacts import bind_run, resolve_run
+from flowhost.services.config import ArtifactBinding
 from flowhost.services.definition import ServiceDefinition
 from flowhost.services.spec import WebServiceSpec
 
@@ -27,6 +28,8 @@ def construct(
     instance = cls()
     run: str | None = None
     if definition.artifacts is not None:
+        if pinned_run is not None:  # its form and flow, as Artifacts(run=...) checks them
+            ArtifactBinding(flow=definition.artifacts.flow_name, run=pinned_run)
         run = pinned_run or resolve_run(definition.artifacts)
         instance.__dict__["artifacts"] = bind_run(run)  # shadows the class's declaration
         log.info("artifacts pinned", extra={"fields": {"run": run}})

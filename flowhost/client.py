@@ -1,0 +1,254 @@
+"""The Python client of a flowhost platform, and ``flowhost.deploy`` for Metaflow steps.
+
+```python
+import flowhost
+flowhost.deploy(service="services/sentiment.py", run=current.pathspec, promote=True)
+```
+"""
+
+from __future__ import annotations
+
+import getpass
+import inspect
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from flowhost.errors import DeployError, FlowhostError, NotFoundError, SpecError
+from flowhost.lambdas.packaging import build_package
+from flowhost.services.loader import load_service
+from flowhost.services.spec import WebServiceSpec, definition_of
+
+__all__ = ["DEFAULT_URL", "AuditClient", "Client", "deploy"]
+
+DEFAULT_URL = os.environ.get("FLOWHOST_URL", "http://127.0.0.1:8080")
+AuditFn = Callable[["AuditClient"], object]
+_ERRORS: dict[int, type[FlowhostError]] = {404: NotFoundError, 409: DeployError, 400: SpecError}
+
+
+class AuditClient:
+    """What an audit gets: calls to one version of one service, over HTTP."""
+
+    def __init__(self, http: httpx.Client, service: str, version: int) -> None:
+        self.http = http
+        self.service = service
+        self.version = version
+        self.base = f"/{service}@v{version}"
+
+    def post(self, endpoint: str, data: Any = None) -> httpx.Response:
+        return self.http.post(f"{self.base}/{endpoint}", json=data)
+
+    def call(self, endpoint: str, data: Any = None) -> Any:
+        """POST ``data`` to ``endpoint``; the decoded JSON, or AssertionError on an error."""
+        response = self.post(endpoint, data)
+        assert response.status_code == 200, (
+            f"{endpoint} answered {response.status_code}: {response.text[:300]}"
+        )
+        return response.json()
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        error = response.json()["error"]
+        message, code = str(error["message"]), str(error.get("code", ""))
+    except Exception:
+        message, code = f"HTTP {response.status_code}: {response.text[:300]}", ""
+    kind = _ERRORS.get(response.status_code, FlowhostError)
+    exc = kind(message)
+    exc.code = code or exc.code
+    raise exc
+
+
+class Client:
+    """Talks to the deployments API of a platform (``flowhost up`` or the AWS one)."""
+
+    def __init__(
+        self, url: str = DEFAULT_URL, *, actor: str | None = None, timeout: float = 30.0
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.http = httpx.Client(
+            base_url=self.url,
+            timeout=timeout,
+            headers={"x-flowhost-actor": actor or _actor()},
+            trust_env=False,
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.ConnectError:
+            raise FlowhostError(
+                f"cannot reach the flowhost platform at {self.url}. Start it with "
+                "'flowhost up', or point FLOWHOST_URL at a running one."
+            ) from None
+        _raise_for(response)
+        return response.json()
+
+    # -- reads ----------------------------------------------------------------------
+
+    def services(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/api/services")
+
+    def service(self, name: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/services/{name}")
+
+    def version(self, service: str, number: int) -> dict[str, Any]:
+        return self.request("GET", f"/api/services/{service}/versions/{number}")
+
+    def events(self, service: str, limit: int = 50) -> list[dict[str, Any]]:
+        return self.request("GET", f"/api/services/{service}/events", params={"limit": limit})
+
+    def logs(self, service: str, number: int, tail: int = 100) -> str:
+        body = self.request(
+            "GET", f"/api/services/{service}/versions/{number}/logs", params={"tail": tail}
+        )
+        return str(body["log"])
+
+    def invoke(self, service: str, endpoint: str, data: Any, *, ref: str | None = None) -> Any:
+        target = f"{service}@{ref}" if ref else service
+        return self.request("POST", f"/{target}/{endpoint}", json=data)
+
+    # -- changes --------------------------------------------------------------------
+
+    def promote(
+        self, service: str, number: int, *, alias: str = "production",
+        allow_breaking: bool = False, force: bool = False,
+    ) -> dict[str, Any]:  # fmt: skip
+        body = {"version": number, "allow_breaking": allow_breaking, "force": force}
+        return self.request("POST", f"/api/services/{service}/aliases/{alias}", json=body)
+
+    def rollback(self, service: str, *, alias: str = "production") -> dict[str, Any]:
+        return self.request("POST", f"/api/services/{service}/aliases/{alias}/rollback")
+
+    def undeploy(self, service: str, number: int) -> dict[str, Any]:
+        return self.request("DELETE", f"/api/services/{service}/versions/{number}")
+
+    def deploy(
+        self,
+        service: str | Path | type[WebServiceSpec],
+        *,
+        run: str | None = None,
+        promote: bool = False,
+        alias: str = "production",
+        allow_breaking: bool = False,
+        audits: Iterable[AuditFn] = (),
+        timeout: float = 600.0,
+        on_progress: Callable[[str], None] | None = None,
+    ) -> dict[str, Any]:
+        """Deploy a new version and wait until it is ready; run audits; maybe promote.
+
+        Raises ``DeployError`` if the version fails to start, an audit fails (it is
+        then not promoted), or the deadline passes. A failure leaves production as it was.
+        """
+        cls = load_service(str(service)) if isinstance(service, str | Path) else service
+        definition = definition_of(cls)
+        source = inspect.getsourcefile(cls)
+        if source is None:
+            raise SpecError(f"{cls.__name__}: cannot find its source file to package.")
+        say = on_progress or (lambda _m: None)
+        digest, archive = build_package(Path(source).resolve().parent)
+        say(f"packaged code {digest[:19]}... ({len(archive) // 1024} KiB)")
+        self.request("PUT", f"/api/packages/{digest}", content=archive)
+        body = {"definition": definition.model_dump(mode="json"), "package_digest": digest,
+                "run": run, "promote": False, "alias": alias}  # fmt: skip
+        version = self.request("POST", f"/api/services/{definition.name}/versions", json=body)
+        number = int(version["number"])
+        seen = 0
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in version.get("progress", [])[seen:]:
+                say(line)
+            seen = len(version.get("progress", []))
+            if version["status"] in ("ready", "failed"):
+                break
+            if time.monotonic() > deadline:
+                raise DeployError(
+                    f"{definition.name} v{number} was not ready within {timeout:g}s; it is still "
+                    "deploying. Check 'flowhost status' and 'flowhost logs'."
+                )
+            time.sleep(0.2)
+            version = self.version(definition.name, number)
+        if version["status"] == "failed":
+            raise DeployError(f"{definition.name} v{number} failed to deploy: {version['error']}")
+        self._audit(cls, definition.name, number, list(audits), say)
+        if promote:
+            self.promote(definition.name, number, alias=alias, allow_breaking=allow_breaking)
+            say(f"promoted {definition.name} v{number} to {alias}")
+        return self.version(definition.name, number)
+
+    def _audit(
+        self, cls: type[WebServiceSpec], service: str, number: int,
+        extra: list[AuditFn], say: Callable[[str], None],
+    ) -> None:  # fmt: skip
+        checks: list[tuple[str, Callable[[AuditClient], object]]] = []
+        bare = cls.__new__(cls)  # audits get an uninitialized self: they test over HTTP
+        for name in definition_of(cls).audits:
+            method = getattr(bare, name)
+            checks.append((name, method))
+        checks += [(getattr(fn, "__name__", repr(fn)), fn) for fn in extra]
+        if not checks:
+            return
+        client = AuditClient(self.http, service, number)
+        results: list[dict[str, Any]] = []
+        for name, check in checks:
+            try:
+                check(client)
+                results.append({"name": name, "passed": True})
+                say(f"audit {name}: passed")
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                frame = traceback.extract_tb(exc.__traceback__)[-1]
+                error += f" (at {Path(frame.filename).name}:{frame.lineno})"
+                results.append({"name": name, "passed": False, "error": error})
+                say(f"audit {name}: FAILED {error}")
+        self.request("POST", f"/api/services/{service}/versions/{number}/audits", json=results)
+        failed = [r for r in results if not r["passed"]]
+        if failed:
+            raise DeployError(
+                f"{service} v{number} failed {len(failed)} audit(s), so it was not promoted: "
+                + "; ".join(f"{r['name']}: {r['error']}" for r in failed)
+            )
+
+
+def _actor() -> str:
+    try:
+        return f"{getpass.getuser()}@{os.uname().nodename}"
+    except Exception:  # pragma: no cover - no user database in some containers
+        return "unknown"
+
+
+def deploy(
+    service: str | Path | type[WebServiceSpec],
+    *,
+    run: str | None = None,
+    timeout: float = 600.0,
+    audits: Iterable[AuditFn] = (),
+    promote: bool = False,
+    alias: str = "production",
+    allow_breaking: bool = False,
+    url: str = DEFAULT_URL,
+) -> dict[str, Any]:
+    """Deploy from Python (e.g. a Metaflow step): blocks until done, raises on failure."""
+    with Client(url) as client:
+        return client.deploy(
+            service, run=run, promote=promote, alias=alias, allow_breaking=allow_breaking,
+            audits=audits, timeout=timeout,
+            on_progress=lambda m: print(f"[flowhost] {m}", file=sys.stderr),
+        )  # fmt: skip
