@@ -6,6 +6,7 @@ Runs inside ``flowhost up`` locally and under Mangum on Lambda.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Query, Request
@@ -44,8 +45,14 @@ def _error(status: int, code: str, message: str, details: Any = None) -> JSONRes
     return JSONResponse(json.loads(error_body(code, message, None, details)), status_code=status)
 
 
-def create_api(deployments: Deployments, *, instances: Any = None) -> FastAPI:
-    """The control-plane API under ``/api``; ``instances(service)`` lists running ones."""
+def create_api(
+    deployments: Deployments,
+    *,
+    instances: Callable[[str], dict[str, Any]] | None = None,
+    logs: Callable[[str, int, int], str] | None = None,
+) -> FastAPI:
+    """The control-plane API under ``/api``; ``instances(service)`` lists running ones,
+    ``logs(service, number, tail)`` reads a version's instance log."""
     store = deployments.store
     app = FastAPIOffline(
         title="flowhost control plane",
@@ -129,6 +136,13 @@ def create_api(deployments: Deployments, *, instances: Any = None) -> FastAPI:
     @app.delete("/api/services/{service}/versions/{number}")
     async def undeploy(service: str, number: int, actor: Actor = "anonymous") -> dict[str, Any]:  # pyright: ignore[reportUnusedFunction]
         return _version_json(await deployments.undeploy(service, number, actor=actor))
+
+    @app.get("/api/services/{service}/versions/{number}/logs")
+    def version_logs(  # pyright: ignore[reportUnusedFunction]
+        service: str, number: int, tail: Annotated[int, Query(ge=1, le=10000)] = 100
+    ) -> dict[str, Any]:
+        store.version(service, number)  # 404 naming the versions that exist
+        return {"log": logs(service, number, tail) if logs else ""}
 
     @app.get("/api/services/{service}/versions/{number}/openapi.json")
     def version_openapi(service: str, number: int) -> dict[str, Any]:  # pyright: ignore[reportUnusedFunction]

@@ -6,6 +6,7 @@ from flowhost.services import WebServiceSpec, endpoint, Resources, Scaling, Arti
 """
 
 from flowhost.errors import ArtifactError, FlowhostError, SpecError
+from flowhost.services.audit import audit
 from flowhost.services.config import Artifacts, Environment, Resources, Scaling
 from flowhost.services.definition import EndpointDefinition, Payload, ServiceDefinition
 from flowhost.services.endpoint import endpoint
@@ -24,6 +25,7 @@ __all__ = [
     "ServiceDefinition",
     "SpecError",
     "WebServiceSpec",
+    "audit",
     "definition_of",
     "endpoint",
     "load_service",

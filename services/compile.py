@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from flowhost.errors import SpecError
+from flowhost.services.audit import AUDIT_ATTR
 from flowhost.services.config import Artifacts, Environment, Resources, Scaling
 from flowhost.services.definition import EndpointDefinition, Payload, ServiceDefinition
 from flowhost.services.endpoint import ENDPOINT_ATTR, EndpointOptions
@@ -144,6 +145,13 @@ def _collect_endpoints(cls: type) -> dict[str, tuple[Any, EndpointOptions]]:
     }
 
 
+def _collect_audits(cls: type) -> tuple[str, ...]:
+    members: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        members.update(vars(klass))
+    return tuple(sorted(attr for attr, fn in members.items() if getattr(fn, AUDIT_ATTR, False)))
+
+
 def _setting(cls: type, attr: str, kind: type[Any], default: Any) -> Any:
     value = getattr(cls, attr, None)
     if value is None:
@@ -226,5 +234,6 @@ def compile_service(cls: type) -> CompiledService:
         scaling=_setting(cls, "scaling", Scaling, Scaling()),
         artifacts=artifacts.binding() if artifacts is not None else None,
         environment=environment,
+        audits=_collect_audits(cls),
     )
     return CompiledService(definition, bindings)

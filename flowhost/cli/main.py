@@ -1,4 +1,4 @@
-"""``flowhost``: serve a service locally, inspect its definition."""
+"""``flowhost``: serve one instance, inspect a definition, run and drive the platform."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 import flowhost
+from flowhost.cli.platform import register as register_platform_commands
 from flowhost.errors import FlowhostError
 
 __all__ = ["app", "main"]
@@ -41,7 +42,9 @@ def serve(
     max_body_size: Annotated[
         str, typer.Option(help="Largest request body accepted, e.g. 4Mi or 512Ki.")
     ] = "4Mi",
-    threads: Annotated[int, typer.Option(help="Worker threads for def endpoints.", min=1)] = 32,
+    threads: Annotated[
+        int, typer.Option(help="Worker threads for def endpoints.", min=1, max=1024)
+    ] = 32,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run one instance of a service: its endpoints, /docs, /healthz, /readyz, /info, /metrics."""
@@ -78,6 +81,9 @@ def definition(target: Annotated[str, typer.Argument(help=TARGET_HELP)]) -> None
 def show_version() -> None:
     """Print the flowhost version."""
     print(flowhost.__version__)
+
+
+register_platform_commands(app)
 
 
 def main() -> None:

@@ -69,7 +69,7 @@ class LocalPlatform:
         self.router = Router(
             self.routes, self.scaler, cold_start_timeout=settings.cold_start_timeout
         )
-        self.api = create_api(self.deployments, instances=self.instances)
+        self.api = create_api(self.deployments, instances=self.instances, logs=self.logs)
         self.catalog = create_catalog(self.deployments)
         self._scaler_task: asyncio.Task[None] | None = None
 
@@ -84,6 +84,16 @@ class LocalPlatform:
             }
             for n, p in sorted(pools.items())
         }
+
+    def logs(self, service: str, number: int, tail: int) -> str:
+        path = self.compute.home / "logs" / service / f"v{number}.log"
+        if not path.is_file():
+            return ""
+        with path.open("rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 256 * tail))  # lines are rarely longer than this
+            lines = f.read().decode(errors="replace").splitlines()
+        return "\n".join(lines[-tail:])
 
     async def start(self) -> None:
         """Migrate the store, start the launcher, restore versions and aliases."""

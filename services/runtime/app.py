@@ -12,16 +12,18 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import flowhost
 from flowhost.services.openapi import build_openapi
 from flowhost.services.runtime.dispatch import EndpointHandler
 from flowhost.services.runtime.instance import InstanceState
 from flowhost.services.runtime.metrics import InstanceMetrics
+from flowhost.services.runtime.responses import error_body
 from flowhost.services.runtime.settings import RuntimeSettings
 from flowhost.services.spec import WebServiceSpec, compiled
 
@@ -99,6 +101,22 @@ class ServingApp:
         )
         app.openapi = self.openapi  # the document comes from the ServiceDefinition
         state = self.state
+        known = ", ".join(["/healthz", "/readyz", "/info", "/metrics", "/docs", *self.handlers])
+
+        @app.exception_handler(StarletteHTTPException)
+        async def http_error(request: Request, exc: StarletteHTTPException) -> Response:  # pyright: ignore[reportUnusedFunction]
+            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+            message = (
+                f"no route {request.url.path!r} on this instance. Routes: {known}."
+                if exc.status_code == 404
+                else f"{request.method} {request.url.path}: {exc.detail}."
+            )
+            return Response(
+                error_body(code, message, request.headers.get("x-request-id")),
+                status_code=exc.status_code,
+                media_type="application/json",
+                headers=getattr(exc, "headers", None),
+            )
 
         @app.get("/healthz", include_in_schema=False)
         def healthz() -> Response:  # pyright: ignore[reportUnusedFunction]

@@ -1,0 +1,200 @@
+"""CLI commands that run or talk to a platform: up, deploy, promote, rollback, undeploy,
+ls, status, invoke, logs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flowhost.errors import FlowhostError
+
+__all__ = ["register"]
+
+out = Console(highlight=False)
+URL = Annotated[
+    str,
+    typer.Option("--url", envvar="FLOWHOST_URL", help="The platform's address."),
+]
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def _client(url: str) -> Any:
+    from flowhost.client import Client
+
+    return Client(url)
+
+
+def _version_number(ref: str) -> int:
+    text = ref.removeprefix("v")
+    if not text.isdigit():
+        raise FlowhostError(f"version: expected v<N> or <N> (got {ref!r}). For example v3.")
+    return int(text)
+
+
+def up(
+    port: Annotated[int, typer.Option(help="Port for the API and router.")] = 8080,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    home: Annotated[Path, typer.Option(help="Where state, packages and logs live.")] = Path(
+        ".flowhost"
+    ),
+    store_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL of the state store (default: SQLite).")
+    ] = None,
+    cold_start_timeout: Annotated[
+        float, typer.Option(help="Seconds a request waits for an instance to start.")
+    ] = 60.0,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Start the local platform: API, router, activator and scaler on one port."""
+    from flowhost.lambdas.local.platform import PlatformSettings, run
+
+    out.print(f"flowhost platform on http://{host}:{port}  (state in {home}/; Ctrl-C stops it)")
+    run(
+        PlatformSettings(
+            home=home, host=host, port=port, store_url=store_url,
+            cold_start_timeout=cold_start_timeout,
+        ),
+        log_level=log_level,
+    )  # fmt: skip
+
+
+def deploy(
+    target: Annotated[str, typer.Argument(help="Service file: path/to/file.py[:ClassName].")],
+    run: Annotated[str | None, typer.Option(help="Pin the artifact run, e.g. Flow/12.")] = None,
+    promote: Annotated[bool, typer.Option(help="Promote once ready and audited.")] = False,
+    alias: Annotated[str, typer.Option(help="Alias to promote to.")] = "production",
+    allow_breaking: Annotated[
+        bool, typer.Option(help="Promote even if the schema contract breaks.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 600.0,
+    url: URL = DEFAULT_URL,
+) -> None:
+    """Deploy a new version of a service (and optionally promote it)."""
+    with _client(url) as client, out.status("deploying...") as status:
+
+        def progress(message: str) -> None:
+            out.print(f"  {message}")
+            status.update(message)
+
+        version = client.deploy(
+            target, run=run, promote=promote, alias=alias, allow_breaking=allow_breaking,
+            timeout=timeout, on_progress=progress,
+        )  # fmt: skip
+    out.print(f"[green]deployed[/] {version['service']} v{version['number']}")
+
+
+def promote(
+    service: str,
+    version: Annotated[str, typer.Argument(help="v<N>")],
+    alias: Annotated[str, typer.Option(help="Alias to move.")] = "production",
+    allow_breaking: Annotated[bool, typer.Option(help="Accept a breaking schema change.")] = False,
+    force: Annotated[bool, typer.Option(help="Promote despite failed audits.")] = False,
+    url: URL = DEFAULT_URL,
+) -> None:
+    """Point an alias (production by default) at a version."""
+    with _client(url) as client:
+        result = client.promote(
+            service, _version_number(version), alias=alias, allow_breaking=allow_breaking,
+            force=force,
+        )  # fmt: skip
+    previous = f" (was v{result['previous']})" if result["previous"] else ""
+    out.print(f"{service}@{alias} -> v{result['version']}{previous}")
+
+
+def rollback(
+    service: str,
+    alias: Annotated[str, typer.Option(help="Alias to move back.")] = "production",
+    url: URL = DEFAULT_URL,
+) -> None:
+    """Move an alias back to the version it pointed at before."""
+    with _client(url) as client:
+        result = client.rollback(service, alias=alias)
+    out.print(f"{service}@{alias} -> v{result['version']}")
+
+
+def undeploy(
+    service: str,
+    version: Annotated[str, typer.Argument(help="v<N>")],
+    url: URL = DEFAULT_URL,
+) -> None:
+    """Stop a version and retire it (refused while an alias points at it)."""
+    with _client(url) as client:
+        client.undeploy(service, _version_number(version))
+    out.print(f"undeployed {service} {version}")
+
+
+def ls(url: URL = DEFAULT_URL) -> None:
+    """List services, their aliases, versions and running instances."""
+    with _client(url) as client:
+        services = client.services()
+    table = Table("service", "aliases", "versions", "instances")
+    for svc in services:
+        aliases = ", ".join(f"{a}→v{n}" for a, n in sorted(svc["aliases"].items())) or "-"
+        versions = ", ".join(f"v{v['number']} {v['status']}" for v in svc["versions"])
+        inst = ", ".join(f"{k}: {v['ready']}" for k, v in svc["instances"].items()) or "-"
+        table.add_row(svc["name"], aliases, versions, inst)
+    out.print(table)
+
+
+def status(service: str, url: URL = DEFAULT_URL) -> None:
+    """Show one service: versions with their runs, aliases, instances, recent events."""
+    with _client(url) as client:
+        info = client.service(service)
+        events = client.events(service, limit=10)
+    table = Table("version", "status", "run", "created by", "instances", "error")
+    for v in info["versions"]:
+        inst = info["instances"].get(f"v{v['number']}", {})
+        table.add_row(
+            f"v{v['number']}", v["status"], v["artifact_run"] or "-", v["created_by"],
+            str(inst.get("ready", 0)), (v["error"] or "")[:60],
+        )  # fmt: skip
+    out.print(table)
+    out.print("aliases: " + (", ".join(f"{a}→v{n}" for a, n in info["aliases"].items()) or "none"))
+    for e in events:
+        where = f" {e['alias']}" if e["alias"] else ""
+        out.print(f"  {e['created_at'][:19]} {e['kind']}{where} v{e['version']} by {e['actor']}")
+
+
+def invoke(
+    service: Annotated[str, typer.Argument(help="service or service@alias-or-version")],
+    endpoint: str,
+    data: Annotated[str, typer.Option(help="JSON request body.")] = "{}",
+    url: URL = DEFAULT_URL,
+) -> None:
+    """Call an endpoint through the router and print the JSON answer."""
+    try:
+        body = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise FlowhostError(f"--data: not valid JSON ({exc.msg} at column {exc.colno}).") from None
+    name, _, ref = service.partition("@")
+    with _client(url) as client:
+        result = client.invoke(name, endpoint, body, ref=ref or None)
+    out.print_json(data=result)
+
+
+def logs(
+    service: str,
+    version: Annotated[str | None, typer.Argument(help="v<N>; default: production")] = None,
+    tail: Annotated[int, typer.Option(help="Lines to show.")] = 50,
+    url: URL = DEFAULT_URL,
+) -> None:
+    """Print the last log lines of a version's instances."""
+    with _client(url) as client:
+        if version is None:
+            aliases = client.service(service)["aliases"]
+            if "production" not in aliases:
+                raise FlowhostError(f"{service} has no production version; name one, e.g. v1.")
+            number = int(aliases["production"])
+        else:
+            number = _version_number(version)
+        print(client.logs(service, number, tail))
+
+
+def register(app: typer.Typer) -> None:
+    for command in (up, deploy, promote, rollback, undeploy, ls, status, invoke, logs):
+        app.command()(command)

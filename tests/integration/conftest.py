@@ -1,0 +1,127 @@
+"""Fixtures of the integration tier: real Metaflow runs, real ``flowhost serve`` on loopback.
+
+Every subprocess gets ``base_env``: Metaflow pointed at a private local datastore for
+this session, so runs made here never mix with a developer's own.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from tests.integration.support import (
+    ROOT,
+    SERVICES,
+    SentimentRuns,
+    ServeFactory,
+    Server,
+    start_server,
+)
+
+HERE = Path(__file__).resolve().parent
+FLOW = "SentimentFlow"
+FLOW_FILE = "examples/flows/sentiment_flow.py"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment of every subprocess the integration tests start."""
+    home = tmp_path_factory.mktemp("metaflow")
+    dropped = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("METAFLOW_") and k not in dropped
+    }
+    env.update(
+        USERNAME="flowhost-tests",
+        METAFLOW_HOME=str(home / "config"),  # no user config file leaks in
+        METAFLOW_DATASTORE_SYSROOT_LOCAL=str(home / "datastore"),
+        METAFLOW_DEFAULT_METADATA="local",
+        METAFLOW_DEFAULT_DATASTORE="local",
+        NO_COLOR="1",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def _train(env: Mapping[str, str], id_file: Path, *params: str) -> str:
+    result = subprocess.run(
+        [sys.executable, FLOW_FILE, "--quiet", "run", "--run-id-file", str(id_file), *params],
+        cwd=ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"{FLOW_FILE} run failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+        )
+    return f"{FLOW}/{id_file.read_text().strip()}"
+
+
+@pytest.fixture(scope="session")
+def sentiment_runs(
+    base_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> SentimentRuns:
+    """Runs the example flow for real, twice: an older run, then the latest one."""
+    ids = tmp_path_factory.mktemp("run-ids")
+    older = _train(base_env, ids / "older", "--smoothing", "5")
+    latest = _train(base_env, ids / "latest")
+    assert older != latest
+    return SentimentRuns(older=older, latest=latest)
+
+
+@pytest.fixture(scope="session")
+def server_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("server-logs")
+
+
+@pytest.fixture
+def serve(base_env: dict[str, str], server_logs: Path) -> Iterator[ServeFactory]:
+    """``serve(target, *options, ready=True, env={...})`` starts a server for one test."""
+    started: list[Server] = []
+
+    def start(
+        target: str, *options: str, ready: bool = True, env: Mapping[str, str] | None = None
+    ) -> Server:
+        server = start_server(
+            target, *options, env={**base_env, **(env or {})}, log_dir=server_logs, ready=ready
+        )
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def sentiment(
+    sentiment_runs: SentimentRuns, base_env: dict[str, str], server_logs: Path
+) -> Iterator[Server]:
+    """examples/services/sentiment.py, bound to the latest run (resolved at start)."""
+    server = start_server("examples/services/sentiment.py", env=base_env, log_dir=server_logs)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def toolbox(base_env: dict[str, str], server_logs: Path) -> Iterator[Server]:
+    """tests/integration/services/toolbox.py with a 64 KiB body limit."""
+    server = start_server(
+        str(SERVICES / "toolbox.py"), "--max-body-size", "64Ki", env=base_env, log_dir=server_logs
+    )
+    yield server
+    server.stop()
