@@ -4,9 +4,14 @@ Data scientists import the SDK from :mod:`flowhost.services`; platform teams imp
 Pulumi components from :mod:`flowhost.infra`.
 """
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from flowhost.errors import ArtifactError, DeployError, FlowhostError, NotFoundError, SpecError
+
+if TYPE_CHECKING:
+    from flowhost.client import Client, deploy
 
 try:
     __version__ = version("flowhost")
@@ -15,9 +20,18 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 
 __all__ = [
     "ArtifactError",
+    "Client",
     "DeployError",
     "FlowhostError",
     "NotFoundError",
     "SpecError",
     "__version__",
+    "deploy",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``flowhost.deploy`` (and ``flowhost.Client``), imported on first use."""
+    if name in ("deploy", "Client"):
+        return getattr(import_module("flowhost.client"), name)
+    raise AttributeError(f"module 'flowhost' has no attribute {name!r}")

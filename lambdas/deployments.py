@@ -22,6 +22,7 @@ from flowhost.lambdas.objectstore import ObjectStore
 from flowhost.lambdas.packaging import package_key
 from flowhost.lambdas.store import PRODUCTION, StateStore, VersionRecord
 from flowhost.services.artifacts import resolve_run
+from flowhost.services.config import ArtifactBinding
 from flowhost.services.definition import ServiceDefinition
 
 __all__ = ["AuditResult", "DeployRequest", "Deployments", "Fleet"]
@@ -96,9 +97,12 @@ class Deployments:
                 f"/api/packages/{req.package_digest} first."
             )
         definition = req.definition
-        run = req.run
-        if run is None and definition.artifacts is not None:
-            run = await asyncio.to_thread(resolve_run, definition.artifacts)
+        run: str | None = None
+        if definition.artifacts is not None:
+            binding = definition.artifacts
+            if req.run is not None:  # pinned by the caller: check it exists and did not fail
+                binding = ArtifactBinding(flow=binding.flow_name, run=req.run)
+            run = await asyncio.to_thread(resolve_run, binding)
         code_dir = await asyncio.to_thread(self.fleet.code_dir, req.package_digest)
         env = environment_digest(definition.environment, code_dir)
         version = self.store.create_version(

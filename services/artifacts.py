@@ -60,11 +60,12 @@ def resolve_run(binding: ArtifactBinding) -> str:
                 f"Artifacts(run={binding.run!r}): no such run of flow {flow_name!r}. Recent "
                 f"runs: {recent or 'none'}. Pin one of them or use flow={flow_name!r}."
             ) from None
-        if not run.successful:
+        if run.finished and not run.successful:
             raise ArtifactError(
-                f"Artifacts(run={binding.run!r}): the run did not finish successfully. Pin a "
-                f"successful run, or use flow={flow_name!r} for the latest successful one."
+                f"Artifacts(run={binding.run!r}): the run failed. Pin a successful run, or use "
+                f"flow={flow_name!r} for the latest successful one."
             )
+        # A run still in progress is allowed: a flow's own step may deploy what it trained.
         return str(run.pathspec)
     run = flow.latest_successful_run
     if run is None:
@@ -73,6 +74,17 @@ def resolve_run(binding: ArtifactBinding) -> str:
             "Run it to completion first (python flow.py run)."
         )
     return str(run.pathspec)
+
+
+def _latest_task(run: Any) -> Any:
+    """The task whose artifacts the binding reads: the end step's, or, while the run is
+    still going (a step deploying what it trained), the most recently finished task's.
+    Metaflow carries every artifact forward, so that task sees all of them."""
+    end = run.end_task
+    if end is not None and end.finished:
+        return end
+    finished = [task for step in run for task in step if task.finished]
+    return max(finished, key=lambda t: t.finished_at, default=None)
 
 
 class ArtifactNamespace:
@@ -88,7 +100,7 @@ class ArtifactNamespace:
         if self._artifacts is None:
             mf = _metaflow()
             try:
-                task = mf.Run(self._pathspec).end_task
+                task = _latest_task(mf.Run(self._pathspec))
             except mf.exception.MetaflowNotFound:
                 raise ArtifactError(
                     f"artifacts of run {self._pathspec!r}: the run is gone from {_where(mf)}. "
@@ -96,8 +108,8 @@ class ArtifactNamespace:
                 ) from None
             if task is None:
                 raise ArtifactError(
-                    f"artifacts of run {self._pathspec!r}: the run has no end step. "
-                    "Bind to a successful run."
+                    f"artifacts of run {self._pathspec!r}: no step of the run has finished yet. "
+                    "Deploy after the step that produces the model."
                 )
             self._artifacts = {
                 a.id: a for a in task if not a.id.startswith("_") and a.id not in _INTERNAL

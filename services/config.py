@@ -21,7 +21,10 @@ if TYPE_CHECKING:
 __all__ = ["ArtifactBinding", "Artifacts", "Environment", "Resources", "Scaling"]
 
 _FLOW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_RUN_PATHSPEC = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)/([A-Za-z0-9_.:-]+)$")
+# 'Flow/run' or, from inside a step (current.pathspec), 'Flow/run/step/task'
+_RUN_PATHSPEC = re.compile(
+    r"^([A-Za-z_][A-Za-z0-9_]*)/([A-Za-z0-9_.:-]+)(?:/[A-Za-z0-9_]+/[0-9]+)?$"
+)
 
 
 def _class_body_owner() -> str | None:
@@ -179,9 +182,12 @@ class ArtifactBinding(_Setting):
     @field_validator("run")
     @classmethod
     def _run_pathspec(cls, value: str | None) -> str | None:
-        if value is not None and not _RUN_PATHSPEC.match(value):
+        if value is None:
+            return None
+        match = _RUN_PATHSPEC.match(value)
+        if not match:
             raise ValueError("not a run pathspec of the form 'FlowName/run_id'")
-        return value
+        return f"{match.group(1)}/{match.group(2)}"  # a task's pathspec names its run
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -48,9 +48,12 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run one instance of a service: its endpoints, /docs, /healthz, /readyz, /info, /metrics."""
+    from flowhost.services.artifacts import resolve_run
+    from flowhost.services.config import ArtifactBinding
     from flowhost.services.loader import load_service
     from flowhost.services.runtime import RuntimeSettings
     from flowhost.services.runtime import serve as serve_app
+    from flowhost.services.spec import definition_of
     from flowhost.services.units import parse_bytes
 
     try:
@@ -62,6 +65,9 @@ def serve(
             f"--max-body-size: must be between 1Ki and 1Gi (got {max_body_size!r})."
         )
     cls = load_service(target)
+    binding = definition_of(cls).artifacts
+    if run is not None and binding is not None:  # check the pin now, not at the first read
+        run = resolve_run(ArtifactBinding(flow=binding.flow_name, run=run))
     settings = RuntimeSettings(
         max_body_bytes=max_body_bytes, run=run, version=version, threads=threads
     )

@@ -48,6 +48,13 @@ def up(
     cold_start_timeout: Annotated[
         float, typer.Option(help="Seconds a request waits for an instance to start.")
     ] = 60.0,
+    scaler_tick: Annotated[
+        float, typer.Option(help="Seconds between scaling decisions.", min=0.01, max=60)
+    ] = 0.5,
+    scale_down_window: Annotated[
+        float,
+        typer.Option(help="Seconds of peak load remembered before scaling down.", min=0, max=3600),
+    ] = 30.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Start the local platform: API, router, activator and scaler on one port."""
@@ -57,7 +64,8 @@ def up(
     run(
         PlatformSettings(
             home=home, host=host, port=port, store_url=store_url,
-            cold_start_timeout=cold_start_timeout,
+            cold_start_timeout=cold_start_timeout, scaler_tick=scaler_tick,
+            scale_down_window=scale_down_window,
         ),
         log_level=log_level,
     )  # fmt: skip

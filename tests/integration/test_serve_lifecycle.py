@@ -101,21 +101,20 @@ def test_service_bound_to_a_missing_flow_exits_1_naming_it(
 @pytest.mark.parametrize(
     ("run", "expected"),
     [
-        ("SentimentFlow/123", "artifacts of run 'SentimentFlow/123': the run is gone from"),
+        ("SentimentFlow/123", "Artifacts(run='SentimentFlow/123'): no such run of flow"),
         ("Bogus", "run: not a run pathspec of the form 'FlowName/run_id' (got 'Bogus')"),
         ("OtherFlow/1", "run 'OtherFlow/1' belongs to flow 'OtherFlow', not 'SentimentFlow'"),
     ],
     ids=["missing", "malformed", "other-flow"],
 )
-def test_pinned_run_that_cannot_serve_exits_1_naming_it(
+def test_pinned_run_that_cannot_serve_is_refused_before_serving(
     base_env: dict[str, str], sentiment_runs: SentimentRuns, run: str, expected: str
 ) -> None:
     result = serve_until_exit("examples/services/sentiment.py", "--run", run, env=base_env)
 
-    assert result.returncode == 1, result.stderr
-    [failure] = [r for r in json_lines(result.stderr) if r["message"].startswith("initialize")]
-    assert failure["message"].startswith("initialize failed: ")
-    assert expected in failure["message"]
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: "), result.stderr
+    assert expected in " ".join(result.stderr.split())
     assert "Traceback" not in result.stderr
 
 
