@@ -99,7 +99,17 @@ def check_source(source: str, filename: str, package: str, rule: Rule) -> list[s
             problems.append((line, f"{filename}:{line}: imports {module} ({reason})"))
         return reason is not None
 
-    for node in ast.walk(ast.parse(source, filename)):
+    tree = ast.parse(source, filename)
+    typing_only = {  # imports under `if TYPE_CHECKING:` never run, so they do not layer
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
+        for stmt in node.body
+        for inner in ast.walk(stmt)
+    }
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             for alias in node.names:
                 check(node.lineno, alias.name)
