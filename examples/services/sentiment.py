@@ -28,7 +28,8 @@ class Sentiment(WebServiceSpec):
     name = "sentiment"
     artifacts = Artifacts(flow="SentimentFlow")
     resources = Resources(cpu=1, memory="1Gi")
-    scaling = Scaling(min_instances=0, max_instances=4, idle_timeout="10m", target_concurrency=8)
+    # A short idle_timeout so the demo shows scale to zero; production services use minutes.
+    scaling = Scaling(min_instances=0, max_instances=4, idle_timeout="20s", target_concurrency=8)
 
     def initialize(self) -> None:
         model = self.artifacts.flow.model
