@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flowhost.errors import DeployError
 from flowhost.lambdas.contracts import breaking_changes
-from flowhost.lambdas.environments import environment_digest
+from flowhost.lambdas.environments import lock_key, resolve_environment
 from flowhost.lambdas.objectstore import ObjectStore
 from flowhost.lambdas.packaging import package_key
 from flowhost.lambdas.store import PRODUCTION, StateStore, VersionRecord
@@ -104,12 +104,16 @@ class Deployments:
                 binding = ArtifactBinding(flow=binding.flow_name, run=req.run)
             run = await asyncio.to_thread(resolve_run, binding)
         code_dir = await asyncio.to_thread(self.fleet.code_dir, req.package_digest)
-        env = environment_digest(definition.environment, code_dir)
+        env = await asyncio.to_thread(resolve_environment, definition.environment, code_dir)
+        if env.lock is not None and not self.objects.exists(lock_key(env.digest)):
+            self.objects.put(lock_key(env.digest), env.lock.encode())
         version = self.store.create_version(
             definition, code_digest=req.package_digest, artifact_run=run,
-            environment_digest=env, actor=actor,
+            environment_digest=env.digest, actor=actor,
         )  # fmt: skip
         self._say(version, f"recorded {definition.name} {version.label} (run {run or 'none'})")
+        if env.lock is not None:
+            self._say(version, f"environment {env.digest[:19]}... locked")
         task = asyncio.create_task(self._deploy(version, req, actor))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

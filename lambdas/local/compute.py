@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from flowhost.errors import DeployError
+from flowhost.lambdas.environments import EnvironmentCache
 from flowhost.lambdas.local.launcher import Launcher
 from flowhost.lambdas.local.pool import Instance, Pool
 from flowhost.lambdas.objectstore import ObjectStore
@@ -30,13 +32,18 @@ class LocalCompute:
         objects: ObjectStore,
         launcher: Launcher,
         *,
+        environments: EnvironmentCache | None = None,
         ready_timeout: float = 120.0,
         drain_timeout: float = 30.0,
         on_exit: Callable[[Pool, Instance, int], None] | None = None,
     ) -> None:
         self.home = home
         self.objects = objects
-        self.launcher = launcher
+        self.launcher = launcher  # the platform's own interpreter
+        self.environments = environments or EnvironmentCache(home / "envs", objects)
+        self._launchers: dict[str, Launcher] = {sys.executable: launcher}
+        self._launcher_lock = asyncio.Lock()
+        self._closing = False
         self.ready_timeout = ready_timeout
         self.drain_timeout = drain_timeout
         self.on_exit = on_exit
@@ -54,13 +61,30 @@ class LocalCompute:
                 shutil.rmtree(tmp, ignore_errors=True)
         return target
 
+    async def launcher_for(self, environment_digest: str) -> Launcher:
+        """The launcher of a version's environment, building the environment on first use."""
+        python = await asyncio.to_thread(self.environments.python, environment_digest)
+        async with self._launcher_lock:
+            launcher = self._launchers.get(python)
+            if launcher is None:
+                launcher = self._launchers[python] = Launcher(python)
+                await launcher.start()
+        return launcher
+
+    async def close(self) -> None:
+        """Stop every instance (the platform is stopping; their exits are expected)."""
+        self._closing = True
+        for launcher in self._launchers.values():
+            await launcher.close()
+
     async def start(self, pool: Pool) -> Instance:
         """Start one instance of ``pool``'s version and wait until it is ready."""
         version = pool.version
+        launcher = await self.launcher_for(version.environment_digest)
         entry_file, _, class_name = version.definition.entrypoint.partition(":")
         settings = RuntimeSettings(run=version.artifact_run, version=f"v{version.number}")
         logs = self.home / "logs" / version.service
-        proc = await self.launcher.spawn(
+        proc = await launcher.spawn(
             code_dir=self.code_dir(version.code_digest),
             entrypoint=f"{entry_file}:{class_name}",
             settings=settings,
@@ -69,7 +93,7 @@ class LocalCompute:
         try:
             await asyncio.wait_for(asyncio.shield(proc.ready), timeout=self.ready_timeout)
         except (TimeoutError, DeployError) as exc:
-            await self.launcher.stop(proc, grace=2)
+            await launcher.stop(proc, grace=2)
             reason = (
                 f"not ready within {self.ready_timeout:g}s"
                 if isinstance(exc, TimeoutError)
@@ -79,14 +103,14 @@ class LocalCompute:
                 f"{pool.key}: the instance failed to start: {reason}. Last log lines:\n"
                 f"{proc.log_tail(12)}"
             ) from None
-        inst = Instance(proc)
+        inst = Instance(proc, launcher)
         proc.exited.add_done_callback(lambda fut: self._exited(pool, inst, fut))
         pool.add(inst)
         log.info("instance started", extra={"fields": {"version": pool.key, "port": inst.port}})
         return inst
 
     def _exited(self, pool: Pool, inst: Instance, fut: asyncio.Future[int]) -> None:
-        if inst in pool.instances:  # not stopped by us: it died
+        if inst in pool.instances and not self._closing:  # not stopped by us: it died
             pool.remove(inst)
             code = fut.result()
             log.warning(
@@ -104,5 +128,5 @@ class LocalCompute:
         while inst.in_flight > 0 and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)  # a bounded drain; the hot path does not signal it
         pool.remove(inst)
-        await self.launcher.stop(inst.process)
+        await inst.launcher.stop(inst.process)
         log.info("instance stopped", extra={"fields": {"version": pool.key, "port": inst.port}})

@@ -122,7 +122,7 @@ class LocalPlatform:
         await self.deployments.close()
         await self.scaler.close()
         await self.router.close()
-        await self.launcher.close()
+        await self.compute.close()
         self.store.close()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

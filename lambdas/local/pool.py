@@ -6,7 +6,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from flowhost.lambdas.local.launcher import Process
+from flowhost.lambdas.local.launcher import Launcher, Process
 from flowhost.lambdas.store.records import VersionRecord
 
 __all__ = ["Instance", "Pool"]
@@ -15,6 +15,7 @@ __all__ = ["Instance", "Pool"]
 @dataclass(eq=False)
 class Instance:
     process: Process
+    launcher: Launcher
     in_flight: int = 0
     draining: bool = False
     started_at: float = field(default_factory=time.monotonic)
