@@ -61,7 +61,7 @@ def _request_changes(where: str, old: Payload, new: Payload) -> list[str]:
                 f"({'|'.join(sorted(before))} -> {'|'.join(sorted(after))})"
             )
     for name in sorted(set(old_props) - set(new_props)):
-        if new_root.get("additionalProperties") is False:
+        if _resolve(new_root, new_root).get("additionalProperties") is False:
             out.append(f"{where} request: field {name!r} was removed and is now rejected")
     return out
 
@@ -96,10 +96,9 @@ def breaking_changes(current: ServiceDefinition, candidate: ServiceDefinition) -
         for method in ep.http_methods:
             if method not in new.http_methods:
                 out.append(f"{where}: HTTP method {method} is no longer accepted")
-        if ep.request.kind != "none":
-            if new.request.kind == "none":
-                out.append(f"{where} request: the body is no longer read")
-            else:
-                out.extend(_request_changes(where, ep.request, new.request))
+        if ep.request.kind != "none" and new.request.kind == "none":
+            out.append(f"{where} request: the body is no longer read")
+        else:  # an endpoint that read no body has an empty schema: new required fields break
+            out.extend(_request_changes(where, ep.request, new.request))
         out.extend(_response_changes(where, ep.response, new.response))
     return out

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from flowhost.services.definition import ServiceDefinition
 
 __all__ = ["AliasRecord", "EventRecord", "VersionRecord", "VersionStatus"]
 
 VersionStatus = Literal["deploying", "ready", "failed", "undeployed"]
+# SQLite keeps no time zone: its timestamps read back naive, and are UTC.
+UtcDatetime = Annotated[
+    datetime, AfterValidator(lambda v: v if v.tzinfo else v.replace(tzinfo=UTC))
+]
 
 
 class _Record(BaseModel):
@@ -28,7 +32,7 @@ class VersionRecord(_Record):
     status: VersionStatus
     error: str | None
     created_by: str
-    created_at: datetime
+    created_at: UtcDatetime
 
     @property
     def label(self) -> str:
@@ -39,7 +43,7 @@ class AliasRecord(_Record):
     service: str
     name: str
     version: int
-    updated_at: datetime
+    updated_at: UtcDatetime
 
 
 class EventRecord(_Record):
@@ -51,4 +55,4 @@ class EventRecord(_Record):
     previous_version: int | None
     actor: str
     detail: dict[str, Any]
-    created_at: datetime
+    created_at: UtcDatetime

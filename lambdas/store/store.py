@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from flowhost.errors import DeployError, NotFoundError
-from flowhost.lambdas.store.models import AliasRow, EventRow, ServiceRow, VersionRow
+from flowhost.lambdas.store.models import AliasRow, EventRow, ServiceRow, VersionRow, utcnow
 from flowhost.lambdas.store.records import AliasRecord, EventRecord, VersionRecord, VersionStatus
 from flowhost.services.definition import ServiceDefinition
 
@@ -58,11 +59,17 @@ def _event(row: EventRow, service: str) -> EventRecord:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # no implicit BEGIN: _sqlite_begin starts each one
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    """Take the write lock up front (waiting up to busy_timeout), as FOR UPDATE would."""
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class StateStore:
@@ -81,6 +88,7 @@ class StateStore:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(url)
             event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "begin", _sqlite_begin)
         else:
             engine = create_engine(url, pool_pre_ping=True)
         return cls(engine)
@@ -196,13 +204,15 @@ class StateStore:
     ) -> VersionRecord:
         """Allocate the next version number and record it as ``deploying``."""
         with self._tx() as s:
+            dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
+            s.execute(
+                dialect.insert(ServiceRow)
+                .values(name=definition.name, created_at=utcnow())
+                .on_conflict_do_nothing(index_elements=["name"])
+            )  # two first deploys of a service may race to create it
             svc = s.scalars(
                 select(ServiceRow).where(ServiceRow.name == definition.name).with_for_update()
-            ).one_or_none()
-            if svc is None:
-                svc = ServiceRow(name=definition.name)
-                s.add(svc)
-                s.flush()
+            ).one()
             number = (
                 s.scalar(select(func.max(VersionRow.number)).where(VersionRow.service_id == svc.id))
                 or 0
@@ -304,9 +314,14 @@ class StateStore:
                 )
                 .order_by(EventRow.id.desc())
             )
-            # Walk back over promotes; a rollback's "previous" is where it came from.
+            # Walk back over promotes; each rollback undid the newest promote not yet undone.
+            undone = 0
             for move in moves:
-                if move.kind == "promote" and move.previous_version_number is not None:
+                if move.kind == "rollback":
+                    undone += 1
+                elif undone:
+                    undone -= 1
+                elif move.previous_version_number is not None:
                     prev = self._version_row(s, svc, move.previous_version_number)
                     if prev.status == "ready" and prev.number != current.version.number:
                         return prev.number
