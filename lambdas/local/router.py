@@ -32,6 +32,8 @@ _HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
      b"trailers", b"transfer-encoding", b"upgrade", b"host", b"content-length"}
 )  # fmt: skip
+# uvicorn writes its own Date and Server on every response; an instance's would repeat them.
+_NOT_FORWARDED = _HOP_BY_HOP | {b"date", b"server"}
 
 
 class Router:
@@ -132,7 +134,7 @@ class Router:
                 pool.last_request = time.monotonic()
                 if inst is not None:
                     inst.in_flight -= 1
-            out = [(k, v) for k, v in response.headers.raw if k.lower() not in _HOP_BY_HOP]
+            out = [(k, v) for k, v in response.headers.raw if k.lower() not in _NOT_FORWARDED]
             out.append((b"content-length", str(len(response.content)).encode()))
             await send(
                 {"type": "http.response.start", "status": response.status_code, "headers": out}

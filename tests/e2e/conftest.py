@@ -1,0 +1,135 @@
+"""Fixtures of the e2e tier: the local platform (``flowhost up``) driven like a user.
+
+Every subprocess gets ``base_env``: Metaflow pointed at a private local datastore for this
+session, where the example flow is run for real once, so the example service has a model.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import EXAMPLE, Platform, PlatformFactory, start_platform
+from tests.integration.support import ROOT
+
+HERE = Path(__file__).resolve().parent
+FLOW_FILE = "examples/flows/sentiment_flow.py"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment of every subprocess (and the Metaflow view of this process)."""
+    home = tmp_path_factory.mktemp("e2e-metaflow")
+    dropped = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "FLOWHOST_URL")
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("METAFLOW_") and k not in dropped
+    }
+    env.update(
+        USERNAME="flowhost-tests",
+        METAFLOW_HOME=str(home / "config"),
+        METAFLOW_DATASTORE_SYSROOT_LOCAL=str(home / "datastore"),
+        METAFLOW_DEFAULT_METADATA="local",
+        METAFLOW_DEFAULT_DATASTORE="local",
+        NO_COLOR="1",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def sentiment_run(base_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Runs the example flow for real; its pathspec (the latest successful run)."""
+    id_file = tmp_path_factory.mktemp("e2e-run-id") / "run-id"
+    result = subprocess.run(
+        [sys.executable, FLOW_FILE, "--quiet", "run", "--run-id-file", str(id_file)],
+        cwd=ROOT,
+        env=base_env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"{FLOW_FILE} run failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+        )
+    return f"SentimentFlow/{id_file.read_text().strip()}"
+
+
+@pytest.fixture(scope="session")
+def platform_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("e2e-platform-logs")
+
+
+class _Platforms:
+    """Starts platforms and stops every one of them at teardown, even after a failure."""
+
+    def __init__(
+        self, env: dict[str, str], logs: Path, tmp: pytest.TempPathFactory, sentiment_run: str
+    ) -> None:
+        self.env, self.logs, self.tmp = env, logs, tmp
+        self.started: list[Platform] = []
+        assert sentiment_run  # the example flow has run: the example service can deploy
+
+    def launch(self, *options: str, home: Path | None = None, port: int | None = None) -> Platform:
+        home = home or self.tmp.mktemp("flowhost-home")
+        platform = start_platform(*options, home=home, env=self.env, log_dir=self.logs, port=port)
+        self.started.append(platform)
+        return platform
+
+    def stop_all(self) -> None:
+        for platform in self.started:
+            platform.stop()
+
+
+@pytest.fixture
+def launch(
+    base_env: dict[str, str],
+    platform_logs: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    sentiment_run: str,
+) -> Iterator[PlatformFactory]:
+    """``launch(*options, home=None, port=None)`` starts ``flowhost up`` for one test."""
+    platforms = _Platforms(base_env, platform_logs, tmp_path_factory, sentiment_run)
+    try:
+        yield platforms.launch
+    finally:
+        platforms.stop_all()
+
+
+@pytest.fixture
+def platform(launch: PlatformFactory) -> Platform:
+    """A fresh platform with nothing deployed."""
+    return launch()
+
+
+@pytest.fixture(scope="session")
+def sentiment_platform(
+    base_env: dict[str, str],
+    platform_logs: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    sentiment_run: str,
+) -> Iterator[Platform]:
+    """One platform for read-only tests: the example service deployed once, as production v1.
+
+    Tests that use it must not deploy, promote or undeploy anything.
+    """
+    platforms = _Platforms(base_env, platform_logs, tmp_path_factory, sentiment_run)
+    try:
+        platform = platforms.launch()
+        version = platform.deploy(EXAMPLE, promote=True)
+        assert (version["number"], version["status"]) == (1, "ready")
+        yield platform
+    finally:
+        platforms.stop_all()
