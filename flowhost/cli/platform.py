@@ -55,6 +55,9 @@ def up(
         float,
         typer.Option(help="Seconds of peak load remembered before scaling down.", min=0, max=3600),
     ] = 30.0,
+    health_interval: Annotated[
+        float, typer.Option(help="Seconds between health checks of instances.", min=0.05)
+    ] = 5.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Start the local platform: API, router, activator and scaler on one port."""
@@ -65,7 +68,7 @@ def up(
         PlatformSettings(
             home=home, host=host, port=port, store_url=store_url,
             cold_start_timeout=cold_start_timeout, scaler_tick=scaler_tick,
-            scale_down_window=scale_down_window,
+            scale_down_window=scale_down_window, health_interval=health_interval,
         ),
         log_level=log_level,
     )  # fmt: skip

@@ -20,6 +20,7 @@ from flowhost.lambdas.api import create_api, create_catalog
 from flowhost.lambdas.deployments import Deployments
 from flowhost.lambdas.local.compute import LocalCompute
 from flowhost.lambdas.local.fleet import LocalFleet
+from flowhost.lambdas.local.health import HealthChecker
 from flowhost.lambdas.local.launcher import Launcher
 from flowhost.lambdas.local.router import Router
 from flowhost.lambdas.local.routes import RouteTable
@@ -45,6 +46,7 @@ class PlatformSettings:
     scale_down_window: float = 30.0
     cold_start_timeout: float = 60.0
     ready_timeout: float = 120.0
+    health_interval: float = 5.0
 
 
 class LocalPlatform:
@@ -64,6 +66,9 @@ class LocalPlatform:
             self.compute, self.routes.all_pools, tick=settings.scaler_tick,
             window=settings.scale_down_window,
         )  # fmt: skip
+        self.health = HealthChecker(
+            self.compute, self.routes.all_pools, interval=settings.health_interval
+        )
         self.fleet = LocalFleet(self.compute, self.routes, self.scaler)
         self.deployments = Deployments(self.store, self.objects, self.fleet)
         self.router = Router(
@@ -71,7 +76,7 @@ class LocalPlatform:
         )
         self.api = create_api(self.deployments, instances=self.instances, logs=self.logs)
         self.catalog = create_catalog(self.deployments)
-        self._scaler_task: asyncio.Task[None] | None = None
+        self._loops: list[asyncio.Task[None]] = []
 
     def instances(self, service: str) -> dict[str, Any]:
         pools = self.routes.pools.get(service, {})
@@ -111,14 +116,18 @@ class LocalPlatform:
                 restored += 1
         for alias in self.store.aliases():
             self.routes.point(alias.service, alias.name, alias.version)
-        self._scaler_task = asyncio.create_task(self.scaler.run(), name="flowhost-scaler")
+        self._loops = [
+            asyncio.create_task(self.scaler.run(), name="flowhost-scaler"),
+            asyncio.create_task(self.health.run(), name="flowhost-health"),
+        ]
         log.info("platform started", extra={"fields": {"versions_restored": restored}})
 
     async def stop(self) -> None:
-        if self._scaler_task is not None:
-            self._scaler_task.cancel()
+        for loop in self._loops:
+            loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._scaler_task
+                await loop
+        await self.health.close()
         await self.deployments.close()
         await self.scaler.close()
         await self.router.close()

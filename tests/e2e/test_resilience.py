@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from typing import Any
@@ -67,3 +68,27 @@ def test_killed_instance_is_replaced(launch: PlatformFactory) -> None:
     assert len(pids) == 1
     assert victim not in pids
     assert not accepts_connections(port)
+
+
+def test_wedged_instance_is_replaced(launch: PlatformFactory) -> None:
+    platform = launch("--scaler-tick", "0.1", "--health-interval", "0.2")
+    platform.deploy(SERVICES / "whoami.py", promote=True)  # min_instances=1
+    [port] = platform.wait_instances("whoami", 1, ready=1)["ports"]
+    victim = platform.http.post("/whoami/pid", json={}).json()["pid"]
+
+    os.kill(victim, signal.SIGSTOP)  # alive, but answers nothing: only health checks see it
+    try:
+
+        def replaced() -> dict[str, Any] | None:
+            platform.check_alive()
+            info = platform.instances("whoami", 1)
+            return info if info["ready"] == 1 and info["ports"] != [port] else None
+
+        poll("the wedged instance to be replaced", replaced, timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGCONT)
+    answer = platform.http.post("/whoami/pid", json={})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["pid"] != victim
+    assert "instance failed its health checks" in platform.log()
