@@ -120,13 +120,14 @@ class LocalCompute:
             if self.on_exit is not None:
                 self.on_exit(pool, inst, code)
 
-    async def stop(self, pool: Pool, inst: Instance) -> None:
-        """Take ``inst`` out of routing, let its requests finish (bounded), then stop it."""
+    async def stop(self, pool: Pool, inst: Instance, *, grace: float = 10.0) -> None:
+        """Take ``inst`` out of routing, let its requests finish (bounded), then stop it
+        (SIGTERM, then SIGKILL after ``grace`` seconds)."""
         inst.draining = True
         pool.notify()
         deadline = asyncio.get_running_loop().time() + self.drain_timeout
         while inst.in_flight > 0 and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)  # a bounded drain; the hot path does not signal it
         pool.remove(inst)
-        await inst.launcher.stop(inst.process)
+        await inst.launcher.stop(inst.process, grace=grace)
         log.info("instance stopped", extra={"fields": {"version": pool.key, "port": inst.port}})

@@ -69,7 +69,7 @@ class HealthChecker:
 
     async def _replace(self, pool: Pool, inst: Instance) -> None:
         try:
-            await self.compute.stop(pool, inst)
+            await self.compute.stop(pool, inst, grace=2.0)  # it answers nothing: no long wait
         finally:
             self._replacing.discard(inst)
             self._misses.pop(inst, None)
