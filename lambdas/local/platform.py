@@ -130,7 +130,6 @@ class LocalPlatform:
         await self.health.close()
         await self.deployments.close()
         await self.scaler.close()
-        await self.router.close()
         await self.compute.close()
         self.store.close()
 

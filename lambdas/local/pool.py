@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from flowhost.lambdas.local.launcher import Launcher, Process
+from flowhost.lambdas.local.upstream import UpstreamPool
 from flowhost.lambdas.store.records import VersionRecord
 
 __all__ = ["Instance", "Pool"]
@@ -19,6 +20,10 @@ class Instance:
     in_flight: int = 0
     draining: bool = False
     started_at: float = field(default_factory=time.monotonic)
+    upstream: UpstreamPool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.upstream = UpstreamPool(self.process.port)
 
     @property
     def port(self) -> int:
@@ -65,6 +70,7 @@ class Pool:
     def remove(self, inst: Instance) -> None:
         if inst in self.instances:
             self.instances.remove(inst)
+        inst.upstream.close()
         self.notify()
 
     def notify(self) -> None:

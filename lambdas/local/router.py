@@ -16,12 +16,11 @@ import time
 import uuid
 from typing import Any
 
-import httpx
-
 from flowhost.errors import FlowhostError
 from flowhost.lambdas.local.pool import Instance, Pool
 from flowhost.lambdas.local.routes import RouteTable
 from flowhost.lambdas.local.scaler import Scaler
+from flowhost.lambdas.local.upstream import UpstreamError
 from flowhost.services.runtime.responses import HttpError, error_body
 
 __all__ = ["Router"]
@@ -43,14 +42,6 @@ class Router:
         self.routes = routes
         self.scaler = scaler
         self.cold_start_timeout = cold_start_timeout
-        self.client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
-            timeout=httpx.Timeout(None),
-            trust_env=False,
-        )
-
-    async def close(self) -> None:
-        await self.client.aclose()
 
     def _target(self, path: str) -> tuple[Pool, str]:
         target, _, endpoint = path.lstrip("/").partition("/")
@@ -121,25 +112,20 @@ class Router:
                 body = await self._body(receive)
                 inst = await self._instance(pool)
                 inst.in_flight += 1
-                query = scope.get("query_string", b"")
-                url = f"http://127.0.0.1:{inst.port}/{endpoint}"
-                if query:
-                    url += "?" + query.decode("latin-1")
-                response = await self.client.request(
-                    scope["method"], url, content=body, headers=headers,
-                    timeout=pool.endpoints[endpoint].timeout + 5,
-                )  # fmt: skip
+                query: bytes = scope.get("query_string", b"")
+                target = f"/{endpoint}?{query.decode('latin-1')}" if query else f"/{endpoint}"
+                response = await inst.upstream.request(
+                    scope["method"], target, headers, body, pool.endpoints[endpoint].timeout + 5
+                )
             finally:
                 pool.in_flight -= 1
                 pool.last_request = time.monotonic()
                 if inst is not None:
                     inst.in_flight -= 1
-            out = [(k, v) for k, v in response.headers.raw if k.lower() not in _NOT_FORWARDED]
-            out.append((b"content-length", str(len(response.content)).encode()))
-            await send(
-                {"type": "http.response.start", "status": response.status_code, "headers": out}
-            )
-            await send({"type": "http.response.body", "body": response.content})
+            out = [(k, v) for k, v in response.headers if k not in _NOT_FORWARDED]
+            out.append((b"content-length", str(len(response.body)).encode()))
+            await send({"type": "http.response.start", "status": response.status, "headers": out})
+            await send({"type": "http.response.body", "body": response.body})
             return
         except HttpError as exc:
             status, payload, extra = (
@@ -149,7 +135,7 @@ class Router:
             )
         except FlowhostError as exc:
             status, payload, extra = exc.status, error_body(exc.code, exc.message, request_id), []
-        except httpx.HTTPError as exc:
+        except (UpstreamError, OSError, TimeoutError) as exc:
             where = pool.key if pool is not None else "the instance"
             log.warning(
                 "proxy error", extra={"fields": {"request_id": request_id, "error": repr(exc)}}
@@ -159,6 +145,15 @@ class Router:
                 "instance_unavailable",
                 f"{where}: the instance dropped the request ({type(exc).__name__}); request id "
                 f"{request_id}. Retry; the platform replaces instances that die.",
+                request_id,
+            )
+        except Exception:  # a router bug must still answer in the error shape, and be logged
+            log.exception("router error", extra={"fields": {"request_id": request_id}})
+            status, extra = 500, []
+            payload = error_body(
+                "router_error",
+                f"the platform's router failed on this request; request id {request_id}. "
+                "The traceback is in the platform log.",
                 request_id,
             )
         await send(
