@@ -22,6 +22,7 @@ import flowhost
 from flowhost.services.openapi import build_openapi
 from flowhost.services.runtime.dispatch import EndpointHandler
 from flowhost.services.runtime.instance import InstanceState
+from flowhost.services.runtime.logs import AccessLog
 from flowhost.services.runtime.metrics import InstanceMetrics
 from flowhost.services.runtime.responses import error_body
 from flowhost.services.runtime.settings import RuntimeSettings
@@ -44,6 +45,7 @@ class ServingApp:
         self.executor = ThreadPoolExecutor(
             max_workers=settings.threads, thread_name_prefix="flowhost-endpoint"
         )
+        self.access = AccessLog()
         base_headers = [
             (b"x-flowhost-service", self.definition.name.encode()),
             (b"x-flowhost-version", settings.version.encode()),
@@ -56,6 +58,7 @@ class ServingApp:
                 self.executor,
                 settings.max_body_bytes,
                 base_headers,
+                self.access,
             )
             for name, binding in service.bindings.items()
         }
@@ -147,6 +150,7 @@ class ServingApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.executor.shutdown(wait=False, cancel_futures=True)
+                self.access.flush()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import os
 import re
 import time
-import uuid
 from concurrent.futures import Executor
 from functools import partial
 from typing import Any
@@ -25,7 +25,7 @@ from pydantic_core import PydanticSerializationError
 from flowhost.errors import FlowhostError
 from flowhost.services.compile import EndpointBinding
 from flowhost.services.runtime.instance import InstanceState
-from flowhost.services.runtime.logs import ACCESS
+from flowhost.services.runtime.logs import AccessLog
 from flowhost.services.runtime.metrics import EndpointMetrics
 from flowhost.services.runtime.responses import HttpError, error_body
 
@@ -62,6 +62,7 @@ class EndpointHandler:
         executor: Executor,
         max_body_bytes: int,
         base_headers: list[tuple[bytes, bytes]],
+        access: AccessLog,
     ) -> None:
         d = binding.definition
         self.definition = d
@@ -74,6 +75,7 @@ class EndpointHandler:
         self.executor = executor
         self.max_body_bytes = max_body_bytes
         self.base_headers = base_headers
+        self.access = access
         self.request_adapter: TypeAdapter[Any] | None = (
             TypeAdapter(binding.request_type) if binding.request_type is not None else None
         )
@@ -197,7 +199,7 @@ class EndpointHandler:
             elif key == b"content-length" and value.isdigit():
                 declared = int(value)
         if request_id is None:
-            request_id = uuid.uuid4().hex
+            request_id = os.urandom(16).hex()
         method: str = scope["method"]
         metrics = self.metrics
         extra_headers: list[tuple[bytes, bytes]] = []
@@ -258,20 +260,17 @@ class EndpointHandler:
         await send({"type": "http.response.body", "body": payload})
         elapsed = time.perf_counter() - started
         metrics.record(status, elapsed, error_code)
-        if ACCESS.isEnabledFor(logging.INFO):
-            ACCESS.info(
-                "request",
-                extra={
-                    "fields": {
-                        "request_id": request_id,
-                        "method": method,
-                        "path": scope["path"],
-                        "endpoint": self.name,
-                        "status": status,
-                        "error_code": error_code,
-                        "duration_ms": round(elapsed * 1000, 3),
-                        "response_bytes": len(payload),
-                        "run": self.state.run,
-                    }
-                },
+        if self.access.enabled:
+            self.access.write(
+                {
+                    "request_id": request_id,
+                    "method": method,
+                    "path": scope["path"],
+                    "endpoint": self.name,
+                    "status": status,
+                    "error_code": error_code,
+                    "duration_ms": round(elapsed * 1000, 3),
+                    "response_bytes": len(payload),
+                    "run": self.state.run,
+                }
             )
