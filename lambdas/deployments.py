@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import logging
 from collections import defaultdict
+from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,7 +34,7 @@ log = logging.getLogger("flowhost.deployments")
 class Fleet(Protocol):
     """Where versions run and how traffic reaches them."""
 
-    def code_dir(self, digest: str) -> Any: ...
+    def code_dir(self, digest: str) -> Path: ...
     async def launch(self, version: VersionRecord) -> None: ...
     def route(self, service: str, alias: str, number: int) -> None: ...
     async def retire(self, service: str, number: int) -> None: ...

@@ -134,21 +134,24 @@ def _compile_endpoint(cls: type, attr: str, fn: Any, options: EndpointOptions) -
     return EndpointBinding(definition, request_type, response_type)
 
 
-def _collect_endpoints(cls: type) -> dict[str, tuple[Any, EndpointOptions]]:
+def _members(cls: type) -> dict[str, Any]:
+    """Class attributes as Python resolves them: subclasses override their bases."""
     members: dict[str, Any] = {}
     for klass in reversed(cls.__mro__):
         members.update(vars(klass))
+    return members
+
+
+def _collect_endpoints(cls: type) -> dict[str, tuple[Any, EndpointOptions]]:
     return {
         attr: (fn, getattr(fn, ENDPOINT_ATTR))
-        for attr, fn in members.items()
+        for attr, fn in _members(cls).items()
         if hasattr(fn, ENDPOINT_ATTR)
     }
 
 
 def _collect_audits(cls: type) -> tuple[str, ...]:
-    members: dict[str, Any] = {}
-    for klass in reversed(cls.__mro__):
-        members.update(vars(klass))
+    members = _members(cls)
     return tuple(sorted(attr for attr, fn in members.items() if getattr(fn, AUDIT_ATTR, False)))
 
 
