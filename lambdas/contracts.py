@@ -47,19 +47,13 @@ def _fields(payload: Payload) -> tuple[dict[str, Any], set[str], dict[str, Any]]
 
 
 def _request_changes(where: str, old: Payload, new: Payload) -> list[str]:
-    old_props, old_req, old_root = _fields(old)
+    old_props, old_req, _ = _fields(old)
     new_props, new_req, new_root = _fields(new)
     out: list[str] = []
     for name in sorted(new_req - old_req):
         state = "became required" if name in old_props else "is a new required field"
         out.append(f"{where} request: field {name!r} {state}")
-    for name in sorted(set(old_props) & set(new_props)):
-        before, after = _types(old_props[name], old_root), _types(new_props[name], new_root)
-        if "any" not in after and not before <= after:
-            out.append(
-                f"{where} request: field {name!r} changed type "
-                f"({'|'.join(sorted(before))} -> {'|'.join(sorted(after))})"
-            )
+    out += _type_changes(f"{where} request", old, new, may_widen=True)
     for name in sorted(set(old_props) - set(new_props)):
         if _resolve(new_root, new_root).get("additionalProperties") is False:
             out.append(f"{where} request: field {name!r} was removed and is now rejected")
@@ -67,17 +61,32 @@ def _request_changes(where: str, old: Payload, new: Payload) -> list[str]:
 
 
 def _response_changes(where: str, old: Payload, new: Payload) -> list[str]:
-    old_props, _old_req, old_root = _fields(old)
-    new_props, _new_req, new_root = _fields(new)
+    old_props, _, _ = _fields(old)
+    new_props, _, _ = _fields(new)
     out = [
         f"{where} response: field {name!r} was removed"
         for name in sorted(set(old_props) - set(new_props))
     ]
+    out += _type_changes(f"{where} response", old, new, may_widen=False)
+    return out
+
+
+def _type_changes(where: str, old: Payload, new: Payload, *, may_widen: bool) -> list[str]:
+    """Fields in both payloads whose JSON types changed incompatibly. A request field may
+    widen (old clients' values still validate); a response field may narrow (old clients
+    still understand it). A side that accepts anything never breaks."""
+    old_props, _, old_root = _fields(old)
+    new_props, _, new_root = _fields(new)
+    out: list[str] = []
     for name in sorted(set(old_props) & set(new_props)):
         before, after = _types(old_props[name], old_root), _types(new_props[name], new_root)
-        if "any" not in before and not after <= before:
+        if may_widen:
+            fits = "any" in after or before <= after
+        else:
+            fits = "any" in before or after <= before
+        if not fits:
             out.append(
-                f"{where} response: field {name!r} changed type "
+                f"{where}: field {name!r} changed type "
                 f"({'|'.join(sorted(before))} -> {'|'.join(sorted(after))})"
             )
     return out

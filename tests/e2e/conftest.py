@@ -6,7 +6,6 @@ session, where the example flow is run for real once, so the example service has
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import EXAMPLE, Platform, PlatformFactory, start_platform
-from tests.integration.support import ROOT
+from tests.integration.support import ROOT, isolated_env
 
 HERE = Path(__file__).resolve().parent
 FLOW_FILE = "examples/flows/sentiment_flow.py"
@@ -30,21 +29,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The environment of every subprocess (and the Metaflow view of this process)."""
-    home = tmp_path_factory.mktemp("e2e-metaflow")
-    dropped = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "FLOWHOST_URL")
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("METAFLOW_") and k not in dropped
-    }
-    env.update(
-        USERNAME="flowhost-tests",
-        METAFLOW_HOME=str(home / "config"),
-        METAFLOW_DATASTORE_SYSROOT_LOCAL=str(home / "datastore"),
-        METAFLOW_DEFAULT_METADATA="local",
-        METAFLOW_DEFAULT_DATASTORE="local",
-        NO_COLOR="1",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+    return isolated_env(tmp_path_factory.mktemp("e2e-metaflow"))
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ this session, so runs made here never mix with a developer's own.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -20,6 +19,7 @@ from tests.integration.support import (
     SentimentRuns,
     ServeFactory,
     Server,
+    isolated_env,
     start_server,
 )
 
@@ -37,21 +37,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The environment of every subprocess the integration tests start."""
-    home = tmp_path_factory.mktemp("metaflow")
-    dropped = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("METAFLOW_") and k not in dropped
-    }
-    env.update(
-        USERNAME="flowhost-tests",
-        METAFLOW_HOME=str(home / "config"),  # no user config file leaks in
-        METAFLOW_DATASTORE_SYSROOT_LOCAL=str(home / "datastore"),
-        METAFLOW_DEFAULT_METADATA="local",
-        METAFLOW_DEFAULT_DATASTORE="local",
-        NO_COLOR="1",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+    return isolated_env(tmp_path_factory.mktemp("metaflow"))
 
 
 def _train(env: Mapping[str, str], id_file: Path, *params: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -23,6 +24,7 @@ __all__ = [
     "ServeFactory",
     "Server",
     "free_port",
+    "isolated_env",
     "poll",
     "run_flowhost",
     "start_server",
@@ -44,6 +46,25 @@ class SentimentRuns:
 
     older: str  # trained with --smoothing 5, so its model scores differently
     latest: str  # default parameters; the latest successful run
+
+
+def isolated_env(home: Path) -> dict[str, str]:
+    """The environment of every subprocess the tests start: Metaflow confined to ``home``
+    (no user config, a private local datastore), no colors, no platform URL leaking in."""
+    dropped = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "FLOWHOST_URL")
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("METAFLOW_") and k not in dropped
+    }
+    env.update(
+        USERNAME="flowhost-tests",
+        METAFLOW_HOME=str(home / "config"),
+        METAFLOW_DATASTORE_SYSROOT_LOCAL=str(home / "datastore"),
+        METAFLOW_DEFAULT_METADATA="local",
+        METAFLOW_DEFAULT_DATASTORE="local",
+        NO_COLOR="1",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
 
 
 def free_port() -> int:

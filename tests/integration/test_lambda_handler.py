@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -74,21 +76,31 @@ def deployments(tmp_path: Path) -> Deployments:
     return Deployments(store, objects, fleet)
 
 
+@pytest.fixture
+def handler(deployments: Deployments) -> Iterator[Any]:
+    """The Lambda handler. Mangum keeps an event loop on the thread, as Lambda reuses it
+    across invocations; the test closes it afterwards."""
+    yield create_handler(deployments)
+    loop = asyncio.get_event_loop_policy().get_event_loop()
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
 def call(handler: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     response = handler(event(method, path, body), SimpleNamespace())
     return response["statusCode"], json.loads(response["body"])
 
 
-def test_reads_through_mangum(deployments: Deployments) -> None:
-    handler = create_handler(deployments)
+def test_reads_through_mangum(handler: Any) -> None:
     status, services = call(handler, "GET", "/api/services")
     assert status == 200
     assert [s["name"] for s in services] == ["echo"]
     assert [v["number"] for v in services[0]["versions"]] == [1, 2]
 
 
-def test_promote_and_rollback_through_mangum_record_the_actor(deployments: Deployments) -> None:
-    handler = create_handler(deployments)
+def test_promote_and_rollback_through_mangum_record_the_actor(
+    handler: Any, deployments: Deployments
+) -> None:
     assert call(handler, "POST", "/api/services/echo/aliases/production", {"version": 1})[0] == 200
     status, body = call(handler, "POST", "/api/services/echo/aliases/production", {"version": 2})
     assert (status, body["previous"]) == (200, 1)
@@ -100,8 +112,7 @@ def test_promote_and_rollback_through_mangum_record_the_actor(deployments: Deplo
     ]  # fmt: skip
 
 
-def test_errors_keep_their_shape_through_mangum(deployments: Deployments) -> None:
-    handler = create_handler(deployments)
+def test_errors_keep_their_shape_through_mangum(handler: Any) -> None:
     status, body = call(handler, "GET", "/api/services/nope")
     assert status == 404
     assert body["error"]["code"] == "not_found"
