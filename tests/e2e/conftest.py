@@ -6,24 +6,13 @@ session, where the example flow is run for real once, so the example service has
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.harness import EXAMPLE, Platform, PlatformFactory, start_platform
-from tests.integration.support import ROOT, isolated_env
-
-HERE = Path(__file__).resolve().parent
-FLOW_FILE = "examples/flows/sentiment_flow.py"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.is_relative_to(HERE):
-            item.add_marker(pytest.mark.integration)
+from tests.integration.support import isolated_env, train_sentiment
 
 
 @pytest.fixture(scope="session")
@@ -35,21 +24,7 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def sentiment_run(base_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
     """Runs the example flow for real; its pathspec (the latest successful run)."""
-    id_file = tmp_path_factory.mktemp("e2e-run-id") / "run-id"
-    result = subprocess.run(
-        [sys.executable, FLOW_FILE, "--quiet", "run", "--run-id-file", str(id_file)],
-        cwd=ROOT,
-        env=base_env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(
-            f"{FLOW_FILE} run failed ({result.returncode}):\n{result.stdout}{result.stderr}"
-        )
-    return f"SentimentFlow/{id_file.read_text().strip()}"
+    return train_sentiment(base_env, tmp_path_factory.mktemp("e2e-run-id") / "run-id")
 
 
 @pytest.fixture(scope="session")

@@ -6,32 +6,20 @@ this session, so runs made here never mix with a developer's own.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
 from tests.integration.support import (
-    ROOT,
     SERVICES,
     SentimentRuns,
     ServeFactory,
     Server,
     isolated_env,
     start_server,
+    train_sentiment,
 )
-
-HERE = Path(__file__).resolve().parent
-FLOW = "SentimentFlow"
-FLOW_FILE = "examples/flows/sentiment_flow.py"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.is_relative_to(HERE):
-            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
@@ -40,31 +28,14 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return isolated_env(tmp_path_factory.mktemp("metaflow"))
 
 
-def _train(env: Mapping[str, str], id_file: Path, *params: str) -> str:
-    result = subprocess.run(
-        [sys.executable, FLOW_FILE, "--quiet", "run", "--run-id-file", str(id_file), *params],
-        cwd=ROOT,
-        env=dict(env),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(
-            f"{FLOW_FILE} run failed ({result.returncode}):\n{result.stdout}{result.stderr}"
-        )
-    return f"{FLOW}/{id_file.read_text().strip()}"
-
-
 @pytest.fixture(scope="session")
 def sentiment_runs(
     base_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> SentimentRuns:
     """Runs the example flow for real, twice: an older run, then the latest one."""
     ids = tmp_path_factory.mktemp("run-ids")
-    older = _train(base_env, ids / "older", "--smoothing", "5")
-    latest = _train(base_env, ids / "latest")
+    older = train_sentiment(base_env, ids / "older", "--smoothing", "5")
+    latest = train_sentiment(base_env, ids / "latest")
     assert older != latest
     return SentimentRuns(older=older, latest=latest)
 

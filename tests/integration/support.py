@@ -28,6 +28,7 @@ __all__ = [
     "poll",
     "run_flowhost",
     "start_server",
+    "train_sentiment",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +39,8 @@ START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
 T = TypeVar("T")
+
+FLOW_FILE = "examples/flows/sentiment_flow.py"
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,24 @@ def isolated_env(home: Path) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
     )
     return env
+
+
+def train_sentiment(env: Mapping[str, str], id_file: Path, *params: str) -> str:
+    """Runs the example flow for real (with ``params``); the pathspec of the new run."""
+    result = subprocess.run(
+        [sys.executable, FLOW_FILE, "--quiet", "run", "--run-id-file", str(id_file), *params],
+        cwd=ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"{FLOW_FILE} run failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+        )
+    return f"SentimentFlow/{id_file.read_text().strip()}"
 
 
 def free_port() -> int:
