@@ -6,8 +6,9 @@ this session, so runs made here never mix with a developer's own.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from tests.integration.support import (
     SentimentRuns,
     ServeFactory,
     Server,
+    free_port,
     isolated_env,
     start_server,
     train_sentiment,
@@ -82,3 +84,39 @@ def toolbox(base_env: dict[str, str], server_logs: Path) -> Iterator[Server]:
     )
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """AWS APIs for the AWS ports' tests: moto in server mode on 127.0.0.1 (real HTTP,
+    real boto3 clients), for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws_client(moto_endpoint: str) -> Iterator[Callable[[str], Any]]:
+    """``aws_client("s3")``: a boto3 client against the moto server, closed afterwards."""
+    import boto3
+
+    clients: list[Any] = []
+
+    def make(service: str) -> Any:
+        client = boto3.client(  # pyright: ignore[reportCallIssue]
+            service,  # pyright: ignore[reportArgumentType]
+            endpoint_url=moto_endpoint, region_name="us-east-1",
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )  # fmt: skip
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
