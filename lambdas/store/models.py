@@ -8,10 +8,28 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["AliasRow", "Base", "EventRow", "ServiceRow", "VersionRow", "utcnow"]
+__all__ = [
+    "AliasRow",
+    "AsyncRequestRow",
+    "Base",
+    "EventRow",
+    "ServiceRow",
+    "VersionRow",
+    "utcnow",
+]
 
 
 def utcnow() -> datetime:
@@ -90,3 +108,32 @@ class EventRow(Base):
     actor: Mapped[str] = mapped_column(String(255))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AsyncRequestRow(Base):
+    """One asynchronous request: where it is, what ran it, where its payload and result are."""
+
+    __tablename__ = "async_requests"
+    __table_args__ = (
+        UniqueConstraint("service", "idempotency_key", name="uq_async_requests_idempotency"),
+        Index("ix_async_requests_expires", "expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    service: Mapped[str] = mapped_column(String(63))
+    endpoint: Mapped[str] = mapped_column(String(63))
+    target: Mapped[str] = mapped_column(String(63))  # alias or version ref asked for
+    version_number: Mapped[int | None] = mapped_column(Integer)  # the version that ran it
+    status: Mapped[str] = mapped_column(String(16))  # queued|running|succeeded|failed|expired
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    timeout_seconds: Mapped[float] = mapped_column(Float)
+    payload_key: Mapped[str] = mapped_column(String(255))
+    result_key: Mapped[str | None] = mapped_column(String(255))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    callback_status: Mapped[str | None] = mapped_column(String(16))  # delivered | gave_up
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    expires_at: Mapped[datetime | None] = mapped_column()

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from flowhost.services.definition import ServiceDefinition
 
-__all__ = ["AliasRecord", "EventRecord", "VersionRecord", "VersionStatus"]
+__all__ = ["AliasRecord", "EventRecord", "UtcDatetime", "VersionRecord", "VersionStatus"]
 
 VersionStatus = Literal["deploying", "ready", "failed", "undeployed"]
 # SQLite keeps no time zone: its timestamps read back naive, and are UTC.

@@ -1,0 +1,213 @@
+"""``RequestStore``: the records of asynchronous requests, next to the state of the world.
+
+Request ids are unguessable (192 random bits). Payloads and results live in the
+ObjectStore; a record holds their keys. Transitions are conditional updates, so a
+result is written once even when a job runs twice (at-least-once delivery).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Generator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any, Literal, cast
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import CursorResult, Engine, Result, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from flowhost.errors import NotFoundError
+from flowhost.lambdas.store.models import AsyncRequestRow, utcnow
+from flowhost.lambdas.store.records import UtcDatetime
+
+__all__ = ["MAX_ASYNC_TIMEOUT", "AsyncRequest", "RequestStatus", "RequestStore"]
+
+MAX_ASYNC_TIMEOUT = 12 * 3600.0  # the SQS visibility ceiling
+RequestStatus = Literal["queued", "running", "succeeded", "failed", "expired"]
+_FINISHED = ("succeeded", "failed")
+
+
+class AsyncRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    service: str
+    endpoint: str
+    target: str
+    version: int | None
+    status: RequestStatus
+    idempotency_key: str | None
+    callback_url: str | None
+    timeout_seconds: float
+    payload_key: str
+    result_key: str | None
+    attempts: int
+    error: str | None
+    callback_status: str | None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
+    expires_at: UtcDatetime | None
+
+
+def _record(row: AsyncRequestRow) -> AsyncRequest:
+    return AsyncRequest(
+        id=row.id, service=row.service, endpoint=row.endpoint, target=row.target,
+        version=row.version_number, status=row.status,  # pyright: ignore[reportArgumentType]
+        idempotency_key=row.idempotency_key, callback_url=row.callback_url,
+        timeout_seconds=row.timeout_seconds, payload_key=row.payload_key,
+        result_key=row.result_key, attempts=row.attempts, error=row.error,
+        callback_status=row.callback_status, created_at=row.created_at,
+        started_at=row.started_at, finished_at=row.finished_at, expires_at=row.expires_at,
+    )  # fmt: skip
+
+
+def _changed(result: Result[Any]) -> int:
+    """Rows an UPDATE matched (its result is a CursorResult)."""
+    return cast(CursorResult[Any], result).rowcount
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_urlsafe(24)
+
+
+class RequestStore:
+    """Async request records on the platform's database (the StateStore's engine)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._session = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def _tx(self) -> Generator[Session]:
+        with self._session.begin() as session:
+            yield session
+
+    def create(
+        self,
+        *,
+        service: str,
+        endpoint: str,
+        target: str,
+        payload_key: str,
+        timeout_seconds: float,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+        request_id: str | None = None,
+    ) -> tuple[AsyncRequest, bool]:
+        """Record a queued request; with an idempotency key already used for this
+        service, the existing request instead. Returns ``(request, created)``."""
+        if idempotency_key is not None:
+            existing = self._by_key(service, idempotency_key)
+            if existing is not None:
+                return existing, False
+        row = AsyncRequestRow(
+            id=request_id or new_request_id(), service=service, endpoint=endpoint,
+            target=target, status="queued", idempotency_key=idempotency_key,
+            callback_url=callback_url, timeout_seconds=timeout_seconds,
+            payload_key=payload_key, attempts=0,
+        )  # fmt: skip
+        try:
+            with self._tx() as s:
+                s.add(row)
+        except IntegrityError:  # a concurrent submit with the same key won the race
+            assert idempotency_key is not None
+            existing = self._by_key(service, idempotency_key)
+            if existing is None:  # pragma: no cover - the key's row vanished: not ours
+                raise
+            return existing, False
+        return _record(row), True
+
+    def _by_key(self, service: str, key: str) -> AsyncRequest | None:
+        with self._tx() as s:
+            row = s.scalars(
+                select(AsyncRequestRow).where(
+                    AsyncRequestRow.service == service, AsyncRequestRow.idempotency_key == key
+                )
+            ).one_or_none()
+            return _record(row) if row is not None else None
+
+    def get(self, request_id: str) -> AsyncRequest:
+        with self._tx() as s:
+            row = s.get(AsyncRequestRow, request_id)
+            if row is None:
+                raise NotFoundError(
+                    f"no request {request_id!r}. Request ids come from the 202 answer of "
+                    "POST /{service}/{endpoint}/async; results expire after their TTL."
+                )
+            return _record(row)
+
+    def start(self, request_id: str, version: int) -> AsyncRequest | None:
+        """Mark a delivery as running (one more attempt); None if it already finished."""
+        with self._tx() as s:
+            done = s.execute(
+                update(AsyncRequestRow)
+                .where(
+                    AsyncRequestRow.id == request_id,
+                    AsyncRequestRow.status.in_(("queued", "running")),
+                )
+                .values(
+                    status="running",
+                    version_number=version,
+                    started_at=utcnow(),
+                    attempts=AsyncRequestRow.attempts + 1,
+                )
+            )
+            if _changed(done) == 0:
+                return None
+            row = s.get(AsyncRequestRow, request_id)
+            assert row is not None
+            return _record(row)
+
+    def finish(
+        self,
+        request_id: str,
+        status: Literal["succeeded", "failed"],
+        *,
+        ttl: timedelta,
+        result_key: str | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Record the outcome once: False if another delivery already finished it."""
+        now = utcnow()
+        with self._tx() as s:
+            done = s.execute(
+                update(AsyncRequestRow)
+                .where(
+                    AsyncRequestRow.id == request_id,
+                    AsyncRequestRow.status.not_in((*_FINISHED, "expired")),
+                )
+                .values(
+                    status=status,
+                    result_key=result_key,
+                    error=error,
+                    finished_at=now,
+                    expires_at=now + ttl,
+                )
+            )
+            return _changed(done) > 0
+
+    def set_callback_status(self, request_id: str, status: Literal["delivered", "gave_up"]) -> None:
+        with self._tx() as s:
+            s.execute(
+                update(AsyncRequestRow)
+                .where(AsyncRequestRow.id == request_id)
+                .values(callback_status=status)
+            )
+
+    def expire(self, now: datetime | None = None) -> list[AsyncRequest]:
+        """Mark finished requests past their TTL expired; returns them (their payload and
+        result objects are the caller's to delete)."""
+        now = now or utcnow()
+        with self._tx() as s:
+            rows = list(
+                s.scalars(
+                    select(AsyncRequestRow)
+                    .where(AsyncRequestRow.status.in_(_FINISHED), AsyncRequestRow.expires_at <= now)
+                    .with_for_update()
+                )
+            )
+            for row in rows:
+                row.status = "expired"
+            return [_record(r) for r in rows]

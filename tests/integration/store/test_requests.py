@@ -1,0 +1,116 @@
+"""Async request records on SQLite and PostgreSQL: ids, idempotency, write-once results, TTL."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from threading import Barrier
+
+import pytest
+
+from flowhost.errors import NotFoundError
+from flowhost.lambdas.store import StateStore
+from flowhost.lambdas.store.models import utcnow
+from flowhost.lambdas.store.requests import RequestStore
+
+TTL = timedelta(hours=1)
+
+
+@pytest.fixture
+def requests(store: StateStore) -> RequestStore:
+    return RequestStore(store.engine)
+
+
+def submit(requests: RequestStore, key: str | None = None) -> str:
+    record, _ = requests.create(
+        service="echo", endpoint="echo", target="production", payload_key="payloads/x",
+        timeout_seconds=60, idempotency_key=key, callback_url="http://127.0.0.1:9/cb",
+    )  # fmt: skip
+    return record.id
+
+
+def test_ids_are_unguessable_and_records_round_trip(requests: RequestStore) -> None:
+    ids = {submit(requests) for _ in range(20)}
+    assert len(ids) == 20
+    assert all(i.startswith("req_") and len(i) >= 32 for i in ids)
+    record = requests.get(next(iter(ids)))
+    assert (record.status, record.attempts, record.version) == ("queued", 0, None)
+    assert record.callback_url == "http://127.0.0.1:9/cb"
+    assert record.created_at.utcoffset() == timedelta(0)
+
+
+def test_unknown_request_says_where_ids_come_from(requests: RequestStore) -> None:
+    with pytest.raises(NotFoundError, match=r"no request 'req_nope'.*POST /\{service\}"):
+        requests.get("req_nope")
+
+
+def test_the_same_idempotency_key_returns_the_same_request(requests: RequestStore) -> None:
+    first = submit(requests, key="order-17")
+    again, created = requests.create(
+        service="echo", endpoint="echo", target="production", payload_key="payloads/y",
+        timeout_seconds=60, idempotency_key="order-17",
+    )  # fmt: skip
+    assert (again.id, created) == (first, False)
+    other, created = requests.create(
+        service="other", endpoint="echo", target="production", payload_key="payloads/z",
+        timeout_seconds=60, idempotency_key="order-17",
+    )  # fmt: skip
+    assert created
+    assert other.id != first
+
+
+def test_concurrent_submits_with_one_key_make_one_request(requests: RequestStore) -> None:
+    threads = 6
+    start = Barrier(threads)
+
+    def go(_: int) -> str:
+        start.wait()
+        return submit(requests, key="same")
+
+    with ThreadPoolExecutor(threads) as pool:
+        ids = set(pool.map(go, range(threads)))
+    assert len(ids) == 1
+
+
+def test_attempts_count_and_the_result_is_written_once(requests: RequestStore) -> None:
+    rid = submit(requests)
+    running = requests.start(rid, version=3)
+    assert running is not None
+    assert (running.status, running.attempts, running.version) == ("running", 1, 3)
+    again = requests.start(rid, version=3)  # redelivered after a worker died
+    assert again is not None
+    assert again.attempts == 2
+    assert requests.finish(rid, "succeeded", ttl=TTL, result_key="results/1")
+    assert not requests.finish(rid, "succeeded", ttl=TTL, result_key="results/2")
+    assert not requests.finish(rid, "failed", ttl=TTL, error="late duplicate")
+    assert requests.start(rid, version=3) is None  # finished: not run again
+    done = requests.get(rid)
+    assert (done.status, done.result_key, done.error) == ("succeeded", "results/1", None)
+    assert done.finished_at is not None
+    assert done.expires_at == done.finished_at + TTL
+
+
+def test_failure_keeps_its_error(requests: RequestStore) -> None:
+    rid = submit(requests)
+    requests.start(rid, version=1)
+    assert requests.finish(rid, "failed", ttl=TTL, error="ValueError: bad input")
+    assert requests.get(rid).error == "ValueError: bad input"
+
+
+def test_finished_requests_expire_after_their_ttl(requests: RequestStore) -> None:
+    old, fresh, pending = submit(requests), submit(requests), submit(requests)
+    requests.finish(old, "succeeded", ttl=timedelta(seconds=-1), result_key="results/old")
+    requests.finish(fresh, "succeeded", ttl=TTL, result_key="results/fresh")
+    expired = requests.expire(utcnow())
+    assert [r.id for r in expired] == [old]
+    assert requests.get(old).status == "expired"
+    assert requests.get(fresh).status == "succeeded"
+    assert requests.get(pending).status == "queued"
+    assert requests.expire(utcnow()) == []
+    assert not requests.finish(old, "succeeded", ttl=TTL)  # expired stays expired
+
+
+def test_callback_outcome_is_recorded(requests: RequestStore) -> None:
+    rid = submit(requests)
+    requests.set_callback_status(rid, "gave_up")
+    assert requests.get(rid).callback_status == "gave_up"
