@@ -1,0 +1,127 @@
+"""Callback delivery to a real receiver on loopback: signed, retried, then given up."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from flowhost.callbacks import SIGNATURE_HEADER, SignatureError, verify_signature
+from flowhost.lambdas.callbacks import CallbackPolicy, deliver
+
+SECRET = b"callback-secret"
+BODY = b'{"id": "req_1", "status": "succeeded", "result": {"label": "positive"}}'
+
+
+class Receiver:
+    """An HTTP receiver on 127.0.0.1 that fails the first ``failures`` calls with 503."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls: list[tuple[dict[str, str], bytes]] = []
+        self.verified = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        headers = dict(
+            line.split(": ", 1) for line in head.split("\r\n")[1:] if ": " in line
+        )  # fmt: skip
+        headers = {k.lower(): v for k, v in headers.items()}
+        body = await reader.readexactly(int(headers["content-length"]))
+        self.calls.append((headers, body))
+        status = b"503 Service Unavailable" if len(self.calls) <= self.failures else b"200 OK"
+        if status == b"200 OK":
+            verify_signature(SECRET, headers.get(SIGNATURE_HEADER.lower()), body)
+            self.verified += 1
+        writer.write(b"HTTP/1.1 " + status + b"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+
+async def run(receiver: Receiver, attempts: int) -> tuple[bool, list[float]]:
+    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    waits: list[float] = []
+
+    async def no_wait(seconds: float) -> None:  # shortened timers: record, do not wait
+        waits.append(seconds)
+
+    try:
+        async with httpx.AsyncClient(trust_env=False) as client:
+            ok = await deliver(
+                client, f"http://127.0.0.1:{port}/hook", BODY, SECRET,
+                policy=CallbackPolicy(attempts=attempts, backoff=1.0, max_backoff=8.0),
+                sleep=no_wait,
+            )  # fmt: skip
+    finally:
+        server.close()
+        await server.wait_closed()
+    return ok, waits
+
+
+def test_delivered_after_retries_with_a_valid_signature() -> None:
+    receiver = Receiver(failures=2)
+    ok, waits = asyncio.run(run(receiver, attempts=5))
+    assert ok
+    assert len(receiver.calls) == 3
+    assert receiver.verified == 1
+    assert all(body == BODY for _, body in receiver.calls)
+    assert len(waits) == 2
+    assert 0.5 <= waits[0] <= 1.0
+    assert 1.0 <= waits[1] <= 2.0  # exponential, jittered
+
+
+def test_gives_up_after_the_bound() -> None:
+    receiver = Receiver(failures=100)
+    ok, waits = asyncio.run(run(receiver, attempts=4))
+    assert not ok
+    assert len(receiver.calls) == 4
+    assert len(waits) == 3
+    assert max(waits) <= 8.0
+
+
+def test_an_unreachable_receiver_is_retried_then_given_up() -> None:
+    async def main() -> tuple[bool, int]:
+        calls = 0
+
+        async def no_wait(_: float) -> None:
+            nonlocal calls
+            calls += 1
+
+        async with httpx.AsyncClient(trust_env=False) as client:
+            ok = await deliver(
+                client, "http://127.0.0.1:9/hook", BODY, SECRET,
+                policy=CallbackPolicy(attempts=3), sleep=no_wait,
+            )  # fmt: skip
+        return ok, calls
+
+    assert asyncio.run(main()) == (False, 2)
+
+
+def test_the_receiver_rejects_a_tampered_body() -> None:
+    headers: dict[str, Any] = {}
+
+    async def capture(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode().lower()
+        for line in head.split("\r\n")[1:]:
+            name, sep, value = line.partition(": ")
+            if sep:
+                headers[name] = value
+        await reader.readexactly(int(headers["content-length"]))
+        writer.write(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(capture, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with httpx.AsyncClient(trust_env=False) as client:
+            assert await deliver(client, f"http://127.0.0.1:{port}/", BODY, SECRET)
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(main())
+    with pytest.raises(SignatureError, match="does not match the body"):
+        verify_signature(SECRET, headers[SIGNATURE_HEADER.lower()], BODY + b"x")
