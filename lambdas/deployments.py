@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flowhost.errors import DeployError
+from flowhost.errors import DeployError, NotFoundError
 from flowhost.lambdas.contracts import breaking_changes
 from flowhost.lambdas.environments import lock_key, resolve_environment
 from flowhost.lambdas.objectstore import ObjectStore
@@ -188,7 +188,7 @@ class Deployments:
         detail: dict[str, Any] = {}
         try:
             current = self.store.resolve(service, alias)
-        except Exception:
+        except NotFoundError:  # the alias's first promote: no contract to keep yet
             current = None
         if current is not None and current.number != number:
             changes = breaking_changes(current.definition, candidate.definition)

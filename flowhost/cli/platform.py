@@ -30,10 +30,12 @@ def _client(url: str) -> Any:
 
 
 def _version_number(ref: str) -> int:
-    text = ref.removeprefix("v")
-    if not text.isdigit():
+    from flowhost.lambdas.store.records import version_number
+
+    number = version_number(ref)
+    if number is None:
         raise FlowhostError(f"version: expected v<N> or <N> (got {ref!r}). For example v3.")
-    return int(text)
+    return number
 
 
 def up(

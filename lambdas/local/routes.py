@@ -6,15 +6,12 @@ promote is visible to the very next request; the store is the durable copy.
 
 from __future__ import annotations
 
-import re
-
 from flowhost.errors import NotFoundError
 from flowhost.lambdas.local.pool import Pool
+from flowhost.lambdas.store.records import version_number
 from flowhost.lambdas.store.store import PRODUCTION
 
 __all__ = ["RouteTable"]
-
-_VERSION_REF = re.compile(r"^v?(\d+)$")
 
 
 class RouteTable:
@@ -45,8 +42,8 @@ class RouteTable:
         name = ref or PRODUCTION
         number = aliases.get(name)
         if number is None:
-            match = _VERSION_REF.match(name)
-            if match is None:
+            number = version_number(name)
+            if number is None:
                 if ref is None:
                     raise NotFoundError(
                         f"service {service!r} has no production version yet. Promote one "
@@ -57,7 +54,6 @@ class RouteTable:
                     f"service {service!r} has no alias {name!r}. Aliases: {known}; or name a "
                     "version like v1."
                 )
-            number = int(match.group(1))
         pool = versions.get(number)
         if pool is None:
             known = ", ".join(f"v{n}" for n in sorted(versions)) or "none"

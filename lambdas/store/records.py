@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -9,7 +10,23 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from flowhost.services.definition import ServiceDefinition
 
-__all__ = ["AliasRecord", "EventRecord", "UtcDatetime", "VersionRecord", "VersionStatus"]
+__all__ = [
+    "AliasRecord",
+    "EventRecord",
+    "UtcDatetime",
+    "VersionRecord",
+    "VersionStatus",
+    "version_number",
+]
+
+_VERSION_REF = re.compile(r"^v?(\d+)$")
+
+
+def version_number(ref: str) -> int | None:
+    """``3`` for a version ref (``"v3"`` or ``"3"``); None for anything else (an alias)."""
+    match = _VERSION_REF.match(ref)
+    return int(match.group(1)) if match else None
+
 
 VersionStatus = Literal["deploying", "ready", "failed", "undeployed"]
 # SQLite keeps no time zone: its timestamps read back naive, and are UTC.

@@ -19,13 +19,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from flowhost.errors import DeployError, NotFoundError
 from flowhost.lambdas.store.models import AliasRow, EventRow, ServiceRow, VersionRow, utcnow
-from flowhost.lambdas.store.records import AliasRecord, EventRecord, VersionRecord, VersionStatus
+from flowhost.lambdas.store.records import (
+    AliasRecord,
+    EventRecord,
+    VersionRecord,
+    VersionStatus,
+    version_number,
+)
 from flowhost.services.definition import ServiceDefinition
 
 __all__ = ["PRODUCTION", "StateStore"]
 
 PRODUCTION = "production"
-_VERSION_REF = re.compile(r"^v?(\d+)$")
 _ALIAS = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 
 
@@ -168,9 +173,9 @@ class StateStore:
         """The version an alias (``production``) or a version ref (``v3``, ``3``) names."""
         with self._tx() as s:
             svc = self._service(s, service)
-            match = _VERSION_REF.match(ref)
-            if match:
-                return _version(self._version_row(s, svc, int(match.group(1))))
+            number = version_number(ref)
+            if number is not None:
+                return _version(self._version_row(s, svc, number))
             for alias in svc.aliases:
                 if alias.name == ref:
                     return _version(alias.version)
