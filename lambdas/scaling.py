@@ -13,22 +13,25 @@ __all__ = ["Load", "desired_instances"]
 @dataclass(frozen=True)
 class Load:
     """What a version saw: requests in flight now, their peak over the scale-down window,
-    requests held at zero (or queued), and seconds since the last request."""
+    requests held at zero, asynchronous requests queued or running (its queue's depth),
+    and seconds since the last request."""
 
     in_flight: int
     peak_in_flight: int
     waiting: int
     idle_seconds: float
+    queued: int = 0
 
 
 def desired_instances(scaling: Scaling, current: int, load: Load) -> int:
     """How many instances a version should run.
 
-    Up at once, to cover in-flight plus held requests at ``target_concurrency`` each; down
-    only to what the window's peak needed (stabilization), never below ``min_instances``;
-    to zero only after ``idle_timeout`` with nothing in flight or held.
+    Up at once, to cover in-flight, held and queued requests at ``target_concurrency``
+    each (an instance runs that many async jobs at once); down only to what the window's
+    peak needed (stabilization), never below ``min_instances``; to zero only after
+    ``idle_timeout`` with nothing in flight, held or queued.
     """
-    demand = load.in_flight + load.waiting
+    demand = load.in_flight + load.waiting + load.queued
     up = math.ceil(demand / scaling.target_concurrency)
     stable = math.ceil(max(load.peak_in_flight, demand) / scaling.target_concurrency)
     want = up if up >= current else min(current, stable)

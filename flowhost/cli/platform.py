@@ -60,9 +60,42 @@ def up(
     health_interval: Annotated[
         float, typer.Option(help="Seconds between health checks of instances.", min=0.05)
     ] = 5.0,
+    result_ttl: Annotated[
+        float,
+        typer.Option(help="Seconds async results are kept after they finish.", min=1),
+    ] = 86400.0,
+    async_attempts: Annotated[
+        int,
+        typer.Option(help="Deliveries of an async request before it is dead-lettered.", min=1),
+    ] = 3,
+    async_visibility: Annotated[
+        float,
+        typer.Option(help="Seconds a running async job stays claimed between heartbeats.", min=0.3),
+    ] = 60.0,
+    async_retry_backoff: Annotated[
+        float, typer.Option(help="Seconds before the first retry of a failed async job.", min=0)
+    ] = 5.0,
+    callback_attempts: Annotated[
+        int, typer.Option(help="POSTs of a callback before giving up.", min=1, max=50)
+    ] = 6,
+    callback_backoff: Annotated[
+        float, typer.Option(help="Seconds before the first callback retry (doubles).", min=0)
+    ] = 1.0,
+    sweep_interval: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between async expiry, dead-letter and callback sweeps.", min=0.05
+        ),
+    ] = 1.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
-    """Start the local platform: API, router, activator and scaler on one port."""
+    """Start the local platform: API, router, activator and scaler on one port.
+
+    Async callbacks are signed with $FLOWHOST_CALLBACK_SECRET, or else with a secret
+    generated once and kept in HOME/callback-secret.
+    """
+    from flowhost.lambdas.async_requests import AsyncSettings
+    from flowhost.lambdas.callbacks import CallbackPolicy
     from flowhost.lambdas.local.platform import PlatformSettings, run
 
     out.print(f"flowhost platform on http://{host}:{port}  (state in {home}/; Ctrl-C stops it)")
@@ -71,6 +104,11 @@ def up(
             home=home, host=host, port=port, store_url=store_url,
             cold_start_timeout=cold_start_timeout, scaler_tick=scaler_tick,
             scale_down_window=scale_down_window, health_interval=health_interval,
+            asynchronous=AsyncSettings(
+                result_ttl=result_ttl, max_attempts=async_attempts, visibility=async_visibility,
+                retry_backoff=async_retry_backoff, sweep_interval=sweep_interval,
+                callback=CallbackPolicy(attempts=callback_attempts, backoff=callback_backoff),
+            ),
         ),
         log_level=log_level,
     )  # fmt: skip

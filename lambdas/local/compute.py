@@ -9,6 +9,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from flowhost.errors import DeployError
 from flowhost.lambdas.environments import EnvironmentCache
@@ -16,6 +17,7 @@ from flowhost.lambdas.local.launcher import Launcher
 from flowhost.lambdas.local.pool import Instance, Pool
 from flowhost.lambdas.objectstore import ObjectStore
 from flowhost.lambdas.packaging import package_key, unpack
+from flowhost.lambdas.store.records import VersionRecord
 from flowhost.services.runtime.settings import RuntimeSettings
 
 __all__ = ["LocalCompute"]
@@ -36,6 +38,7 @@ class LocalCompute:
         ready_timeout: float = 120.0,
         drain_timeout: float = 30.0,
         on_exit: Callable[[Pool, Instance, int], None] | None = None,
+        jobs: Callable[[VersionRecord], dict[str, Any]] | None = None,
     ) -> None:
         self.home = home
         self.objects = objects
@@ -47,6 +50,7 @@ class LocalCompute:
         self.ready_timeout = ready_timeout
         self.drain_timeout = drain_timeout
         self.on_exit = on_exit
+        self.jobs = jobs  # how a version's instances reach its async queue
 
     def code_dir(self, digest: str) -> Path:
         """The unpacked code package, extracted once per digest."""
@@ -89,6 +93,7 @@ class LocalCompute:
             entrypoint=f"{entry_file}:{class_name}",
             settings=settings,
             log_path=logs / f"v{version.number}.log",
+            jobs=self.jobs(version) if self.jobs is not None else None,
         )
         try:
             await asyncio.wait_for(asyncio.shield(proc.ready), timeout=self.ready_timeout)

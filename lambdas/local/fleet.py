@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from flowhost.lambdas.local.compute import LocalCompute
@@ -14,10 +15,17 @@ __all__ = ["LocalFleet"]
 
 
 class LocalFleet:
-    def __init__(self, compute: LocalCompute, routes: RouteTable, scaler: Scaler) -> None:
+    def __init__(
+        self,
+        compute: LocalCompute,
+        routes: RouteTable,
+        scaler: Scaler,
+        on_retire: Callable[[str, int], Awaitable[None]] | None = None,
+    ) -> None:
         self.compute = compute
         self.routes = routes
         self.scaler = scaler
+        self.on_retire = on_retire
 
     def code_dir(self, digest: str) -> Path:
         return self.compute.code_dir(digest)
@@ -49,3 +57,5 @@ class LocalFleet:
         for inst in list(pool.instances):
             await self.compute.stop(pool, inst)
         self.scaler.forget(pool)
+        if self.on_retire is not None:
+            await self.on_retire(service, number)

@@ -114,6 +114,7 @@ class Launcher:
         settings: RuntimeSettings,
         log_path: Path,
         env: dict[str, str] | None = None,
+        jobs: dict[str, Any] | None = None,
     ) -> Process:
         """Fork an instance; returns once it listens (await ``ready`` for readiness)."""
         if self._proc is None or self._proc.stdin is None or self._proc.returncode is not None:
@@ -131,6 +132,7 @@ class Launcher:
             "settings": settings.model_dump(mode="json"),
             "log": str(log_path),
             "env": env or {},
+            "jobs": jobs,
         }
         self._proc.stdin.write((json.dumps(cmd) + "\n").encode())
         await self._proc.stdin.drain()

@@ -10,23 +10,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+import os
+import secrets
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from flowhost.lambdas.api import create_api, create_catalog
+from flowhost.lambdas.async_requests import (
+    AsyncRequests,
+    AsyncSettings,
+    LocalQueues,
+    create_async_app,
+)
 from flowhost.lambdas.deployments import Deployments
+from flowhost.lambdas.local.asyncjobs import LocalJobsConfig
 from flowhost.lambdas.local.compute import LocalCompute
 from flowhost.lambdas.local.fleet import LocalFleet
 from flowhost.lambdas.local.health import HealthChecker
 from flowhost.lambdas.local.launcher import Launcher
+from flowhost.lambdas.local.pool import Pool
 from flowhost.lambdas.local.router import Router
 from flowhost.lambdas.local.routes import RouteTable
 from flowhost.lambdas.local.scaler import Scaler
 from flowhost.lambdas.objectstore import LocalObjectStore
-from flowhost.lambdas.store import StateStore
+from flowhost.lambdas.store import StateStore, VersionRecord
+from flowhost.lambdas.store.requests import RequestStore
 from flowhost.services.runtime.logs import configure_logging
 
 __all__ = ["LocalPlatform", "PlatformSettings"]
@@ -47,6 +58,23 @@ class PlatformSettings:
     cold_start_timeout: float = 60.0
     ready_timeout: float = 120.0
     health_interval: float = 5.0
+    asynchronous: AsyncSettings = field(default_factory=AsyncSettings)
+    callback_secret: str | None = None  # default: $FLOWHOST_CALLBACK_SECRET, else one kept in home
+
+
+def callback_secret(home: Path, given: str | None) -> bytes:
+    """The key callbacks are signed with: given, from the environment, or generated once
+    and kept in ``home/callback-secret`` (mode 0600) so it survives restarts."""
+    value = given or os.environ.get("FLOWHOST_CALLBACK_SECRET")
+    if value:
+        return value.encode()
+    path = home / "callback-secret"
+    if not path.is_file():
+        home.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip().encode()
 
 
 class LocalPlatform:
@@ -55,13 +83,15 @@ class LocalPlatform:
     def __init__(self, settings: PlatformSettings) -> None:
         self.settings = settings
         home = settings.home.resolve()
-        self.store = StateStore.open(settings.store_url or f"sqlite:///{home / 'state.db'}")
+        self.store_url = settings.store_url or f"sqlite:///{home / 'state.db'}"
+        self.store = StateStore.open(self.store_url)
         self.objects = LocalObjectStore(home / "objects")
         self.launcher = Launcher()
         self.routes = RouteTable()
         self.compute = LocalCompute(
-            home, self.objects, self.launcher, ready_timeout=settings.ready_timeout
-        )
+            home, self.objects, self.launcher, ready_timeout=settings.ready_timeout,
+            jobs=self._jobs_config,
+        )  # fmt: skip
         self.scaler = Scaler(
             self.compute, self.routes.all_pools, tick=settings.scaler_tick,
             window=settings.scale_down_window,
@@ -69,14 +99,71 @@ class LocalPlatform:
         self.health = HealthChecker(
             self.compute, self.routes.all_pools, interval=settings.health_interval
         )
-        self.fleet = LocalFleet(self.compute, self.routes, self.scaler)
+        self.fleet = LocalFleet(self.compute, self.routes, self.scaler, on_retire=self._retired)
         self.deployments = Deployments(self.store, self.objects, self.fleet)
+        a = settings.asynchronous
+        self.queues = LocalQueues(home / "queues.db", max_receive_count=a.max_attempts)
+        self.async_requests = AsyncRequests(
+            RequestStore(self.store.engine), self.objects, self.queues,
+            lambda service, ref: self.routes.lookup(service, ref).version,
+            settings=a, secret=callback_secret(home, settings.callback_secret),
+            public_url=f"http://{settings.host}:{settings.port}",
+            versions=lambda: [(p.service, p.number) for p in self.routes.all_pools()],
+            on_submit=self._submitted,
+        )  # fmt: skip
+        self.async_app = create_async_app(self.async_requests)
         self.router = Router(
-            self.routes, self.scaler, cold_start_timeout=settings.cold_start_timeout
-        )
+            self.routes, self.scaler, cold_start_timeout=settings.cold_start_timeout,
+            async_app=self.async_app,
+        )  # fmt: skip
         self.api = create_api(self.deployments, instances=self.instances, logs=self.logs)
         self.catalog = create_catalog(self.deployments)
         self._loops: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _jobs_config(self, version: VersionRecord) -> dict[str, Any]:
+        a = self.settings.asynchronous
+        return LocalJobsConfig(
+            service=version.service, version=version.number,
+            queue_path=str(self.queues.path), max_receive_count=a.max_attempts,
+            objects_root=str(self.objects.root), store_url=self.store_url,
+            result_ttl=a.result_ttl, visibility=a.visibility, retry_backoff=a.retry_backoff,
+        ).model_dump()  # fmt: skip
+
+    def _submitted(self, service: str, number: int) -> None:
+        """Called from a worker thread when a request is queued: wake the scaler, so a
+        version at zero starts now rather than at the next depth check."""
+        pool = self.routes.pools.get(service, {}).get(number)
+        if pool is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._backlogged, pool)
+
+    def _backlogged(self, pool: Pool) -> None:
+        pool.backlog = max(pool.backlog, 1)
+        self.scaler.wake()
+
+    async def _retired(self, service: str, number: int) -> None:
+        failed = await asyncio.to_thread(self.async_requests.abandon, service, number)
+        if failed:
+            log.warning(
+                "undeployed with queued async requests; they are failed",
+                extra={"fields": {"version": f"{service}@v{number}", "failed": failed}},
+            )
+
+    def _depths(self, pools: list[Pool]) -> list[int]:
+        return [self.queues.queue(p.service, p.number).depth().total for p in pools]
+
+    async def _watch_queues(self) -> None:
+        """Keep each pool's backlog (its queue's depth) current for the scaler."""
+        while True:
+            pools = self.routes.all_pools()
+            depths = await asyncio.to_thread(self._depths, pools)
+            wake = False
+            for pool, depth in zip(pools, depths, strict=True):
+                wake |= depth > 0 and not pool.live and not pool.starting
+                pool.backlog = depth
+            if wake:
+                self.scaler.wake()
+            await asyncio.sleep(self.settings.scaler_tick)
 
     def instances(self, service: str) -> dict[str, Any]:
         pools = self.routes.pools.get(service, {})
@@ -85,6 +172,7 @@ class LocalPlatform:
                 "ready": len(p.live),
                 "starting": p.starting,
                 "in_flight": p.in_flight,
+                "queued": p.backlog,
                 "ports": [i.port for i in p.live],
             }
             for n, p in sorted(pools.items())
@@ -102,6 +190,7 @@ class LocalPlatform:
 
     async def start(self) -> None:
         """Migrate the store, start the launcher, restore versions and aliases."""
+        self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self.store.migrate)
         await self.launcher.start()
         restored = 0
@@ -119,6 +208,8 @@ class LocalPlatform:
         self._loops = [
             asyncio.create_task(self.scaler.run(), name="flowhost-scaler"),
             asyncio.create_task(self.health.run(), name="flowhost-health"),
+            asyncio.create_task(self._watch_queues(), name="flowhost-queues"),
+            asyncio.create_task(self.async_requests.run(), name="flowhost-async-sweeper"),
         ]
         log.info("platform started", extra={"fields": {"versions_restored": restored}})
 
@@ -128,9 +219,11 @@ class LocalPlatform:
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
         await self.health.close()
+        await self.async_requests.close()
         await self.deployments.close()
         await self.scaler.close()
         await self.compute.close()
+        self.queues.close()
         self.store.close()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -140,6 +233,8 @@ class LocalPlatform:
         path: str = scope.get("path", "")
         if path.startswith("/api/") or path == "/api":
             await self.api(scope, receive, send)
+        elif path.startswith("/requests/"):
+            await self.async_app(scope, receive, send)
         elif path.startswith(_CONTROL_PREFIXES) or path in ("/", "/healthz"):
             await self.catalog(scope, receive, send)
         else:

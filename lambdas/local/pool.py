@@ -43,6 +43,7 @@ class Pool:
         self.starting = 0
         self.in_flight = 0
         self.waiting = 0  # requests held while no instance is ready
+        self.backlog = 0  # async requests queued or running (the version's queue depth)
         self.last_request = time.monotonic()
         self.retired = False
         self._changed = asyncio.Event()

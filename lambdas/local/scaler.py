@@ -56,8 +56,10 @@ class Scaler:
             self._wake.clear()
 
     def load(self, pool: Pool, now: float) -> Load:
+        if pool.backlog:  # queued async work counts as traffic: no idle timer meanwhile
+            pool.last_request = now
         samples = self._samples.setdefault(pool, deque())
-        samples.append((now, pool.in_flight))
+        samples.append((now, pool.in_flight + pool.backlog))
         while samples and samples[0][0] < now - self.window:
             samples.popleft()
         return Load(
@@ -65,6 +67,7 @@ class Scaler:
             peak_in_flight=max(n for _, n in samples),
             waiting=pool.waiting,
             idle_seconds=time.monotonic() - pool.last_request,
+            queued=pool.backlog,
         )
 
     def evaluate(self, pool: Pool) -> None:

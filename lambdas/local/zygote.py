@@ -30,6 +30,7 @@ import metaflow  # noqa: F401  # pyright: ignore[reportUnusedImport]
 import uvicorn  # noqa: F401  # pyright: ignore[reportUnusedImport]
 import uvloop  # noqa: F401  # pyright: ignore[reportUnusedImport]
 
+from flowhost.lambdas.local.asyncjobs import LocalJobsConfig
 from flowhost.services.loader import load_service
 from flowhost.services.runtime.instance import InstanceState
 from flowhost.services.runtime.server import serve
@@ -86,7 +87,11 @@ def _child(cmd: dict[str, Any], out_fd: int) -> int:
         _emit(out_fd, {"event": state.status, "id": ident, "error": state.error})
 
     settings = RuntimeSettings.model_validate(cmd.get("settings", {}))
-    return serve(cls, settings=settings, sock=sock, on_state=on_state, log_level="info")
+    jobs = cmd.get("jobs")
+    source = LocalJobsConfig.model_validate(jobs).open if jobs else None
+    return serve(
+        cls, settings=settings, sock=sock, on_state=on_state, log_level="info", jobs=source
+    )
 
 
 def _spawn(cmd: dict[str, Any], out_fd: int) -> None:

@@ -95,16 +95,18 @@ class RequestStore:
         idempotency_key: str | None = None,
         callback_url: str | None = None,
         request_id: str | None = None,
+        version: int | None = None,
     ) -> tuple[AsyncRequest, bool]:
         """Record a queued request; with an idempotency key already used for this
         service, the existing request instead. Returns ``(request, created)``."""
         if idempotency_key is not None:
-            existing = self._by_key(service, idempotency_key)
+            existing = self.find(service, idempotency_key)
             if existing is not None:
                 return existing, False
         row = AsyncRequestRow(
             id=request_id or new_request_id(), service=service, endpoint=endpoint,
-            target=target, status="queued", idempotency_key=idempotency_key,
+            target=target, version_number=version, status="queued",
+            idempotency_key=idempotency_key,
             callback_url=callback_url, timeout_seconds=timeout_seconds,
             payload_key=payload_key, attempts=0,
         )  # fmt: skip
@@ -113,13 +115,13 @@ class RequestStore:
                 s.add(row)
         except IntegrityError:  # a concurrent submit with the same key won the race
             assert idempotency_key is not None
-            existing = self._by_key(service, idempotency_key)
+            existing = self.find(service, idempotency_key)
             if existing is None:  # pragma: no cover - the key's row vanished: not ours
                 raise
             return existing, False
         return _record(row), True
 
-    def _by_key(self, service: str, key: str) -> AsyncRequest | None:
+    def find(self, service: str, key: str) -> AsyncRequest | None:
         with self._tx() as s:
             row = s.scalars(
                 select(AsyncRequestRow).where(
@@ -187,6 +189,44 @@ class RequestStore:
                 )
             )
             return _changed(done) > 0
+
+    def retry(self, request_id: str, error: str | None) -> bool:
+        """Back to ``queued`` after a failed or handed-back delivery, with its error (None
+        keeps the last one); False if the request already finished."""
+        with self._tx() as s:
+            done = s.execute(
+                update(AsyncRequestRow)
+                .where(AsyncRequestRow.id == request_id, AsyncRequestRow.status == "running")
+                .values(status="queued", **({"error": error} if error is not None else {}))
+            )
+            return _changed(done) > 0
+
+    def unfinished(self, ids: list[str]) -> list[AsyncRequest]:
+        """Those of ``ids`` still queued or running."""
+        if not ids:
+            return []
+        with self._tx() as s:
+            rows = s.scalars(
+                select(AsyncRequestRow).where(
+                    AsyncRequestRow.id.in_(ids), AsyncRequestRow.status.in_(("queued", "running"))
+                )
+            )
+            return [_record(r) for r in rows]
+
+    def pending_callbacks(self, limit: int = 100) -> list[AsyncRequest]:
+        """Finished requests with a callback URL whose callback is not settled yet."""
+        with self._tx() as s:
+            rows = s.scalars(
+                select(AsyncRequestRow)
+                .where(
+                    AsyncRequestRow.status.in_(_FINISHED),
+                    AsyncRequestRow.callback_url.is_not(None),
+                    AsyncRequestRow.callback_status.is_(None),
+                )
+                .order_by(AsyncRequestRow.finished_at)
+                .limit(limit)
+            )
+            return [_record(r) for r in rows]
 
     def set_callback_status(self, request_id: str, status: Literal["delivered", "gave_up"]) -> None:
         with self._tx() as s:

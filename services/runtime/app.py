@@ -8,7 +8,9 @@ small FastAPI app with an offline Swagger UI.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,10 +24,12 @@ import flowhost
 from flowhost.services.openapi import build_openapi
 from flowhost.services.runtime.dispatch import EndpointHandler
 from flowhost.services.runtime.instance import InstanceState
+from flowhost.services.runtime.jobs import JobSource
 from flowhost.services.runtime.logs import AccessLog
 from flowhost.services.runtime.metrics import InstanceMetrics
 from flowhost.services.runtime.responses import error_body
 from flowhost.services.runtime.settings import RuntimeSettings
+from flowhost.services.runtime.worker import AsyncWorker
 from flowhost.services.spec import WebServiceSpec, compiled
 
 __all__ = ["ServingApp", "create_app"]
@@ -36,7 +40,12 @@ log = logging.getLogger("flowhost.runtime")
 class ServingApp:
     """ASGI app of one instance. ``state`` says whether it is ready; ``admin`` is FastAPI."""
 
-    def __init__(self, cls: type[WebServiceSpec], settings: RuntimeSettings) -> None:
+    def __init__(
+        self,
+        cls: type[WebServiceSpec],
+        settings: RuntimeSettings,
+        jobs: Callable[[], JobSource] | None = None,
+    ) -> None:
         service = compiled(cls)
         self.definition = service.definition
         self.settings = settings
@@ -62,6 +71,18 @@ class ServingApp:
             )
             for name, binding in service.bindings.items()
         }
+        self.worker = (
+            AsyncWorker(
+                jobs,
+                self.handlers,
+                concurrency=self.definition.scaling.target_concurrency,
+                access=self.access,
+                version=settings.version,
+            )
+            if jobs is not None
+            else None
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.state.on_change(self._on_state_change)
         self.admin = self._admin_app()
 
@@ -71,6 +92,8 @@ class ServingApp:
                 handler.bind(state.instance)
             self.metrics.ready.set(1)
             self.metrics.initialize_seconds.set(state.initialize_seconds or 0.0)
+            if self.worker is not None and self._loop is not None:
+                self._loop.call_soon_threadsafe(self.worker.start)  # we are on the init thread
         else:
             self.metrics.ready.set(0)
 
@@ -146,9 +169,12 @@ class ServingApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self._loop = asyncio.get_running_loop()
                 self.state.start(self.settings.run)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.worker is not None:
+                    await self.worker.stop()
                 self.executor.shutdown(wait=False, cancel_futures=True)
                 self.access.flush()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -166,6 +192,11 @@ class ServingApp:
         await self.admin(scope, receive, send)
 
 
-def create_app(cls: type[WebServiceSpec], settings: RuntimeSettings | None = None) -> ServingApp:
-    """The ASGI app serving ``cls``; ``initialize`` starts with the ASGI lifespan."""
-    return ServingApp(cls, settings or RuntimeSettings())
+def create_app(
+    cls: type[WebServiceSpec],
+    settings: RuntimeSettings | None = None,
+    jobs: Callable[[], JobSource] | None = None,
+) -> ServingApp:
+    """The ASGI app serving ``cls``; ``initialize`` starts with the ASGI lifespan. With
+    ``jobs`` (a factory, called once ready), it also runs asynchronous jobs."""
+    return ServingApp(cls, settings or RuntimeSettings(), jobs)

@@ -148,11 +148,17 @@ class EndpointHandler:
     def bind(self, instance: object) -> None:
         self._call = getattr(instance, self.definition.method)
 
-    async def _invoke(self, request: Any) -> Any:
+    def parse_payload(self, payload: bytes) -> Any:
+        """The request of an asynchronous job: its JSON payload, validated like a body."""
+        return self._parse("POST", {}, payload)
+
+    async def invoke(self, request: Any, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+        """Call the endpoint (``timeout`` defaults to the endpoint's own)."""
         call = self._call
         args = () if self.request_adapter is None else (request,)
+        limit = self.timeout if timeout is None else timeout
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(limit):
                 if self.definition.is_coroutine:
                     return await call(*args)
                 ctx = contextvars.copy_context()
@@ -163,11 +169,11 @@ class EndpointHandler:
                 504,
                 "timeout",
                 f"endpoint {self.name!r} did not finish within its timeout of "
-                f"{self.timeout:g}s. Raise @endpoint(timeout=...) (up to 20 minutes) or call "
-                "it asynchronously.",
+                f"{limit:g}s. Raise @endpoint(timeout=...) (up to 20 minutes) or call "
+                "it asynchronously (up to 12 hours).",
             ) from None
 
-    def _render(self, result: Any, request_id: str) -> bytes:
+    def render(self, result: Any, request_id: str) -> bytes:
         adapter = self.response_adapter
         try:
             return adapter.dump_json(adapter.validate_python(result))
@@ -223,8 +229,8 @@ class EndpointHandler:
                 )
             body = await self._read_body(receive, declared)
             request = self._parse(method, scope, body)
-            result = await self._invoke(request)
-            payload = self._render(result, request_id)
+            result = await self.invoke(request)
+            payload = self.render(result, request_id)
             status = 200
         except HttpError as exc:
             status, error_code = exc.status, exc.code

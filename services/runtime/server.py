@@ -9,6 +9,7 @@ import uvicorn
 
 from flowhost.services.runtime.app import ServingApp, create_app
 from flowhost.services.runtime.instance import InstanceState
+from flowhost.services.runtime.jobs import JobSource
 from flowhost.services.runtime.logs import configure_logging
 from flowhost.services.runtime.settings import RuntimeSettings
 from flowhost.services.spec import WebServiceSpec
@@ -25,14 +26,16 @@ def serve(
     log_level: str = "info",
     sock: socket.socket | None = None,
     on_state: Callable[[InstanceState], None] | None = None,
+    jobs: Callable[[], JobSource] | None = None,
 ) -> int:
     """Serve ``cls`` until interrupted. Returns the exit code: 1 if initialize failed.
 
     ``sock`` is an already-bound listening socket (the platform's launcher binds port 0
-    and learns the port before the server starts); ``on_state`` hears readiness changes.
+    and learns the port before the server starts); ``on_state`` hears readiness changes;
+    ``jobs`` makes the instance run asynchronous jobs too (see ``AsyncWorker``).
     """
     configure_logging(log_level)
-    app: ServingApp = create_app(cls, settings)
+    app: ServingApp = create_app(cls, settings, jobs)
     config = uvicorn.Config(
         app,
         host=host,

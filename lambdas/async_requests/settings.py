@@ -1,0 +1,24 @@
+"""How asynchronous requests behave on a platform (the same knobs locally and on AWS)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flowhost.lambdas.callbacks import CallbackPolicy
+from flowhost.lambdas.store.requests import MAX_ASYNC_TIMEOUT
+
+__all__ = ["AsyncSettings"]
+
+
+@dataclass(frozen=True)
+class AsyncSettings:
+    result_ttl: float = 24 * 3600.0  # seconds a finished request and its result are kept
+    default_timeout: float = 3600.0  # a run's time limit when the caller names none
+    max_timeout: float = MAX_ASYNC_TIMEOUT
+    max_attempts: int = 3  # deliveries before the dead-letter queue (maxReceiveCount)
+    visibility: float = 60.0  # seconds a claimed job stays hidden between heartbeats
+    retry_backoff: float = 5.0  # first retry delay; doubles per attempt, capped at 5 minutes
+    max_payload_bytes: int = 64 * 1024 * 1024
+    inline_result_bytes: int = 256 * 1024  # callbacks carry results up to this size inline
+    sweep_interval: float = 1.0  # seconds between expiry / dead-letter / callback sweeps
+    callback: CallbackPolicy = field(default_factory=CallbackPolicy)

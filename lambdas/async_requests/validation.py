@@ -1,0 +1,130 @@
+"""Checks on a submitted request, made without the service's class: the body against the
+endpoint's published JSON Schema, the options against their limits.
+
+The schema is the contract shown in Swagger. JSON Schema is stricter than pydantic's lax
+mode (``"3"`` is not an integer here), so anything accepted here the instance accepts
+too; the instance validates again with the model when the job runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from jsonschema import Draft202012Validator, ValidationError
+
+from flowhost.lambdas.async_requests.settings import AsyncSettings
+from flowhost.services.definition import EndpointDefinition
+from flowhost.services.runtime.responses import HttpError
+
+__all__ = ["PayloadValidator", "SubmitOptions", "parse_options"]
+
+IDEMPOTENCY_HEADER = b"idempotency-key"
+CALLBACK_HEADER = b"flowhost-callback-url"
+TIMEOUT_HEADER = b"flowhost-timeout"
+MAX_KEY = 255
+MAX_URL = 2048
+
+
+@dataclass(frozen=True)
+class SubmitOptions:
+    idempotency_key: str | None
+    callback_url: str | None
+    timeout: float
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1").strip()
+    return None
+
+
+def parse_options(headers: list[tuple[bytes, bytes]], settings: AsyncSettings) -> SubmitOptions:
+    key = _header(headers, IDEMPOTENCY_HEADER)
+    if key is not None and not (0 < len(key) <= MAX_KEY and key.isprintable()):
+        raise HttpError(
+            400,
+            "invalid_idempotency_key",
+            f"Idempotency-Key: must be 1 to {MAX_KEY} printable characters (got {len(key)}). "
+            "Use a UUID per logical request.",
+        )
+    url = _header(headers, CALLBACK_HEADER)
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > MAX_URL:
+            raise HttpError(
+                400,
+                "invalid_callback_url",
+                f"Flowhost-Callback-Url: must be an absolute http(s) URL of at most {MAX_URL} "
+                f"characters (got {url[:100]!r}). Example: https://example.com/hooks/flowhost.",
+            )
+    timeout = settings.default_timeout
+    raw = _header(headers, TIMEOUT_HEADER)
+    if raw is not None:
+        try:
+            timeout = float(raw)
+        except ValueError:
+            timeout = math.nan
+        if not 1 <= timeout <= settings.max_timeout:
+            raise HttpError(
+                400,
+                "invalid_timeout",
+                f"Flowhost-Timeout: must be a number of seconds between 1 and "
+                f"{settings.max_timeout:g} (got {raw!r}). Asynchronous requests run for at "
+                "most 12 hours.",
+            )
+    return SubmitOptions(key, url, timeout)
+
+
+class PayloadValidator:
+    """Validates bodies against endpoint schemas; one compiled validator per schema."""
+
+    def __init__(self) -> None:
+        self._validators: dict[str, Draft202012Validator] = {}
+
+    def _validator(self, schema: dict[str, Any]) -> Draft202012Validator:
+        key = json.dumps(schema, sort_keys=True)
+        validator = self._validators.get(key)
+        if validator is None:
+            validator = self._validators[key] = Draft202012Validator(schema)
+        return validator
+
+    def validate(self, endpoint: EndpointDefinition, body: bytes) -> bytes:
+        """The payload to store: the body if it matches the schema, else an HttpError."""
+        if endpoint.request.kind == "none":
+            return b"null"
+        try:
+            document = json.loads(body)
+        except ValueError as exc:
+            hint = "the body is empty" if not body.strip() else str(exc)
+            raise HttpError(
+                400,
+                "malformed_json",
+                f"endpoint {endpoint.name!r}: the request body is not valid JSON ({hint}). "
+                "Send a JSON object matching the endpoint's schema (see /docs).",
+            ) from None
+        validator = self._validator(endpoint.request.json_schema)
+        found: list[ValidationError] = list(validator.iter_errors(document))  # pyright: ignore[reportUnknownMemberType]
+        errors = sorted(found, key=lambda e: [str(p) for p in e.absolute_path])
+        if errors:
+            details = [
+                {
+                    "field": ".".join(str(p) for p in e.absolute_path) or "(body)",
+                    "message": e.message,
+                    "type": str(e.validator),
+                }
+                for e in errors[:20]
+            ]
+            fields = "; ".join(f"{d['field']}: {d['message']}" for d in details)
+            raise HttpError(
+                422,
+                "validation_error",
+                f"endpoint {endpoint.name!r}: the request does not match its schema ({fields}). "
+                "Fix the listed fields (see /docs for the schema).",
+                details,
+            )
+        return body

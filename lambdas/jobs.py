@@ -1,0 +1,177 @@
+"""``QueueJobs``: the instance's JobSource over the platform's ports.
+
+A queue message carries a pointer (request id, endpoint, payload key); the payload and
+the result live in the ObjectStore; the request record (RequestStore) is the authority
+on the outcome, written once. Works on any Queue (the local SQLite queue or SQS) and any
+ObjectStore (a directory or S3).
+
+The life of one delivery: ``receive`` claims the message and marks the record running
+(a request that already finished is acknowledged and skipped); ``heartbeat`` extends
+the message's visibility; ``succeed`` stores the result under a key of this delivery's
+own, records it (the first outcome wins; a later one deletes its object again) and
+deletes the message; ``fail`` either puts the message back after a backoff (the record
+goes back to queued with its error kept) or, on the last delivery or a failure that a
+retry cannot fix, records ``failed``. A message failed on its last delivery is handed
+back at once and goes to the dead-letter queue at the next receive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+from flowhost.errors import NotFoundError
+from flowhost.lambdas.objectstore import ObjectStore
+from flowhost.lambdas.queue import Message, Queue, QueueError, StaleReceipt
+from flowhost.lambdas.store.requests import RequestStore
+from flowhost.services.runtime.jobs import Job
+
+__all__ = ["QueueJobs", "error_text", "job_message", "payload_key", "result_key"]
+
+log = logging.getLogger("flowhost.jobs")
+
+
+def payload_key(service: str, request_id: str) -> str:
+    return f"async/{service}/{request_id}/payload.json"
+
+
+def result_key(service: str, request_id: str, delivery: str) -> str:
+    return f"async/{service}/{request_id}/result-{delivery}.json"
+
+
+def job_message(request_id: str, endpoint: str, key: str) -> str:
+    """The queue message of one request: a pointer, never the payload itself."""
+    return json.dumps({"request_id": request_id, "endpoint": endpoint, "payload_key": key})
+
+
+def error_text(code: str, message: str) -> str:
+    """How a request's error is kept: ``{"code", "message"}`` as JSON."""
+    return json.dumps({"code": code, "message": message})
+
+
+@dataclass(frozen=True)
+class _Claim:
+    message: Message
+
+
+class QueueJobs:
+    """The jobs of one version, from its queue."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        objects: ObjectStore,
+        requests: RequestStore,
+        *,
+        service: str,
+        version: int,
+        result_ttl: float,
+        visibility: float = 60.0,
+        retry_backoff: float = 5.0,
+        max_backoff: float = 300.0,
+    ) -> None:
+        self.queue = queue
+        self.objects = objects
+        self.requests = requests
+        self.service = service
+        self.version = version
+        self.ttl = timedelta(seconds=result_ttl)
+        self.visibility = visibility
+        self.retry_backoff = retry_backoff
+        self.max_backoff = max_backoff
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.visibility / 3
+
+    def _ack(self, message: Message) -> None:
+        # StaleReceipt: another delivery owns it now; it will find the request finished.
+        with contextlib.suppress(StaleReceipt):
+            self.queue.delete(message.receipt)
+
+    def _hand_back(self, message: Message, after: float) -> None:
+        # QueueError: no longer ours (visible again already, or dead-lettered).
+        with contextlib.suppress(QueueError):
+            self.queue.extend(message.receipt, after)
+
+    def receive(self, max_jobs: int, wait: float) -> list[Job]:
+        messages = self.queue.receive(
+            min(max_jobs, 10), visibility_timeout=self.visibility, wait=wait
+        )
+        jobs: list[Job] = []
+        for message in messages:
+            job = self._claim(message)
+            if job is not None:
+                jobs.append(job)
+        return jobs
+
+    def _claim(self, message: Message) -> Job | None:
+        try:
+            pointer: dict[str, Any] = json.loads(message.body)
+            request_id, endpoint = str(pointer["request_id"]), str(pointer["endpoint"])
+            key = str(pointer["payload_key"])
+        except (ValueError, KeyError, TypeError):
+            log.error("dropping a malformed queue message", extra={"fields": {"id": message.id}})
+            self._ack(message)
+            return None
+        record = self.requests.start(request_id, self.version)
+        if record is None:  # finished by an earlier delivery (or expired): nothing to run
+            self._ack(message)
+            return None
+        final = message.receive_count >= self.queue.max_receive_count
+        job = Job(
+            request_id, endpoint, b"", record.timeout_seconds, message.receive_count, final,
+            _Claim(message),
+        )  # fmt: skip
+        try:
+            return replace(job, payload=self.objects.get(key))
+        except NotFoundError:
+            self.fail(job, "payload_missing", f"the payload {key!r} is gone.", retry=False)
+            return None
+
+    @staticmethod
+    def _message(job: Job) -> Message:
+        assert isinstance(job.handle, _Claim)
+        return job.handle.message
+
+    def heartbeat(self, job: Job) -> bool:
+        try:
+            self.queue.extend(self._message(job).receipt, self.visibility)
+        except QueueError:  # stale (lost to another delivery) or past the 12-hour ceiling
+            return False
+        return True
+
+    def succeed(self, job: Job, result: bytes) -> bool:
+        message = self._message(job)
+        key = result_key(self.service, job.request_id, f"{message.id}-{message.receive_count}")
+        self.objects.put(key, result)
+        won = self.requests.finish(job.request_id, "succeeded", ttl=self.ttl, result_key=key)
+        if not won:
+            self.objects.delete(key)  # another delivery's result is the one kept
+        self._ack(message)
+        return won
+
+    def fail(self, job: Job, code: str, error: str, *, retry: bool) -> None:
+        message = self._message(job)
+        text = error_text(code, error)
+        if retry and not job.final:
+            self.requests.retry(job.request_id, text)
+            backoff = min(self.max_backoff, self.retry_backoff * 2 ** (job.attempt - 1))
+            self._hand_back(message, backoff)
+            return
+        self.requests.finish(job.request_id, "failed", ttl=self.ttl, error=text)
+        if retry:  # its deliveries ran out: the queue moves it to the dead-letter queue
+            self._hand_back(message, 0)
+        else:
+            self._ack(message)
+
+    def release(self, job: Job) -> None:
+        self.requests.retry(job.request_id, None)
+        self._hand_back(self._message(job), 0)
+
+    def close(self) -> None:
+        self.queue.close()

@@ -1,0 +1,184 @@
+"""The asynchronous worker of one instance, alongside its HTTP server.
+
+It takes jobs from a :class:`~flowhost.services.runtime.jobs.JobSource` once the
+instance is ready, at most ``concurrency`` at a time, and runs each through the same
+endpoint handler as a synchronous call (validation, response type, thread pool), with
+the job's own timeout (up to 12 hours) instead of the endpoint's. While a job runs it
+heartbeats, so the queue keeps it hidden from other instances. On shutdown it stops
+taking jobs and hands back the ones still running.
+
+Outcomes: a result is stored once; a request that does not match the schema or runs out
+of time fails at once (running it again would not help); any other exception is retried
+by the source until its last delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from flowhost.errors import FlowhostError
+from flowhost.services.runtime.dispatch import EndpointHandler
+from flowhost.services.runtime.jobs import Job, JobSource
+from flowhost.services.runtime.logs import AccessLog
+from flowhost.services.runtime.responses import HttpError
+
+__all__ = ["AsyncWorker"]
+
+log = logging.getLogger("flowhost.worker")
+
+RECEIVE_WAIT = 1.0  # seconds one receive waits for work; bounds how long stop() takes
+
+
+class AsyncWorker:
+    def __init__(
+        self,
+        source: Callable[[], JobSource],
+        handlers: Mapping[str, EndpointHandler],
+        *,
+        concurrency: int,
+        access: AccessLog,
+        version: str,
+    ) -> None:
+        self._make_source = source
+        self.handlers = handlers
+        self.concurrency = concurrency
+        self.access = access
+        self.version = version
+        self.source: JobSource | None = None
+        # Source calls block (SQLite, HTTP to the queue); they get threads of their own, so
+        # a busy endpoint pool never delays a heartbeat.
+        self._io = ThreadPoolExecutor(
+            max_workers=concurrency + 2, thread_name_prefix="flowhost-jobs"
+        )
+        self._running: dict[asyncio.Task[None], Job] = {}
+        self._slot = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def _io_call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._io, lambda: fn(*args, **kwargs))
+
+    def start(self) -> None:
+        """Start taking jobs (call once the instance is ready, on its event loop)."""
+        if self._loop_task is None:
+            self._loop_task = asyncio.create_task(self._run(), name="flowhost-worker")
+
+    async def _run(self) -> None:
+        try:
+            self.source = await self._io_call(self._make_source)
+        except Exception:
+            log.exception("the async worker could not connect to its queue; no async jobs here")
+            return
+        source = self.source
+        assert source is not None
+        while not self._stopping:
+            free = self.concurrency - len(self._running)
+            if free <= 0:
+                self._slot.clear()
+                await self._slot.wait()
+                continue
+            try:
+                jobs: list[Job] = await self._io_call(source.receive, free, RECEIVE_WAIT)
+            except Exception:
+                log.exception("receiving async jobs failed; retrying")
+                await asyncio.sleep(RECEIVE_WAIT)
+                continue
+            for job in jobs:
+                if self._stopping:
+                    await self._io_call(source.release, job)
+                    continue
+                task = asyncio.create_task(self._execute(source, job), name=f"job-{job.request_id}")
+                self._running[task] = job
+                task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running.pop(task, None)
+        self._slot.set()
+
+    async def _heartbeat(self, source: JobSource, job: Job) -> None:
+        while True:
+            await asyncio.sleep(source.heartbeat_interval)
+            try:
+                if not await self._io_call(source.heartbeat, job):
+                    log.warning(
+                        "async job lost its claim; another delivery will finish it",
+                        extra={"fields": {"request_id": job.request_id}},
+                    )
+                    return
+            except Exception:
+                log.exception("heartbeat failed", extra={"fields": {"request_id": job.request_id}})
+
+    async def _execute(self, source: JobSource, job: Job) -> None:
+        started = time.perf_counter()
+        outcome, code = "succeeded", None
+        heartbeat = asyncio.create_task(self._heartbeat(source, job))
+        try:
+            handler = self.handlers.get(f"/{job.endpoint}")
+            if handler is None:
+                raise HttpError(404, "not_found", f"this version has no endpoint {job.endpoint!r}.")
+            request = handler.parse_payload(job.payload)
+            result = await handler.invoke(request, job.timeout)
+            body = handler.render(result, job.request_id)
+        except asyncio.CancelledError:
+            outcome = "released"
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._io_call(source.release, job))
+            raise
+        except (HttpError, FlowhostError) as exc:
+            # Bad payloads and timeouts fail for good; an invalid response may be a bug
+            # that a retry does not fix either.
+            outcome, code = "failed", exc.code
+            retry = exc.status >= 500 and exc.code not in ("timeout", "invalid_response")
+            await self._io_call(source.fail, job, exc.code, exc.message, retry=retry)
+        except Exception as exc:
+            log.exception("async job raised", extra={"fields": {"request_id": job.request_id}})
+            outcome, code = "failed", "endpoint_error"
+            message = f"endpoint {job.endpoint!r} raised {type(exc).__name__}: {exc}"
+            await self._io_call(source.fail, job, code, message, retry=True)
+        else:
+            if not await self._io_call(source.succeed, job, body):
+                outcome = "duplicate"
+        finally:
+            heartbeat.cancel()
+            self._log(job, outcome, code, time.perf_counter() - started)
+
+    def _log(self, job: Job, outcome: str, code: str | None, seconds: float) -> None:
+        if self.access.enabled:
+            self.access.write(
+                {
+                    "request_id": job.request_id,
+                    "async": True,
+                    "endpoint": job.endpoint,
+                    "attempt": job.attempt,
+                    "outcome": outcome,
+                    "error_code": code,
+                    "duration_ms": round(seconds * 1000, 3),
+                    "version": self.version,
+                }
+            )
+
+    async def stop(self) -> None:
+        """Stop taking jobs; hand back the ones running (another instance reruns them)."""
+        self._stopping = True
+        self._slot.set()
+        if self._loop_task is not None:
+            # Let a receive in progress come back, so what it claimed is handed back too.
+            try:
+                await asyncio.wait_for(asyncio.shield(self._loop_task), RECEIVE_WAIT + 5)
+            except TimeoutError:
+                self._loop_task.cancel()
+        tasks = list(self._running)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.source is not None:
+            with contextlib.suppress(Exception):
+                await self._io_call(self.source.close)
+        self._io.shutdown(wait=False, cancel_futures=True)
