@@ -125,6 +125,61 @@ class Client:
         target = f"{service}@{ref}" if ref else service
         return self.request("POST", f"/{target}/{endpoint}", json=data)
 
+    # -- asynchronous requests ------------------------------------------------------
+
+    def submit(
+        self,
+        service: str,
+        endpoint: str,
+        data: Any,
+        *,
+        ref: str | None = None,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Queue an asynchronous call; returns its status record (``id``, ``status_url``...)."""
+        target = f"{service}@{ref}" if ref else service
+        headers: dict[str, str] = {}
+        if idempotency_key is not None:
+            headers["idempotency-key"] = idempotency_key
+        if callback_url is not None:
+            headers["flowhost-callback-url"] = callback_url
+        if timeout is not None:
+            headers["flowhost-timeout"] = f"{timeout:g}"
+        return self.request("POST", f"/{target}/{endpoint}/async", json=data, headers=headers)
+
+    def status_of(self, request_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/requests/{request_id}")
+
+    def result(self, request_id: str) -> Any:
+        return self.request("GET", f"/requests/{request_id}/result")
+
+    def wait(
+        self,
+        request_id: str,
+        *,
+        timeout: float = 12 * 3600.0,
+        interval: float = 0.2,
+        on_status: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Any:
+        """Poll until the request finishes; its result, or the request's error raised."""
+        deadline = time.monotonic() + timeout
+        delay = interval
+        while True:
+            status = self.status_of(request_id)
+            if on_status is not None:
+                on_status(status)
+            if status["status"] in ("succeeded", "failed", "expired"):
+                return self.result(request_id)
+            if time.monotonic() > deadline:
+                raise FlowhostError(
+                    f"request {request_id}: still {status['status']} after {timeout:g}s. "
+                    f"Check later with 'flowhost request {request_id}'."
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 5.0)  # quick for short jobs, gentle for long ones
+
     # -- changes --------------------------------------------------------------------
 
     def promote(

@@ -25,6 +25,8 @@ from flowhost.services.endpoint import ENDPOINT_ATTR, EndpointOptions
 __all__ = ["CompiledService", "EndpointBinding", "compile_service", "default_service_name"]
 
 SERVICE_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+# First path segments the platform answers itself (control plane, Swagger, async requests).
+RESERVED_NAMES = frozenset({"api", "docs", "healthz", "requests", "static-offline-docs"})
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,12 @@ def compile_service(cls: type) -> CompiledService:
             f"{cls.__name__}.name: must be a DNS-safe slug: lowercase letters, digits and '-', "
             f"starting with a letter, at most 63 characters (got {name!r}). "
             f"For example name = {default_service_name(cls.__name__) or 'my-service'!r}."
+        )
+    if name in RESERVED_NAMES:
+        raise SpecError(
+            f"{cls.__name__}.name: {name!r} is reserved: the platform serves /{name}/ itself "
+            f"(reserved: {', '.join(sorted(RESERVED_NAMES))}). Pick another name, e.g. "
+            f"name = '{name}-service'."
         )
     bindings: dict[str, EndpointBinding] = {}
     owners: dict[str, str] = {}

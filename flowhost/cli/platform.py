@@ -1,5 +1,5 @@
 """CLI commands that run or talk to a platform: up, deploy, promote, rollback, undeploy,
-ls, status, invoke, logs."""
+ls, status, invoke, request, logs."""
 
 from __future__ import annotations
 
@@ -215,6 +215,19 @@ def invoke(
     service: Annotated[str, typer.Argument(help="service or service@alias-or-version")],
     endpoint: str,
     data: Annotated[str, typer.Option(help="JSON request body.")] = "{}",
+    run_async: Annotated[
+        bool, typer.Option("--async", help="Queue it (up to 12 hours) and wait for the result.")
+    ] = False,
+    wait: Annotated[bool, typer.Option(help="With --async: wait for the result.")] = True,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="With --async: the same key returns the same request.")
+    ] = None,
+    callback_url: Annotated[
+        str | None, typer.Option(help="With --async: URL to POST the signed outcome to.")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="With --async: seconds the run may take (max 43200).")
+    ] = None,
     url: URL = DEFAULT_URL,
 ) -> None:
     """Call an endpoint through the router and print the JSON answer."""
@@ -224,8 +237,37 @@ def invoke(
         raise FlowhostError(f"--data: not valid JSON ({exc.msg} at column {exc.colno}).") from None
     name, _, ref = service.partition("@")
     with _client(url) as client:
-        result = client.invoke(name, endpoint, body, ref=ref or None)
+        if not run_async:
+            out.print_json(data=client.invoke(name, endpoint, body, ref=ref or None))
+            return
+        submitted = client.submit(
+            name, endpoint, body, ref=ref or None, idempotency_key=idempotency_key,
+            callback_url=callback_url, timeout=timeout,
+        )  # fmt: skip
+        request_id = submitted["id"]
+        out.print(f"queued {request_id}  ({submitted['status_url']})", soft_wrap=True)
+        if not wait:
+            return
+        with out.status(f"{request_id}: queued") as spinner:
+
+            def show(status: dict[str, Any]) -> None:
+                spinner.update(
+                    f"{request_id}: {status['status']} (attempt {status['attempts']}, "
+                    f"{status['version'] or 'version pending'})"
+                )
+
+            result = client.wait(request_id, on_status=show)
     out.print_json(data=result)
+
+
+def request(
+    request_id: Annotated[str, typer.Argument(help="The id an --async invoke printed.")],
+    result: Annotated[bool, typer.Option(help="Print the result instead of the status.")] = False,
+    url: URL = DEFAULT_URL,
+) -> None:
+    """Show an asynchronous request's status (or, with --result, its result)."""
+    with _client(url) as client:
+        out.print_json(data=client.result(request_id) if result else client.status_of(request_id))
 
 
 def logs(
@@ -247,5 +289,5 @@ def logs(
 
 
 def register(app: typer.Typer) -> None:
-    for command in (up, deploy, promote, rollback, undeploy, ls, status, invoke, logs):
+    for command in (up, deploy, promote, rollback, undeploy, ls, status, invoke, request, logs):
         app.command()(command)

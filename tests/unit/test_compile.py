@@ -304,3 +304,14 @@ def test_compiled_holds_the_runtime_types() -> None:
     assert (bindings["raw"].request_type, bindings["raw"].response_type) == (dict[str, Any], dict)
     assert bindings["ping"].request_type is None
     assert bindings["predict"].definition is definition_of(Sentiment).endpoint("predict")
+
+
+@pytest.mark.parametrize("reserved", ["requests", "api", "docs", "healthz"])
+def test_names_the_platform_serves_itself_are_reserved(reserved: str) -> None:
+    with pytest.raises(SpecError, match=parts(f"{reserved!r} is reserved", "Pick another name")):
+
+        class Clash(WebServiceSpec):
+            name = reserved
+
+            @endpoint
+            def predict(self, request: In) -> Out: ...

@@ -80,3 +80,28 @@ def test_min_instances_above_zero_never_scales_to_zero() -> None:
     scaling = Scaling(min_instances=1, max_instances=3, idle_timeout="1s", target_concurrency=1)
     for current in (0, 1, 3):
         assert desired_instances(scaling, current, load(idle=86400)) == 1
+
+
+def queued(count: int, *, current: int = 0, idle: float = 0.0) -> int:
+    """Instances wanted with ``count`` async requests queued or running, nothing else."""
+    load = Load(in_flight=0, peak_in_flight=count, waiting=0, idle_seconds=idle, queued=count)
+    return desired_instances(SCALING, current, load)
+
+
+def test_queued_work_starts_a_version_at_zero() -> None:
+    assert queued(1) == 1
+
+
+def test_backlog_scales_out_per_instance_and_is_capped() -> None:
+    assert queued(8, current=1) == 2  # ceil(8 / 4)
+    assert queued(9, current=1) == 3
+    assert queued(100, current=1) == SCALING.max_instances
+
+
+def test_queued_work_is_never_idle() -> None:
+    # Long after the last HTTP request, a queued job still keeps its instance.
+    assert queued(1, current=1, idle=10_000) == 1
+
+
+def test_an_empty_idle_queue_lets_the_version_go_to_zero() -> None:
+    assert queued(0, current=1, idle=61) == 0
