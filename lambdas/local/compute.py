@@ -129,6 +129,7 @@ class LocalCompute:
         """Take ``inst`` out of routing, let its requests finish (bounded), then stop it
         (SIGTERM, then SIGKILL after ``grace`` seconds)."""
         inst.draining = True
+        inst.launcher.pause(inst.process)
         pool.notify()
         deadline = asyncio.get_running_loop().time() + self.drain_timeout
         while inst.in_flight > 0 and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110

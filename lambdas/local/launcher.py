@@ -32,6 +32,7 @@ class Process:
     log: Path
     ready: asyncio.Future[None] = field(repr=False)
     exited: asyncio.Future[int] = field(repr=False)
+    jobs: int = 0  # asynchronous jobs it runs now (as it last reported)
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -98,6 +99,10 @@ class Launcher:
             proc = self._by_pid.get(msg["pid"])
             if proc is not None:
                 self._finish(proc, int(msg["code"]))
+        elif event == "jobs":
+            proc = self._by_id.get(msg["id"])
+            if proc is not None:
+                proc.jobs = int(msg["running"])
         elif event in ("ready", "failed"):
             proc = self._by_id.get(msg["id"])
             if proc is not None and not proc.ready.done():
@@ -146,6 +151,12 @@ class Launcher:
         self._by_id[ident] = proc
         self._by_pid[pid] = proc
         return proc
+
+    def pause(self, proc: Process) -> None:
+        """Ask an instance to take no new async jobs (SIGUSR1): it is about to be stopped."""
+        if not proc.exited.done():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGUSR1)
 
     async def stop(self, proc: Process, grace: float = 10.0) -> int:
         """SIGTERM, then SIGKILL after ``grace`` seconds; returns the exit code."""

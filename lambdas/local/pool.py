@@ -29,6 +29,11 @@ class Instance:
     def port(self) -> int:
         return self.process.port
 
+    @property
+    def jobs(self) -> int:
+        """Asynchronous jobs the instance runs now."""
+        return self.process.jobs
+
 
 class Pool:
     """Ready instances of one version, in-flight accounting, and a wake-up for waiters."""

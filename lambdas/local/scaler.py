@@ -79,8 +79,11 @@ class Scaler:
             for _ in range(want - current):
                 self._spawn(self._start(pool))
         elif want < len(pool.live) and pool not in self._stopping and pool.starting == 0:
-            victim = min(pool.live, key=lambda i: i.in_flight)
-            self._spawn(self._stop(pool, victim))
+            # Scale-in protection: an instance running async jobs is not stopped (the jobs
+            # would start over elsewhere); the version shrinks as instances go quiet.
+            idle = [i for i in pool.live if i.jobs == 0]
+            if idle:
+                self._spawn(self._stop(pool, min(idle, key=lambda i: i.in_flight)))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)

@@ -6,7 +6,8 @@ lines on stdin and answers with JSON lines on stdout. Each ``spawn`` forks a chi
 binds a loopback port, loads the service and serves it, so an instance starts without
 paying for interpreter start-up and imports (that is most of a cold start).
 
-Messages out: ``listening`` (pid, port), ``ready``, ``failed`` (error), ``exit`` (code).
+Messages out: ``listening`` (pid, port), ``ready``, ``failed`` (error), ``jobs`` (async
+jobs running), ``exit`` (code).
 """
 
 from __future__ import annotations
@@ -89,9 +90,14 @@ def _child(cmd: dict[str, Any], out_fd: int) -> int:
     settings = RuntimeSettings.model_validate(cmd.get("settings", {}))
     jobs = cmd.get("jobs")
     source = LocalJobsConfig.model_validate(jobs).open if jobs else None
+
+    def on_jobs(running: int) -> None:
+        _emit(out_fd, {"event": "jobs", "id": ident, "running": running})
+
     return serve(
-        cls, settings=settings, sock=sock, on_state=on_state, log_level="info", jobs=source
-    )
+        cls, settings=settings, sock=sock, on_state=on_state, log_level="info", jobs=source,
+        on_jobs=on_jobs,
+    )  # fmt: skip
 
 
 def _spawn(cmd: dict[str, Any], out_fd: int) -> None:

@@ -45,6 +45,7 @@ class ServingApp:
         cls: type[WebServiceSpec],
         settings: RuntimeSettings,
         jobs: Callable[[], JobSource] | None = None,
+        on_jobs: Callable[[int], None] | None = None,
     ) -> None:
         service = compiled(cls)
         self.definition = service.definition
@@ -78,6 +79,7 @@ class ServingApp:
                 concurrency=self.definition.scaling.target_concurrency,
                 access=self.access,
                 version=settings.version,
+                on_running=on_jobs,
             )
             if jobs is not None
             else None
@@ -96,6 +98,11 @@ class ServingApp:
                 self._loop.call_soon_threadsafe(self.worker.start)  # we are on the init thread
         else:
             self.metrics.ready.set(0)
+
+    def pause_jobs(self) -> None:
+        """Take no new asynchronous jobs (the instance is being drained)."""
+        if self.worker is not None:
+            self.worker.pause()
 
     def openapi(self) -> dict[str, Any]:
         return build_openapi(
@@ -196,7 +203,10 @@ def create_app(
     cls: type[WebServiceSpec],
     settings: RuntimeSettings | None = None,
     jobs: Callable[[], JobSource] | None = None,
+    on_jobs: Callable[[int], None] | None = None,
 ) -> ServingApp:
     """The ASGI app serving ``cls``; ``initialize`` starts with the ASGI lifespan. With
-    ``jobs`` (a factory, called once ready), it also runs asynchronous jobs."""
-    return ServingApp(cls, settings or RuntimeSettings(), jobs)
+    ``jobs`` (a factory, called once ready), it also runs asynchronous jobs, telling
+    ``on_jobs`` how many run whenever that changes (the platform protects busy instances
+    from scale-in)."""
+    return ServingApp(cls, settings or RuntimeSettings(), jobs, on_jobs)

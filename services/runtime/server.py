@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 from collections.abc import Callable
 
@@ -27,15 +28,17 @@ def serve(
     sock: socket.socket | None = None,
     on_state: Callable[[InstanceState], None] | None = None,
     jobs: Callable[[], JobSource] | None = None,
+    on_jobs: Callable[[int], None] | None = None,
 ) -> int:
     """Serve ``cls`` until interrupted. Returns the exit code: 1 if initialize failed.
 
     ``sock`` is an already-bound listening socket (the platform's launcher binds port 0
     and learns the port before the server starts); ``on_state`` hears readiness changes;
-    ``jobs`` makes the instance run asynchronous jobs too (see ``AsyncWorker``).
+    ``jobs`` makes the instance run asynchronous jobs too (see ``AsyncWorker``), and
+    ``on_jobs`` hears how many run; SIGUSR1 then stops it taking new ones.
     """
     configure_logging(log_level)
-    app: ServingApp = create_app(cls, settings, jobs)
+    app: ServingApp = create_app(cls, settings, jobs, on_jobs)
     config = uvicorn.Config(
         app,
         host=host,
@@ -55,6 +58,11 @@ def serve(
             server.should_exit = True
 
     app.state.on_change(stop_on_failure)
+
+    def pause_jobs(signum: int, frame: object) -> None:
+        app.pause_jobs()  # SIGUSR1: the platform drains this instance; no new async jobs
+
+    signal.signal(signal.SIGUSR1, pause_jobs)
     if on_state is not None:
         app.state.on_change(on_state)
     server.run(sockets=[sock] if sock is not None else None)

@@ -44,8 +44,10 @@ class AsyncWorker:
         concurrency: int,
         access: AccessLog,
         version: str,
+        on_running: Callable[[int], None] | None = None,
     ) -> None:
         self._make_source = source
+        self.on_running = on_running  # hears how many jobs run, whenever that changes
         self.handlers = handlers
         self.concurrency = concurrency
         self.access = access
@@ -60,6 +62,7 @@ class AsyncWorker:
         self._slot = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._paused = False
 
     async def _io_call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -78,7 +81,7 @@ class AsyncWorker:
             return
         source = self.source
         assert source is not None
-        while not self._stopping:
+        while not (self._stopping or self._paused):
             free = self.concurrency - len(self._running)
             if free <= 0:
                 self._slot.clear()
@@ -91,16 +94,29 @@ class AsyncWorker:
                 await asyncio.sleep(RECEIVE_WAIT)
                 continue
             for job in jobs:
-                if self._stopping:
+                if self._stopping or self._paused:
                     await self._io_call(source.release, job)
                     continue
                 task = asyncio.create_task(self._execute(source, job), name=f"job-{job.request_id}")
                 self._running[task] = job
                 task.add_done_callback(self._done)
+                self._report()
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task, None)
         self._slot.set()
+        self._report()
+
+    def _report(self) -> None:
+        if self.on_running is not None:
+            try:
+                self.on_running(len(self._running))
+            except Exception:  # the platform is going away; the jobs themselves are fine
+                log.warning("could not report running jobs", exc_info=True)
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
 
     async def _heartbeat(self, source: JobSource, job: Job) -> None:
         while True:
@@ -163,6 +179,12 @@ class AsyncWorker:
                     "version": self.version,
                 }
             )
+
+    def pause(self) -> None:
+        """Take no more jobs; the running ones finish (the instance is being drained).
+        Safe to call from a signal handler."""
+        self._paused = True
+        self._slot.set()
 
     async def stop(self) -> None:
         """Stop taking jobs; hand back the ones running (another instance reruns them)."""

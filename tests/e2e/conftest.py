@@ -42,9 +42,17 @@ class _Platforms:
         self.started: list[Platform] = []
         assert sentiment_run  # the example flow has run: the example service can deploy
 
-    def launch(self, *options: str, home: Path | None = None, port: int | None = None) -> Platform:
+    def launch(
+        self,
+        *options: str,
+        home: Path | None = None,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Platform:
         home = home or self.tmp.mktemp("flowhost-home")
-        platform = start_platform(*options, home=home, env=self.env, log_dir=self.logs, port=port)
+        platform = start_platform(
+            *options, home=home, env={**self.env, **(env or {})}, log_dir=self.logs, port=port
+        )
         self.started.append(platform)
         return platform
 
@@ -60,7 +68,8 @@ def launch(
     tmp_path_factory: pytest.TempPathFactory,
     sentiment_run: str,
 ) -> Iterator[PlatformFactory]:
-    """``launch(*options, home=None, port=None)`` starts ``flowhost up`` for one test."""
+    """``launch(*options, home=None, port=None, env=None)`` starts ``flowhost up`` for one
+    test (``env`` adds to the session's environment)."""
     platforms = _Platforms(base_env, platform_logs, tmp_path_factory, sentiment_run)
     try:
         yield platforms.launch

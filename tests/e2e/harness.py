@@ -150,7 +150,7 @@ def start_platform(
 
 
 PlatformFactory = Callable[..., Platform]
-"""The ``launch`` fixture: ``launch(*options, home=None, port=None) -> Platform``."""
+"""The ``launch`` fixture: ``launch(*options, home=None, port=None, env=None) -> Platform``."""
 
 
 class Load:

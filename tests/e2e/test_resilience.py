@@ -36,7 +36,9 @@ def test_restart_restores_versions_and_aliases(
     assert info["aliases"] == {"production": 2}
     assert [(v["number"], v["status"]) for v in info["versions"]] == [(1, "ready"), (2, "ready")]
     # min_instances is 0: nothing runs until a request arrives, which is held meanwhile
-    assert info["instances"]["v2"] == {"ready": 0, "starting": 0, "in_flight": 0, "ports": []}
+    assert info["instances"]["v2"] == {
+        "ready": 0, "starting": 0, "in_flight": 0, "queued": 0, "ports": []
+    }  # fmt: skip
 
     production = second.http.post("/sentiment/predict", json={"text": "great"})
     assert production.status_code == 200, production.text
