@@ -217,20 +217,30 @@ class AsyncRequests:
         return [r for r in self.requests.pending_callbacks() if r.id not in self._delivering]
 
     def _settle_dead_letters(self, service: str, number: int) -> None:
+        """Record dead-lettered requests as failed (keeping the last error), then remove
+        their letters: the record holds the outcome, the payload stays for its TTL."""
         queue = self.queues.queue(service, number)
         letters = queue.dead_letters(100)
-        counts: dict[str, int] = {}
+        ids: dict[str, str] = {}
         for letter in letters:
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                counts[str(json.loads(letter.body)["request_id"])] = letter.receive_count
-        for record in self.requests.unfinished(list(counts)):
+            try:
+                ids[str(json.loads(letter.body)["request_id"])] = letter.receipt
+            except (ValueError, KeyError, TypeError):
+                log.error("removing a malformed dead letter", extra={"fields": {"id": letter.id}})
+                queue.remove_dead_letter(letter.receipt)
+        for record in self.requests.unfinished(list(ids)):
             error = record.error or error_text(
                 "dead_lettered",
-                f"delivered {counts[record.id]} times without finishing: the instance running "
+                f"delivered {record.attempts} times without finishing: the instance running "
                 "it exited or stopped heartbeating each time (see the version's log).",
             )
             self.requests.finish(record.id, "failed", ttl=self._ttl(), error=error)
-            log.warning("async request dead-lettered", extra={"fields": {"request_id": record.id}})
+        for request_id, receipt in ids.items():
+            queue.remove_dead_letter(receipt)
+            log.warning(
+                "async request dead-lettered",
+                extra={"fields": {"request_id": request_id, "version": f"{service}@v{number}"}},
+            )
 
     def abandon(self, service: str, number: int) -> int:
         """Fail every request still queued for a version being undeployed."""

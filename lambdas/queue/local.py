@@ -27,6 +27,7 @@ from flowhost.lambdas.queue.port import (
     DEDUP_WINDOW,
     MAX_VISIBILITY,
     Depth,
+    InvalidQueueArgument,
     Message,
     StaleReceipt,
     VisibilityLimitExceeded,
@@ -238,9 +239,22 @@ class LocalQueue:
                 (self.name, limit),
             ).fetchall()
         return [
-            Message(id=i, receipt="", body=bytes(b), receive_count=n, sent_at=_utc(s))
+            Message(id=i, receipt=f"{i}.dead", body=bytes(b), receive_count=n, sent_at=_utc(s))
             for i, b, s, n in rows
         ]
+
+    def remove_dead_letter(self, receipt: str) -> None:
+        message_id, _, kind = receipt.partition(".")
+        if kind != "dead":
+            raise InvalidQueueArgument(
+                f"queue {self.name!r}: {receipt[:40]!r} is not a dead letter's receipt. Pass the "
+                "receipt of a message that dead_letters() listed."
+            )
+        with self._transaction() as db:
+            db.execute(
+                "DELETE FROM queue_messages WHERE id = ? AND queue = ? AND dead_at IS NOT NULL",
+                (message_id, self.name),
+            )
 
     def close(self) -> None:
         with self._lock:

@@ -21,7 +21,8 @@ Modelled on SQS standard queues, so the local queue and SQS behave the same:
   ``flowhost.lambdas.queue.sqs``.
 - A message received ``max_receive_count`` times and still not deleted is moved to the
   dead-letter queue by the next receive that finds it visible, instead of being delivered
-  again; ``dead_letters`` lists them (a peek: they stay there).
+  again; ``dead_letters`` lists them (a peek: they stay there) and
+  ``remove_dead_letter`` removes one once it has been dealt with.
 
 Limits are the SQS ones and are checked the same way on every backend
 (``InvalidQueueArgument``), so code that runs locally runs on AWS.
@@ -104,7 +105,7 @@ class Message:
     """One delivery of a message. ``receipt`` is valid for this delivery only."""
 
     id: str
-    receipt: str  # empty for dead letters: they are listed, not delivered
+    receipt: str  # for dead letters: only good for remove_dead_letter
     body: bytes
     receive_count: int  # deliveries so far, this one included
     sent_at: datetime  # UTC
@@ -176,6 +177,11 @@ class Queue(Protocol):
 
     def dead_letters(self, limit: int = 10) -> list[Message]:
         """Up to ``limit`` messages of the dead-letter queue, oldest first, left in place."""
+        ...
+
+    def remove_dead_letter(self, receipt: str) -> None:
+        """Remove a dead letter listed by ``dead_letters`` (by its ``receipt``) once it has
+        been dealt with; a letter already gone is no error."""
         ...
 
     def close(self) -> None: ...

@@ -242,8 +242,13 @@ class SQSQueue:
             for receipt in receipts:  # hand them back: listing must not hide them
                 with contextlib.suppress(StaleReceipt):  # deleted or redriven meanwhile
                     self._change_visibility(self.dead_letter_url, receipt, 0)
-        ordered = sorted(found.values(), key=lambda m: m.sent_at)
-        return [Message(m.id, "", m.body, m.receive_count, m.sent_at) for m in ordered]
+        # The peek's receipt stays the letter's latest (its visibility was only reset), so
+        # remove_dead_letter can delete with it.
+        return sorted(found.values(), key=lambda m: m.sent_at)
+
+    def remove_dead_letter(self, receipt: str) -> None:
+        with contextlib.suppress(StaleReceipt), _sqs_errors(self.name, "DeleteMessage"):
+            self._client.delete_message(QueueUrl=self.dead_letter_url, ReceiptHandle=receipt)
 
     def close(self) -> None:
         """Nothing to release: the boto3 client belongs to the caller."""
