@@ -200,7 +200,9 @@ def create_catalog(deployments: Deployments) -> FastAPI:
         ]
         return build_openapi(
             services, title="flowhost services", version=flowhost.__version__,
-            description="Production endpoints of every service on this platform.",
+            description="Production endpoints of every service on this platform, and their "
+            "asynchronous variants.",
+            asynchronous=True,
         )  # fmt: skip
 
     app.openapi = combined

@@ -44,6 +44,118 @@ ERROR_RESPONSES: dict[str, str] = {
 }
 
 
+ASYNC_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "AsyncRequest",
+    "required": ["id", "status", "status_url", "result_url"],
+    "properties": {
+        "id": {"type": "string"},
+        "status": {"enum": ["queued", "running", "succeeded", "failed", "expired"]},
+        "service": {"type": "string"},
+        "endpoint": {"type": "string"},
+        "target": {"type": "string", "description": "the alias or version asked for"},
+        "version": {"type": ["string", "null"], "description": "the version that runs it"},
+        "attempts": {"type": "integer"},
+        "error": {
+            "type": ["object", "null"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        },
+        "created_at": {"type": "string", "format": "date-time"},
+        "started_at": {"type": ["string", "null"], "format": "date-time"},
+        "finished_at": {"type": ["string", "null"], "format": "date-time"},
+        "expires_at": {"type": ["string", "null"], "format": "date-time"},
+        "timeout_seconds": {"type": "number"},
+        "callback": {"type": ["object", "null"]},
+        "status_url": {"type": "string"},
+        "result_url": {"type": "string"},
+    },
+}
+_ASYNC_HEADERS = [
+    ("Idempotency-Key", "The same key returns the same request (nothing new is queued)."),
+    ("Flowhost-Callback-Url", "POST the signed outcome here when the request finishes."),
+    ("Flowhost-Timeout", "Seconds one run may take, 1 to 43200 (default 3600)."),
+]
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERROR_REF = {"$ref": "#/components/schemas/Error"}
+_REQUEST_REF = {"$ref": "#/components/schemas/AsyncRequest"}
+
+
+def _async_paths() -> dict[str, Any]:
+    """``/requests/{id}`` and ``/requests/{id}/result`` of the platform's async API."""
+    param = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    return {
+        "/requests/{id}": {
+            "get": {
+                "operationId": "async_request_status",
+                "summary": "Status of an asynchronous request",
+                "tags": ["async requests"],
+                "parameters": param,
+                "responses": {
+                    "200": _json(_REQUEST_REF, "The request's status record"),
+                    "404": _json(_ERROR_REF, "No such request (code: request_not_found)"),
+                },
+            }
+        },
+        "/requests/{id}/result": {
+            "get": {
+                "operationId": "async_request_result",
+                "summary": "Result of an asynchronous request",
+                "tags": ["async requests"],
+                "parameters": param,
+                "responses": {
+                    "200": _json({}, "The endpoint's response"),
+                    "404": _json(_ERROR_REF, "No such request (code: request_not_found)"),
+                    "409": _json(_ERROR_REF, "Not finished (result_not_ready) or failed"),
+                    "410": _json(_ERROR_REF, "The result expired (code: request_expired)"),
+                },
+            }
+        },
+    }
+
+
+def _async_operation(
+    service: ServiceDefinition, ep: EndpointDefinition, components: _Components
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "operationId": f"{service.name}_{ep.name}_async".replace("-", "_"),
+        "summary": f"{ep.name}, asynchronously (up to 12 hours)",
+        "description": "Queues the call and answers 202 at once; poll the status URL or "
+        "pass Flowhost-Callback-Url. The same as the endpoint's own path with "
+        "`Prefer: respond-async`.",
+        "tags": [service.name],
+        "parameters": [
+            {
+                "name": name,
+                "in": "header",
+                "schema": {"type": "string"},
+                "description": text,
+            }
+            for name, text in _ASYNC_HEADERS
+        ],
+        "responses": {
+            "202": _json(_REQUEST_REF, "Queued"),
+            "400": _json(_ERROR_REF, "Malformed JSON, or a bad header"),
+            "413": _json(_ERROR_REF, "Request body too large (code: payload_too_large)"),
+            "422": _json(_ERROR_REF, "The body does not match the request schema"),
+        },
+    }
+    if ep.request.kind != "none":
+        op["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": components.register(ep.request, f"{ep.name}_request")
+                }
+            },
+        }
+    return op
+
+
 class _Components:
     """Collects named schemas, renaming on a clash so every ``$ref`` stays right."""
 
@@ -138,11 +250,13 @@ def build_openapi(
     title: str,
     version: str,
     description: str = "",
+    asynchronous: bool = False,
 ) -> dict[str, Any]:
     """One OpenAPI document for ``(path_prefix, definition)`` pairs.
 
     An instance serves its endpoints at ``/{endpoint}`` (prefix ``""``); the platform
-    serves them at ``/{service}/{endpoint}`` (prefix ``"/{service}"``).
+    serves them at ``/{service}/{endpoint}`` (prefix ``"/{service}"``) and, with
+    ``asynchronous``, their ``.../async`` variants and ``/requests/{id}`` too.
     """
     components = _Components()
     paths: dict[str, Any] = {}
@@ -153,6 +267,14 @@ def build_openapi(
             item = paths.setdefault(f"{prefix}/{ep.name}", {})
             for method in ep.http_methods:
                 item[method.lower()] = _operation(service, ep, method, components)
+            if asynchronous:
+                paths[f"{prefix}/{ep.name}/async"] = {
+                    "post": _async_operation(service, ep, components)
+                }
+    if asynchronous:
+        components.schemas["AsyncRequest"] = ASYNC_REQUEST_SCHEMA
+        paths.update(_async_paths())
+        tags.append({"name": "async requests", "description": "Status and results"})
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version, "description": description},

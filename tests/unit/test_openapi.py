@@ -99,9 +99,11 @@ def assert_well_formed(doc: dict[str, Any]) -> None:
         assert path.startswith("/")
         assert set(item) <= {"get", "post", "put", "patch", "delete"}
         for op in item.values():
-            assert "200" in op["responses"]
+            assert {"200", "202"} & set(op["responses"])
             for param in op.get("parameters", []):
-                assert set(param) == {"name", "in", "schema"}
+                assert {"name", "in", "schema"} <= set(param) <= {
+                    "name", "in", "schema", "required", "description"
+                }  # fmt: skip
 
 
 def test_document_shape() -> None:
@@ -256,3 +258,23 @@ def test_a_model_named_error_does_not_replace_the_error_schema() -> None:
     assert body == {"$ref": PREFIX + "Error2"}
     assert resolve(doc, PREFIX + "Error")["required"] == ["error"]
     assert resolve(doc, PREFIX + "Error2")["required"] == ["reason"]
+
+
+def test_the_platform_documents_async_variants_and_request_lookups() -> None:
+    doc = build_openapi(
+        [("/sentiment", definition_of(Sentiment))], title="t", version="1", asynchronous=True
+    )
+    assert_well_formed(doc)
+    submit = doc["paths"]["/sentiment/predict/async"]["post"]
+    assert submit["requestBody"] == doc["paths"]["/sentiment/predict"]["post"]["requestBody"]
+    assert submit["responses"]["202"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/AsyncRequest"
+    }
+    assert [p["name"] for p in submit["parameters"]] == [
+        "Idempotency-Key", "Flowhost-Callback-Url", "Flowhost-Timeout"
+    ]  # fmt: skip
+    assert set(doc["paths"]["/requests/{id}/result"]["get"]["responses"]) == {
+        "200", "404", "409", "410"
+    }  # fmt: skip
+    plain = build_openapi([("/sentiment", definition_of(Sentiment))], title="t", version="1")
+    assert not any(path.endswith("/async") or "requests" in path for path in plain["paths"])
