@@ -118,7 +118,12 @@ def test_combined_openapi_lists_production_endpoints(sentiment_platform: Platfor
     assert response.status_code == 200
     spec = response.json()
     validate(spec)
-    assert set(spec["paths"]) == {"/sentiment/predict"}
+    assert set(spec["paths"]) == {
+        "/sentiment/predict",
+        "/sentiment/predict/async",
+        "/requests/{id}",
+        "/requests/{id}/result",
+    }
     assert "post" in spec["paths"]["/sentiment/predict"]
 
 
