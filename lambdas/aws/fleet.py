@@ -1,0 +1,132 @@
+"""The AWS Fleet: versions are ECS services, routes are ALB listener rules.
+
+``EcsFleet`` implements ``flowhost.lambdas.deployments.Fleet`` over ``EcsCompute`` and
+``AlbRoutes``. Version N of service S runs as the ECS service ``<prefix>S-vN`` in the
+platform's cluster; its target group is the one that ECS service registers with (read
+from ``DescribeServices``, so the fleet needs no second lookup table). The ECS service,
+task definition and target group come from the user stack (``ServiceSpec``); the fleet
+only scales them and routes to them.
+
+On top of the protocol it offers what the scaler and the activator need: ``wake``
+(start, wait, then route to the version) and ``park`` (route to the activator, then
+scale to zero). The order keeps every request answerable: routes leave a version
+before its last task goes, and come back only once a task runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from pathlib import Path
+
+from flowhost.errors import DeployError, NotFoundError
+from flowhost.lambdas.aws.compute import EcsCompute, ServiceStatus
+from flowhost.lambdas.aws.routes import AlbRoutes, Route
+from flowhost.lambdas.objectstore import ObjectStore
+from flowhost.lambdas.packaging import package_key, unpack
+from flowhost.lambdas.store import VersionRecord
+
+__all__ = ["EcsFleet", "ecs_service_name"]
+
+
+def ecs_service_name(service: str, number: int, prefix: str = "") -> str:
+    """The ECS service that runs version ``number`` of ``service``: ``<prefix>svc-vN``."""
+    return f"{prefix}{service}-v{number}"
+
+
+class EcsFleet:
+    def __init__(
+        self,
+        compute: EcsCompute,
+        routes: AlbRoutes,
+        objects: ObjectStore,
+        *,
+        code_root: Path,
+        prefix: str = "",
+    ) -> None:
+        self.compute = compute
+        self.routes = routes
+        self.objects = objects
+        self.code_root = code_root  # on Lambda: under /tmp, the only writable place
+        self.prefix = prefix
+
+    def ecs_service(self, service: str, number: int) -> str:
+        return ecs_service_name(service, number, self.prefix)
+
+    def code_dir(self, digest: str) -> Path:
+        """The unpacked code package (deploy reads its requirements), once per digest."""
+        target = self.code_root / digest
+        if not target.is_dir():
+            self.code_root.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=self.code_root))
+            unpack(self.objects.get(package_key(digest)), tmp)
+            try:
+                tmp.rename(target)
+            except OSError:  # a concurrent deploy unpacked it first
+                shutil.rmtree(tmp, ignore_errors=True)
+        return target
+
+    def status(self, service: str, number: int) -> ServiceStatus:
+        return self.compute.status(self.ecs_service(service, number))
+
+    @staticmethod
+    def _target(status: ServiceStatus) -> str:
+        if not status.target_group_arns:
+            raise DeployError(
+                f"ECS service {status.name!r} in cluster {status.cluster!r}: it has no load "
+                "balancer target group (got none). Create the version with ServiceSpec, "
+                "which attaches its target group."
+            )
+        return status.target_group_arns[0]
+
+    def target_group(self, service: str, number: int) -> tuple[str, ServiceStatus]:
+        """The version's target group ARN and its ECS service's status."""
+        status = self.status(service, number)
+        return self._target(status), status
+
+    async def launch(self, version: VersionRecord) -> None:
+        """Start the version's first tasks (at least one, to prove it starts), wait until
+        one runs, and route ``service@vN`` to it."""
+        name = self.ecs_service(version.service, version.number)
+        count = max(1, version.definition.scaling.min_instances)
+        try:
+            await asyncio.to_thread(self.compute.set_desired, name, count)
+            status = await self.compute.wait_until_running(name, 1)
+        except NotFoundError as error:  # Deployments reports DeployErrors on the version
+            raise DeployError(error.message) from error
+        target = self._target(status)
+        await asyncio.to_thread(self.routes.point, version.service, version.label, target)
+
+    def route(self, service: str, alias: str, number: int) -> None:
+        """Point ``service@alias`` at version ``number``; parked if it is at zero."""
+        target, status = self.target_group(service, number)
+        self.routes.point(service, alias, target, parked=status.at_zero)
+
+    async def retire(self, service: str, number: int) -> None:
+        """Remove the version's routes, then scale it to zero. A version whose ECS
+        service is already gone has nothing left to retire."""
+        try:
+            target, _ = await asyncio.to_thread(self.target_group, service, number)
+        except (NotFoundError, DeployError):
+            return
+        await asyncio.to_thread(self.routes.remove_target, target)
+        await asyncio.to_thread(self.compute.set_desired, self.ecs_service(service, number), 0)
+
+    async def wake(self, service: str, number: int, count: int = 1) -> list[Route]:
+        """Scale a parked version to ``count``, wait for a running task, then send its
+        routes back to it. The activator calls this for a request held at zero."""
+        name = self.ecs_service(service, number)
+        target, status = await asyncio.to_thread(self.target_group, service, number)
+        if status.desired < count:
+            await asyncio.to_thread(self.compute.set_desired, name, count)
+        await self.compute.wait_until_running(name, 1)
+        return await asyncio.to_thread(self.routes.wake, target)
+
+    def park(self, service: str, number: int) -> list[Route]:
+        """Send the version's routes to the activator, then scale it to zero. The
+        scaler calls this after ``idle_timeout`` without traffic."""
+        target, _ = self.target_group(service, number)
+        parked = self.routes.park(target)
+        self.compute.set_desired(self.ecs_service(service, number), 0)
+        return parked
