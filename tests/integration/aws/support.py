@@ -1,0 +1,104 @@
+"""AWS resources the AWS ports' tests build on moto: a VPC with two subnets and a
+security group, an internal ALB with a listener and the activator's target group, and an
+ECS cluster whose services register with target groups. Every name is fresh, since one
+moto server serves the whole session."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+
+def fresh(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class Network:
+    vpc: str
+    subnets: tuple[str, str]
+    security_group: str
+
+
+def create_network(ec2: Any) -> Network:
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = tuple(
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"us-east-1{z}")[
+            "Subnet"
+        ]["SubnetId"]
+        for i, z in ((1, "a"), (2, "b"))
+    )
+    group = ec2.create_security_group(GroupName=fresh("alb"), Description="alb", VpcId=vpc)
+    return Network(vpc, (subnets[0], subnets[1]), group["GroupId"])
+
+
+@dataclass(frozen=True)
+class Balancer:
+    """An internal ALB: its listener (404 by default) and the activator's target group."""
+
+    client: Any
+    network: Network
+    listener: str
+    activator: str
+
+    def target_group(self, name: str | None = None) -> str:
+        found = self.client.create_target_group(
+            Name=name or fresh("tg"), Protocol="HTTP", Port=8000, VpcId=self.network.vpc,
+            TargetType="ip", HealthCheckPath="/readyz",
+        )  # fmt: skip
+        return found["TargetGroups"][0]["TargetGroupArn"]
+
+    def rules(self) -> list[dict[str, Any]]:
+        """The listener's rules as ALB reports them, default rule excluded."""
+        found = self.client.describe_rules(ListenerArn=self.listener)["Rules"]
+        return [r for r in found if not r["IsDefault"]]
+
+
+def create_balancer(elbv2: Any, network: Network) -> Balancer:
+    balancer = elbv2.create_load_balancer(
+        Name=fresh("int"), Subnets=list(network.subnets), SecurityGroups=[network.security_group],
+        Scheme="internal", Type="application",
+    )["LoadBalancers"][0]["LoadBalancerArn"]  # fmt: skip
+    listener = elbv2.create_listener(
+        LoadBalancerArn=balancer, Protocol="HTTP", Port=80,
+        DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {
+            "StatusCode": "404", "ContentType": "application/json", "MessageBody": "{}"}}],
+    )["Listeners"][0]["ListenerArn"]  # fmt: skip
+    half = Balancer(elbv2, network, listener, "")
+    return Balancer(elbv2, network, listener, half.target_group(fresh("activator")))
+
+
+@dataclass(frozen=True)
+class Cluster:
+    client: Any
+    name: str
+    network: Network
+
+    def service(self, name: str, target_group: str | None, *, desired: int = 0) -> str:
+        """An ECS Fargate service as ServiceSpec makes it, attached to ``target_group``."""
+        task = self.client.register_task_definition(
+            family=name, requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
+            cpu="256", memory="512",
+            containerDefinitions=[{"name": "app", "image": "example/app:1", "memory": 512,
+                                   "portMappings": [{"containerPort": 8000}]}],
+        )["taskDefinition"]["taskDefinitionArn"]  # fmt: skip
+        balancers = (
+            []
+            if target_group is None
+            else [{"targetGroupArn": target_group, "containerName": "app", "containerPort": 8000}]
+        )
+        self.client.create_service(
+            cluster=self.name, serviceName=name, taskDefinition=task, desiredCount=desired,
+            launchType="FARGATE", loadBalancers=balancers,
+            networkConfiguration={"awsvpcConfiguration": {
+                "subnets": list(self.network.subnets),
+                "securityGroups": [self.network.security_group]}},
+        )  # fmt: skip
+        return name
+
+
+def create_cluster(ecs: Any, network: Network) -> Cluster:
+    name = fresh("cluster")
+    ecs.create_cluster(clusterName=name)
+    return Cluster(ecs, name, network)
