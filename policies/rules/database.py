@@ -32,8 +32,8 @@ def check_not_publicly_accessible(resource: Resource, config: PolicyConfig) -> I
     known, value = _known(resource, "publiclyAccessible")
     if known and value is True:
         yield (
-            f"{resource.where}: publiclyAccessible must be false (got True). Remove "
-            "publicly_accessible and place the database in the private subnets."
+            f"{resource.where}: publiclyAccessible must be false (got True). Set "
+            "publicly_accessible=False and place the database in the private subnets."
         )
 
 
