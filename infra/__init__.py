@@ -1,1 +1,20 @@
-"""Pulumi components for the flowhost platform (``Platform``) and its services (``ServiceSpec``)."""
+"""Pulumi components for the flowhost platform (``Platform``) and its services (``ServiceSpec``).
+
+Importing this package creates nothing: the platform program is ``infra/__main__.py``
+(run by ``pulumi up`` through ``Pulumi.yaml``), which calls :func:`main`.
+"""
+
+from flowhost.infra.config import PlatformConfig, PlatformConfigError, load_config
+from flowhost.infra.platform_component import EKS_OUTPUTS, OUTPUTS, Platform, PlatformArgs
+from flowhost.infra.program import main
+
+__all__ = [
+    "EKS_OUTPUTS",
+    "OUTPUTS",
+    "Platform",
+    "PlatformArgs",
+    "PlatformConfig",
+    "PlatformConfigError",
+    "load_config",
+    "main",
+]

@@ -1,0 +1,168 @@
+"""What each control-plane Lambda may do, as IAM statements scoped to the platform's resources.
+
+Every statement names the platform's own ARNs (or ARN patterns under its prefixes).
+``"*"`` appears only for actions AWS offers no resource-level permission for, each
+marked below: EC2 network-interface management for Lambdas in a VPC, X-Ray writes,
+CloudWatch metric reads, and the ALB ``Describe*`` reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from flowhost.infra.iam import Account, Statement
+
+__all__ = ["Grants"]
+
+
+@dataclass(frozen=True)
+class Grants:
+    account: Account
+    bucket_arn: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    db_secret_arn: pulumi.Input[str]
+    cluster_arn: pulumi.Input[str]
+    cluster_name: pulumi.Input[str]
+    listener_arn: pulumi.Output[str]
+    queue_name_prefix: str
+
+    def api(self) -> list[Statement]:
+        """Deployments API and async request API: state, objects, queues, scaling, routes."""
+        return [
+            *self._state(),
+            *self._objects(),
+            self._queues(send=True),
+            *self._scaling(),
+            *self._routes(),
+            *self._runtime(),
+        ]
+
+    def activator(self) -> list[Statement]:
+        """Starts a version at zero, holds the request, points the route back."""
+        return [*self._state(), *self._scaling(), *self._routes(), *self._runtime()]
+
+    def scaler(self) -> list[Statement]:
+        """Reads load and backlogs, scales versions, sweeps expired async results."""
+        return [
+            *self._state(),
+            *self._objects(),
+            self._queues(send=False),
+            *self._scaling(),
+            *self._routes(),
+            # CloudWatch metric reads have no resource-level permissions: AWS requires "*".
+            Statement("ReadMetrics", ["cloudwatch:GetMetricData"], ["*"]),
+            *self._runtime(),
+        ]
+
+    def _state(self) -> list[Statement]:
+        return [
+            Statement(
+                "DatabaseCredentials",
+                ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
+                [self.db_secret_arn],
+            ),
+            Statement(
+                "PlatformKey",
+                ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+                [self.kms_key_arn],
+            ),
+        ]
+
+    def _objects(self) -> list[Statement]:
+        return [
+            Statement(
+                "PlatformBucketObjects",
+                ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+                [pulumi.Output.concat(self.bucket_arn, "/*")],
+            ),
+            Statement("PlatformBucketListing", ["s3:ListBucket"], [self.bucket_arn]),
+        ]
+
+    def _queues(self, *, send: bool) -> Statement:
+        actions = [
+            "sqs:ChangeMessageVisibility",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:GetQueueUrl",
+            "sqs:ReceiveMessage",
+        ]
+        if send:
+            actions.append("sqs:SendMessage")
+        return Statement(
+            "PlatformQueues", actions, [self.account.arn("sqs", f"{self.queue_name_prefix}*")]
+        )
+
+    def _scaling(self) -> list[Statement]:
+        return [
+            Statement(
+                "ScaleServices",
+                ["ecs:DescribeServices", "ecs:UpdateService"],
+                [
+                    self.account.arn(
+                        "ecs", pulumi.Output.concat("service/", self.cluster_name, "/*")
+                    )
+                ],
+            ),
+            Statement(
+                "ReadTasks",
+                ["ecs:DescribeTasks"],
+                [self.account.arn("ecs", pulumi.Output.concat("task/", self.cluster_name, "/*"))],
+            ),
+            # ListTasks is authorized on the cluster given as a condition, not a resource.
+            Statement(
+                "ListTasks",
+                ["ecs:ListTasks"],
+                ["*"],
+                conditions={"ArnEquals": {"ecs:cluster": self.cluster_arn}},
+            ),
+        ]
+
+    def _routes(self) -> list[Statement]:
+        rules = self.listener_arn.apply(
+            lambda arn: arn.replace(":listener/", ":listener-rule/", 1) + "/*"
+        )
+        return [
+            Statement("CreateRoutes", ["elasticloadbalancing:CreateRule"], [self.listener_arn]),
+            Statement(
+                "ChangeRoutes",
+                [
+                    "elasticloadbalancing:AddTags",
+                    "elasticloadbalancing:DeleteRule",
+                    "elasticloadbalancing:ModifyRule",
+                    "elasticloadbalancing:SetRulePriorities",
+                ],
+                [rules],
+            ),
+            # ALB Describe* calls have no resource-level permissions: AWS requires "*".
+            Statement(
+                "ReadRoutes",
+                [
+                    "elasticloadbalancing:DescribeListeners",
+                    "elasticloadbalancing:DescribeRules",
+                    "elasticloadbalancing:DescribeTargetGroups",
+                    "elasticloadbalancing:DescribeTargetHealth",
+                ],
+                ["*"],
+            ),
+        ]
+
+    def _runtime(self) -> list[Statement]:
+        return [
+            # Lambda in a VPC manages its ENIs; EC2 grants these on "*" only (AWS's own
+            # AWSLambdaVPCAccessExecutionRole does the same).
+            Statement(
+                "VpcNetworkInterfaces",
+                [
+                    "ec2:AssignPrivateIpAddresses",
+                    "ec2:CreateNetworkInterface",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:UnassignPrivateIpAddresses",
+                ],
+                ["*"],
+            ),
+            # X-Ray writes have no resource-level permissions: AWS requires "*".
+            Statement("Traces", ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"]),
+        ]
