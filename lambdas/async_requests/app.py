@@ -20,7 +20,7 @@ from typing import Any
 from flowhost.errors import FlowhostError
 from flowhost.lambdas.async_requests.service import AsyncRequests
 from flowhost.lambdas.async_requests.validation import parse_options
-from flowhost.services.runtime.responses import HttpError, error_body
+from flowhost.services.runtime.responses import HttpError, error_body, send_json
 
 __all__ = ["AsyncApp", "create_async_app"]
 
@@ -129,19 +129,7 @@ class AsyncApp:
                 "the platform log.",
                 request_id,
             )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode()),
-                    (b"x-request-id", request_id.encode()),
-                    *extra,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+        await send_json(send, status, payload, request_id, extra)
 
 
 def create_async_app(service: AsyncRequests) -> AsyncApp:

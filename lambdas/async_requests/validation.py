@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator, ValidationError
 
 from flowhost.lambdas.async_requests.settings import AsyncSettings
 from flowhost.services.definition import EndpointDefinition
-from flowhost.services.runtime.responses import HttpError
+from flowhost.services.runtime.responses import HttpError, malformed_json, validation_failed
 
 __all__ = ["PayloadValidator", "SubmitOptions", "parse_options"]
 
@@ -101,30 +101,18 @@ class PayloadValidator:
             document = json.loads(body)
         except ValueError as exc:
             hint = "the body is empty" if not body.strip() else str(exc)
-            raise HttpError(
-                400,
-                "malformed_json",
-                f"endpoint {endpoint.name!r}: the request body is not valid JSON ({hint}). "
-                "Send a JSON object matching the endpoint's schema (see /docs).",
-            ) from None
+            raise malformed_json(endpoint.name, hint) from None
         validator = self._validator(endpoint.request.json_schema)
         found: list[ValidationError] = list(validator.iter_errors(document))  # pyright: ignore[reportUnknownMemberType]
-        errors = sorted(found, key=lambda e: [str(p) for p in e.absolute_path])
-        if errors:
+        if found:
+            found.sort(key=lambda e: [str(p) for p in e.absolute_path])
             details = [
                 {
                     "field": ".".join(str(p) for p in e.absolute_path) or "(body)",
                     "message": e.message,
                     "type": str(e.validator),
                 }
-                for e in errors[:20]
+                for e in found[:20]
             ]
-            fields = "; ".join(f"{d['field']}: {d['message']}" for d in details)
-            raise HttpError(
-                422,
-                "validation_error",
-                f"endpoint {endpoint.name!r}: the request does not match its schema ({fields}). "
-                "Fix the listed fields (see /docs for the schema).",
-                details,
-            )
+            raise validation_failed(endpoint.name, details)
         return body

@@ -22,7 +22,7 @@ from flowhost.lambdas.local.pool import Instance, Pool
 from flowhost.lambdas.local.routes import RouteTable
 from flowhost.lambdas.local.scaler import Scaler
 from flowhost.lambdas.local.upstream import UpstreamError
-from flowhost.services.runtime.responses import HttpError, error_body
+from flowhost.services.runtime.responses import HttpError, error_body, send_json
 
 __all__ = ["Router"]
 
@@ -173,16 +173,4 @@ class Router:
                 "The traceback is in the platform log.",
                 request_id,
             )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode()),
-                    (b"x-request-id", request_id.encode()),
-                    *extra,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+        await send_json(send, status, payload, request_id, extra)

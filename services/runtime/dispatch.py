@@ -27,7 +27,12 @@ from flowhost.services.compile import EndpointBinding
 from flowhost.services.runtime.instance import InstanceState
 from flowhost.services.runtime.logs import AccessLog
 from flowhost.services.runtime.metrics import EndpointMetrics
-from flowhost.services.runtime.responses import HttpError, error_body
+from flowhost.services.runtime.responses import (
+    HttpError,
+    error_body,
+    malformed_json,
+    validation_failed,
+)
 
 __all__ = ["EndpointHandler", "validation_details"]
 
@@ -128,20 +133,8 @@ class EndpointHandler:
             details = validation_details(exc)
             if details and details[0]["type"] == "json_invalid":
                 hint = "the body is empty" if not body.strip() else details[0]["message"]
-                raise HttpError(
-                    400,
-                    "malformed_json",
-                    f"endpoint {self.name!r}: the request body is not valid JSON ({hint}). "
-                    "Send a JSON object matching the endpoint's schema (see /docs).",
-                ) from None
-            fields = "; ".join(f"{d['field']}: {d['message']}" for d in details)
-            raise HttpError(
-                422,
-                "validation_error",
-                f"endpoint {self.name!r}: the request does not match its schema ({fields}). "
-                "Fix the listed fields (see /docs for the schema).",
-                details,
-            ) from None
+                raise malformed_json(self.name, hint) from None
+            raise validation_failed(self.name, details) from None
 
     # -- call -------------------------------------------------------------------------
 
