@@ -232,7 +232,9 @@ def load_config(raw: Mapping[str, object], stack: str) -> PlatformConfig:
         for err in exc.errors(include_url=False):
             key = _field_key(err["loc"])
             msg = str(err["msg"]).removeprefix("Value error, ")
-            if err["type"] == "missing":
+            if not err["loc"]:  # a rule across keys: the message names them
+                lines.append(f"Pulumi.{stack}.yaml: {msg}.")
+            elif err["type"] == "missing":
                 lines.append(f"Pulumi.{stack}.yaml: {key} is required. Set it in the stack file.")
             elif err["type"] == "extra_forbidden":
                 known = ", ".join(

@@ -28,6 +28,9 @@ HANDLERS = {
     "activator": "flowhost.lambdas.handler.activator",
     "scaler": "flowhost.lambdas.handler.scaler",
 }
+# AWS's policy for a Lambda's network interfaces in a VPC (ec2:CreateNetworkInterface
+# and friends, which AWS documents with Resource "*").
+VPC_ACCESS_POLICY = "AWSLambdaVPCAccessExecutionRole"
 TIMEOUTS = {"api": 29, "activator": 300, "scaler": 60}  # API Gateway cuts off at 30 s
 
 
@@ -58,6 +61,9 @@ class Functions(pulumi.ComponentResource):
         super().__init__("flowhost:platform:Functions", name, None, opts)
         self._name = name
         self._args = args
+        self._partition = aws.get_partition_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        ).partition
         self.roles: dict[str, aws.iam.Role] = {}
         child = pulumi.ResourceOptions(parent=self)
         # The activator is a load balancer target: rules point at it while a version is
@@ -143,6 +149,14 @@ class Functions(pulumi.ComponentResource):
             opts=child,
         )
         self.roles[key] = role
+        vpc_access = aws.iam.RolePolicyAttachment(
+            f"{name}-{key}-vpc-access",
+            role=role.name,
+            policy_arn=pulumi.Output.concat(
+                "arn:", self._partition, ":iam::aws:policy/service-role/", VPC_ACCESS_POLICY
+            ),
+            opts=child,
+        )
         own_logs = Statement(
             "OwnLogGroup",
             ["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -175,5 +189,5 @@ class Functions(pulumi.ComponentResource):
             tracing_config={"mode": "Active"},
             logging_config={"log_format": "JSON", "log_group": logs.name},
             tags=args.tagging.tags(function_name),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs, policy]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs, policy, vpc_access]),
         )

@@ -233,14 +233,20 @@ class GpuAddons(pulumi.ComponentResource):
                 [
                     "autoscaling:DescribeAutoScalingGroups",
                     "autoscaling:DescribeAutoScalingInstances",
-                    "autoscaling:DescribeLaunchConfigurations",
-                    "autoscaling:DescribeScalingActivities",
                     "autoscaling:DescribeTags",
-                    "ec2:DescribeImages",
                     "ec2:DescribeInstanceTypes",
                     "ec2:DescribeLaunchTemplateVersions",
-                    "ec2:GetInstanceTypesFromInstanceRequirements",
                 ],
                 ["*"],
+            ),
+            Statement(
+                "ReadScalingActivity",
+                ["autoscaling:DescribeScalingActivities"],
+                [acct.arn("autoscaling", "autoScalingGroup:*:autoScalingGroupName/eks-*")],
+            ),
+            Statement(
+                "ReadNodeImages",
+                ["ec2:DescribeImages"],
+                [pulumi.Output.concat("arn:", acct.partition, ":ec2:", acct.region, "::image/*")],
             ),
         ]

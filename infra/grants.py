@@ -2,8 +2,11 @@
 
 Every statement names the platform's own ARNs (or ARN patterns under its prefixes).
 ``"*"`` appears only for actions AWS offers no resource-level permission for, each
-marked below: EC2 network-interface management for Lambdas in a VPC, X-Ray writes,
-CloudWatch metric reads, and the ALB ``Describe*`` reads.
+marked below: X-Ray writes, CloudWatch metric reads, and the ALB ``Describe*`` reads.
+(ENI management for Lambdas in a VPC comes from AWS's managed
+``AWSLambdaVPCAccessExecutionRole``, attached in :mod:`flowhost.infra.functions`.)
+Running counts come from ``ecs:DescribeServices`` (no ``ecs:ListTasks``, which AWS
+authorizes only on ``*``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ class Grants:
     bucket_arn: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
     db_secret_arn: pulumi.Input[str]
-    cluster_arn: pulumi.Input[str]
     cluster_name: pulumi.Input[str]
     listener_arn: pulumi.Output[str]
     queue_name_prefix: str
@@ -110,13 +112,6 @@ class Grants:
                 ["ecs:DescribeTasks"],
                 [self.account.arn("ecs", pulumi.Output.concat("task/", self.cluster_name, "/*"))],
             ),
-            # ListTasks is authorized on the cluster given as a condition, not a resource.
-            Statement(
-                "ListTasks",
-                ["ecs:ListTasks"],
-                ["*"],
-                conditions={"ArnEquals": {"ecs:cluster": self.cluster_arn}},
-            ),
         ]
 
     def _routes(self) -> list[Statement]:
@@ -150,19 +145,6 @@ class Grants:
 
     def _runtime(self) -> list[Statement]:
         return [
-            # Lambda in a VPC manages its ENIs; EC2 grants these on "*" only (AWS's own
-            # AWSLambdaVPCAccessExecutionRole does the same).
-            Statement(
-                "VpcNetworkInterfaces",
-                [
-                    "ec2:AssignPrivateIpAddresses",
-                    "ec2:CreateNetworkInterface",
-                    "ec2:DeleteNetworkInterface",
-                    "ec2:DescribeNetworkInterfaces",
-                    "ec2:UnassignPrivateIpAddresses",
-                ],
-                ["*"],
-            ),
             # X-Ray writes have no resource-level permissions: AWS requires "*".
             Statement("Traces", ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"]),
         ]

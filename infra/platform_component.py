@@ -153,7 +153,6 @@ class Platform(pulumi.ComponentResource):
             bucket_arn=storage.bucket_arn,
             kms_key_arn=kms.key_arn,
             db_secret_arn=db.secret_arn,
-            cluster_arn=ecs.cluster_arn,
             cluster_name=ecs.cluster_name,
             listener_arn=alb.listener_arn,
             queue_name_prefix=queue_prefix,

@@ -19,6 +19,7 @@ import pulumi
 import yaml
 from pulumi.runtime import settings
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
+from pulumi.runtime.settings import get_project, get_stack
 
 from flowhost.infra import main
 
@@ -56,6 +57,11 @@ class Recorded:
     inputs: dict[str, Any]
     provider: str = ""
     custom: bool = True
+    parent: str = ""
+    dependencies: tuple[str, ...] = ()
+    property_dependencies: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    ignore_changes: tuple[str, ...] = ()
+    secret_inputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,7 @@ def _outputs(args: MockResourceArgs, mock_id: str) -> dict[str, Any]:
             "endpoint": f"{host}:5432",
             "masterUserSecrets": [
                 {
-                    "secretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:db-{mock_id}",
+                    "secretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:{mock_id}",
                     "kmsKeyId": inputs.get("masterUserSecretKmsKeyId", ""),
                     "secretStatus": "active",
                 }
@@ -197,8 +203,33 @@ class RecordingMocks(Mocks):
         raise NotImplementedError(f"the recording mock has no answer for invoke {token}")
 
 
+SIG_KEY = "4dabf18193072939515e22adb298388d"  # pulumi.runtime.rpc: a special value's key
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # ... and the signature of a secret
+
+
+def _reveal(value: Any, path: str, secrets: list[str]) -> Any:
+    """The value with secrets unwrapped; the paths of the secrets go to ``secrets``."""
+    if isinstance(value, dict):
+        if value.get(SIG_KEY) == SECRET_SIG:
+            secrets.append(path)
+            return _reveal(value.get("value"), path, secrets)
+        return {k: _reveal(v, f"{path}.{k}" if path else k, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_reveal(v, f"{path}[{i}]", secrets) for i, v in enumerate(value)]
+    return value
+
+
 class RecordingMonitor(MockMonitor):
     """A mock monitor that keeps each registration with the URN the engine would give it."""
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """As the engine does: a child's type is qualified by its parent's whole type chain
+        (the mock's own keeps only the parent's last type); the root stack's is left out."""
+        if parent:
+            qualified = parent.split("::")[2]
+            if qualified != "pulumi:pulumi:Stack":
+                type_ = f"{qualified}${type_}"
+        return "urn:pulumi:" + "::".join([get_stack(), get_project(), type_, name])
 
     def __init__(self, mocks: RecordingMocks) -> None:
         super().__init__(mocks)
@@ -211,14 +242,23 @@ class RecordingMonitor(MockMonitor):
         if request.type == "pulumi:pulumi:Stack":
             return response
         args, mock_id = self.recording_mocks.take()
+        secrets: list[str] = []
+        inputs = _reveal(dict(args.inputs), "", secrets)
         record = Recorded(
             type=request.type,
             name=request.name,
             urn=response.urn,
             id=mock_id,
-            inputs=dict(args.inputs),
+            inputs=inputs,
+            secret_inputs=tuple(secrets),
             provider=request.provider,
             custom=bool(request.custom),
+            parent=request.parent,
+            dependencies=tuple(request.dependencies),
+            property_dependencies={
+                key: tuple(deps.urns) for key, deps in request.propertyDependencies.items()
+            },
+            ignore_changes=tuple(request.ignoreChanges),
         )
         with self._lock:
             self.recorded.append(record)

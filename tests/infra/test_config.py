@@ -1,0 +1,130 @@
+"""Unit tier: the stack config is read once into a validated model; bad values name the key."""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+
+from flowhost.infra import PlatformConfig, PlatformConfigError, load_config
+from flowhost.infra.config import GPU_FAMILIES, LOG_RETENTION_DAYS
+from tests.infra.recording import run_program, stack_config
+
+
+def config_with(**changes: str) -> dict[str, str]:
+    raw = stack_config("dev")
+    for key, value in changes.items():
+        raw[f"flowhost:{key}"] = value
+    return raw
+
+
+def error_for(**changes: str) -> str:
+    with pytest.raises(PlatformConfigError) as caught:
+        load_config(config_with(**changes), "dev")
+    return caught.value.message
+
+
+def test_both_stack_files_validate() -> None:
+    dev = load_config(stack_config("dev"), "dev")
+    prod = load_config(stack_config("prod"), "prod")
+    assert isinstance(dev, PlatformConfig)
+    assert (dev.environment, prod.environment) == ("dev", "prod")
+    assert (dev.eks_enabled, prod.eks_enabled) == (False, True)
+    assert (dev.db_multi_az, prod.db_multi_az) == (False, True)
+    assert (dev.db_deletion_protection, prod.db_deletion_protection) == (False, True)
+    assert (dev.authorizer, prod.authorizer) == ("iam", "jwt")
+    assert prod.gpu_instance_types == ("g5.xlarge", "g5.2xlarge", "g6.xlarge")
+    assert prod.jwt_audience == ("flowhost-api",)
+    assert dev.lambda_bundle == "build/lambda.zip"
+
+
+def test_config_is_frozen() -> None:
+    cfg = load_config(stack_config("dev"), "dev")
+    with pytest.raises(ValueError, match="frozen"):
+        cfg.owner = "someone-else"  # type: ignore[misc]
+
+
+def test_a_bad_retention_lists_the_allowed_values() -> None:
+    message = error_for(logRetentionDays="31")
+    allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
+    assert message == (
+        f"Pulumi.dev.yaml: flowhost:logRetentionDays: must be one of {allowed} (got '31'). "
+        "Fix it in the stack file."
+    )
+
+
+def test_a_bad_choice_names_the_choices() -> None:
+    message = error_for(authorizer="cognito")
+    assert message.startswith("Pulumi.dev.yaml: flowhost:authorizer: ")
+    assert "'iam' or 'jwt'" in message
+    assert "(got 'cognito')" in message
+
+
+def test_a_non_gpu_instance_type_lists_the_gpu_families() -> None:
+    message = error_for(gpuInstanceTypes='["g5.xlarge", "m5.large"]')
+    assert "flowhost:gpuInstanceTypes" in message
+    assert "'m5.large' is not a GPU instance type" in message
+    assert ", ".join(GPU_FAMILIES) in message
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("vpcCidr", "10.0.0.0/8", "private IPv4 block from /16 to /20"),
+        ("vpcCidr", "not-a-cidr", "IPv4 CIDR block"),
+        ("azCount", "5", "less than or equal to 3"),
+        ("dbMultiAz", "sometimes", "valid boolean"),
+        ("dbInstanceClass", "t4g.micro", "RDS instance class"),
+        ("alertEmail", "nobody", "email address"),
+        ("eksApiAccessCidrs", '["0.0.0.0/0"]', "open the Kubernetes API to everyone"),
+        ("scalerSchedule", "every minute", "EventBridge schedule"),
+        ("tracingSampleRate", "2", "less than or equal to 1"),
+    ],
+)
+def test_bad_values_name_the_key(key: str, value: str, expected: str) -> None:
+    message = error_for(**{key: value})
+    assert message.startswith(f"Pulumi.dev.yaml: flowhost:{key}: ")
+    assert expected in message
+
+
+def test_an_unknown_key_is_refused_with_the_known_keys() -> None:
+    message = error_for(logRetentionDay="30")
+    assert message.startswith(
+        "Pulumi.dev.yaml: flowhost:logRetentionDay is not a platform setting. Known keys: "
+    )
+    assert "logRetentionDays" in message
+
+
+def test_a_missing_key_is_named() -> None:
+    raw = stack_config("dev")
+    del raw["flowhost:owner"]
+    with pytest.raises(PlatformConfigError) as caught:
+        load_config(raw, "dev")
+    assert caught.value.message == (
+        "Pulumi.dev.yaml: flowhost:owner is required. Set it in the stack file."
+    )
+
+
+def test_jwt_needs_issuer_and_audience() -> None:
+    message = error_for(authorizer="jwt")
+    assert message == (
+        "Pulumi.dev.yaml: flowhost:authorizer is jwt, so flowhost:jwtIssuer and "
+        "flowhost:jwtAudience must be set."
+    )
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    message = error_for(azCount="9", logRetentionDays="2")
+    assert len(message.splitlines()) == 2
+
+
+def test_other_namespaces_are_ignored() -> None:
+    raw = config_with()
+    raw["aws:region"] = "eu-west-1"
+    raw["pulumi:tags"] = "{}"
+    assert load_config(raw, "dev").environment == "dev"
+
+
+def test_the_program_stops_with_a_run_error() -> None:
+    """Under mocks: a bad value ends the program as a RunError, which pulumi prints bare."""
+    with pytest.raises(pulumi.RunError, match=r"flowhost:dbInstanceClass"):
+        run_program("dev", config_with(dbInstanceClass="huge"))
