@@ -26,6 +26,7 @@ from flowhost.lambdas.async_requests import (
     create_async_app,
 )
 from flowhost.lambdas.deployments import Deployments
+from flowhost.lambdas.gateway import Gateway
 from flowhost.lambdas.local.asyncjobs import LocalJobsConfig
 from flowhost.lambdas.local.compute import LocalCompute
 from flowhost.lambdas.local.fleet import LocalFleet
@@ -43,8 +44,6 @@ from flowhost.services.runtime.logs import configure_logging
 __all__ = ["LocalPlatform", "PlatformSettings"]
 
 log = logging.getLogger("flowhost.platform")
-
-_CONTROL_PREFIXES = ("/api/", "/docs", "/openapi.json", "/static-offline-docs")
 
 
 @dataclass(frozen=True)
@@ -113,11 +112,13 @@ class LocalPlatform:
         )  # fmt: skip
         self.async_app = create_async_app(self.async_requests)
         self.router = Router(
-            self.routes, self.scaler, cold_start_timeout=settings.cold_start_timeout,
-            async_app=self.async_app,
-        )  # fmt: skip
+            self.routes, self.scaler, cold_start_timeout=settings.cold_start_timeout
+        )
         self.api = create_api(self.deployments, instances=self.instances, logs=self.logs)
         self.catalog = create_catalog(self.deployments)
+        self.gateway = Gateway(
+            api=self.api, catalog=self.catalog, asynchronous=self.async_app, fallback=self.router
+        )
         self._loops: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -230,15 +231,7 @@ class LocalPlatform:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        path: str = scope.get("path", "")
-        if path.startswith("/api/") or path == "/api":
-            await self.api(scope, receive, send)
-        elif path.startswith("/requests/"):
-            await self.async_app(scope, receive, send)
-        elif path.startswith(_CONTROL_PREFIXES) or path in ("/", "/healthz"):
-            await self.catalog(scope, receive, send)
-        else:
-            await self.router(scope, receive, send)
+        await self.gateway(scope, receive, send)
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from flowhost.errors import FlowhostError
@@ -28,8 +27,6 @@ __all__ = ["Router"]
 
 log = logging.getLogger("flowhost.router")
 
-ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
-
 _HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
      b"trailers", b"transfer-encoding", b"upgrade", b"host", b"content-length"}
@@ -41,18 +38,10 @@ _NOT_FORWARDED = _HOP_BY_HOP | {b"date", b"server"}
 class Router:
     """ASGI app that proxies endpoint calls to instances."""
 
-    def __init__(
-        self,
-        routes: RouteTable,
-        scaler: Scaler,
-        *,
-        cold_start_timeout: float = 60.0,
-        async_app: ASGIApp | None = None,
-    ):
+    def __init__(self, routes: RouteTable, scaler: Scaler, *, cold_start_timeout: float = 60.0):
         self.routes = routes
         self.scaler = scaler
         self.cold_start_timeout = cold_start_timeout
-        self.async_app = async_app  # takes .../async and Prefer: respond-async calls
 
     def _target(self, path: str) -> tuple[Pool, str]:
         target, _, endpoint = path.lstrip("/").partition("/")
@@ -105,17 +94,11 @@ class Router:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         request_id: str | None = None
         headers: list[tuple[bytes, bytes]] = []
-        is_async = scope["path"].endswith("/async")
         for key, value in scope["headers"]:
             if key == b"x-request-id":
                 request_id = value.decode("latin-1")
-            elif key == b"prefer" and b"respond-async" in value.lower():
-                is_async = True
             if key not in _HOP_BY_HOP:
                 headers.append((key, value))
-        if is_async and self.async_app is not None:
-            await self.async_app(scope, receive, send)
-            return
         if request_id is None:
             request_id = uuid.uuid4().hex
             headers.append((b"x-request-id", request_id.encode()))
