@@ -1,9 +1,9 @@
 """The platform's KMS key: encrypts the bucket, the database, secrets, the topic and EKS secrets.
 
 The key policy is written out, not left to AWS's default: the account administers and
-uses the key through IAM (so roles still need their own grants), and the two AWS
-services that encrypt on the platform's behalf without a role (CloudWatch Logs, and
-CloudWatch alarms publishing to the encrypted topic) may use it, scoped by condition.
+uses the key through IAM (so roles still need their own grants), and CloudWatch alarms,
+which publish to the encrypted alarm topic without a role, may use it for this account.
+(Log groups keep CloudWatch Logs' own encryption.)
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ ADMIN_ACTIONS = (
     "kms:UpdateAlias",
     "kms:UpdateKeyDescription",
 )
-SERVICE_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey")
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ class EncryptionArgs:
     tagging: Tagging
 
 
-def key_policy(partition: str, region: str, account_id: str) -> str:
+def key_policy(partition: str, account_id: str) -> str:
     """The key policy. In a key policy ``Resource: "*"`` means this key (AWS requires it)."""
     root = f"arn:{partition}:iam::{account_id}:root"
     statements = [
@@ -73,20 +72,6 @@ def key_policy(partition: str, region: str, account_id: str) -> str:
             "Principal": {"AWS": root},
             "Action": list(ADMIN_ACTIONS),
             "Resource": "*",
-        },
-        {
-            "Sid": "CloudWatchLogsEncryptsThisAccountsLogGroups",
-            "Effect": "Allow",
-            "Principal": {"Service": f"logs.{region}.amazonaws.com"},
-            "Action": list(SERVICE_ACTIONS),
-            "Resource": "*",
-            "Condition": {
-                "ArnLike": {
-                    "kms:EncryptionContext:aws:logs:arn": (
-                        f"arn:{partition}:logs:{region}:{account_id}:log-group:*"
-                    )
-                }
-            },
         },
         {
             "Sid": "CloudWatchAlarmsPublishToTheEncryptedTopic",
@@ -108,8 +93,8 @@ class Encryption(pulumi.ComponentResource):
     ) -> None:
         super().__init__("flowhost:platform:Encryption", name, None, opts)
         acct = args.account
-        policy = pulumi.Output.all(acct.partition, acct.region, acct.account_id).apply(
-            lambda v: key_policy(v[0], v[1], v[2])
+        policy = pulumi.Output.all(acct.partition, acct.account_id).apply(
+            lambda v: key_policy(v[0], v[1])
         )
         self.key = aws.kms.Key(
             f"{name}-key",

@@ -228,6 +228,8 @@ class GpuAddons(pulumi.ComponentResource):
                 [acct.arn("eks", f"nodegroup/{cluster}/*/*")],
             ),
             # Auto Scaling and EC2 Describe* calls have no resource-level permissions.
+            # (Not granted: DescribeScalingActivities and ec2:DescribeImages, which the
+            # autoscaler only uses to report failed scale-ups sooner.)
             Statement(
                 "DiscoverGroups",
                 [
@@ -238,15 +240,5 @@ class GpuAddons(pulumi.ComponentResource):
                     "ec2:DescribeLaunchTemplateVersions",
                 ],
                 ["*"],
-            ),
-            Statement(
-                "ReadScalingActivity",
-                ["autoscaling:DescribeScalingActivities"],
-                [acct.arn("autoscaling", "autoScalingGroup:*:autoScalingGroupName/eks-*")],
-            ),
-            Statement(
-                "ReadNodeImages",
-                ["ec2:DescribeImages"],
-                [pulumi.Output.concat("arn:", acct.partition, ":ec2:", acct.region, "::image/*")],
             ),
         ]

@@ -35,7 +35,7 @@ class Grants:
         return [
             *self._state(),
             *self._objects(),
-            self._queues(send=True),
+            self._queues(manage=True),
             *self._scaling(),
             *self._routes(),
             *self._runtime(),
@@ -50,7 +50,7 @@ class Grants:
         return [
             *self._state(),
             *self._objects(),
-            self._queues(send=False),
+            self._queues(manage=False),
             *self._scaling(),
             *self._routes(),
             # CloudWatch metric reads have no resource-level permissions: AWS requires "*".
@@ -82,7 +82,7 @@ class Grants:
             Statement("PlatformBucketListing", ["s3:ListBucket"], [self.bucket_arn]),
         ]
 
-    def _queues(self, *, send: bool) -> Statement:
+    def _queues(self, *, manage: bool) -> Statement:
         actions = [
             "sqs:ChangeMessageVisibility",
             "sqs:DeleteMessage",
@@ -90,8 +90,14 @@ class Grants:
             "sqs:GetQueueUrl",
             "sqs:ReceiveMessage",
         ]
-        if send:
-            actions.append("sqs:SendMessage")
+        if manage:  # the async API creates each version's queue pair on first use
+            actions += [
+                "sqs:CreateQueue",
+                "sqs:DeleteQueue",
+                "sqs:SendMessage",
+                "sqs:SetQueueAttributes",
+                "sqs:TagQueue",
+            ]
         return Statement(
             "PlatformQueues", actions, [self.account.arn("sqs", f"{self.queue_name_prefix}*")]
         )

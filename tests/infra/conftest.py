@@ -19,6 +19,14 @@ with warnings.catch_warnings():
     ):  # fmt: skip
         getattr(getattr(pulumi_aws, _module), "_utilities", None)  # lazy: touching runs it
 
+# parliament, when imported, leaves its data files open (ResourceWarning), has regexes
+# with invalid escapes (DeprecationWarning when compiled) and imports pkg_resources
+# (UserWarning): strict pytest would fail on each. Import it once, here, with those quiet.
+with warnings.catch_warnings():
+    for _category in (ResourceWarning, DeprecationWarning, SyntaxWarning, UserWarning):
+        warnings.simplefilter("ignore", _category)
+    import parliament  # noqa: F401
+
 from tests.infra.recording import PlatformRun, run_program, stack_config
 
 
