@@ -261,16 +261,26 @@ class AsyncRequests:
                 queue.delete(message.receipt)
         return failed
 
+    async def _due(self) -> list[AsyncRequest]:
+        """Sweep once; the callbacks due that no delivery is already working on."""
+        try:
+            due = await asyncio.to_thread(self.sweep_once)
+        except Exception:
+            log.exception("async sweep failed; retrying")
+            return []
+        self._delivering.update(r.id for r in due)
+        return due
+
+    async def tick(self) -> None:
+        """One sweep, and the callbacks it found due delivered before returning (the
+        scheduled scaler on AWS calls this; ``run`` is the local platform's loop)."""
+        await asyncio.gather(*(self._callback(r) for r in await self._due()))
+
     async def run(self) -> None:
-        """Sweep every ``sweep_interval`` seconds until cancelled."""
+        """Sweep every ``sweep_interval`` seconds until cancelled, delivering callbacks
+        in the background meanwhile."""
         while True:
-            try:
-                due = await asyncio.to_thread(self.sweep_once)
-            except Exception:
-                log.exception("async sweep failed; retrying")
-                due = []
-            for record in due:
-                self._delivering.add(record.id)
+            for record in await self._due():
                 task = asyncio.create_task(self._callback(record))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,131 @@
+"""The activator on AWS: the Lambda the ALB sends a parked version's requests to.
+
+A route whose version is at zero forwards to the activator's target group. The activator
+wakes the version (scale to one, wait for a running task, route back to it: see
+``EcsFleet.wake``), then replays the request through the load balancer, which now sends
+it to the version, and answers with its response. The caller waits through the start;
+nothing is refused. A replay that comes back to the activator (the version was parked
+again meanwhile) is answered 503 with ``Retry-After`` instead of looping.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from flowhost.errors import DeployError, FlowhostError
+from flowhost.lambdas.aws.fleet import EcsFleet
+from flowhost.lambdas.store import PRODUCTION, StateStore
+from flowhost.services.runtime.responses import error_body
+
+__all__ = ["MAX_RESPONSE_BYTES", "Activator"]
+
+log = logging.getLogger("flowhost.activator")
+
+ACTIVATED = "x-flowhost-activated"
+MAX_RESPONSE_BYTES = 1_000_000  # a Lambda answering an ALB may return at most 1 MB
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "te", "trailers", "transfer-encoding", "upgrade", "host",
+     "content-length"}
+)  # fmt: skip
+
+
+def _answer(status: int, body: bytes, headers: Mapping[str, list[str]]) -> dict[str, Any]:
+    """An ALB Lambda-target response (multi-value headers are on for the target group)."""
+    text = body.decode("utf-8", errors="strict") if _is_text(body) else None
+    return {
+        "statusCode": status,
+        "statusDescription": f"{status} {httpx.codes.get_reason_phrase(status)}".strip(),
+        "multiValueHeaders": dict(headers),
+        "body": text if text is not None else base64.b64encode(body).decode(),
+        "isBase64Encoded": text is None,
+    }
+
+
+def _is_text(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _error(
+    status: int, code: str, message: str, request_id: str, retry: bool = False
+) -> dict[str, Any]:
+    headers = {"content-type": ["application/json"], "x-request-id": [request_id]}
+    if retry:
+        headers["retry-after"] = ["5"]
+    return _answer(status, error_body(code, message, request_id), headers)
+
+
+class Activator:
+    def __init__(
+        self, store: StateStore, fleet: EcsFleet, http: httpx.AsyncClient, balancer_url: str
+    ) -> None:
+        self.store = store
+        self.fleet = fleet
+        self.http = http
+        self.balancer_url = balancer_url.rstrip("/")
+
+    async def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        given: Mapping[str, list[str]] = event.get("multiValueHeaders") or {}
+        headers = {str(k).lower(): [str(v) for v in vs] for k, vs in given.items()}
+        request_id = (headers.get("x-request-id") or ["-"])[0]
+        path = str(event.get("path", "/"))
+        target, _, _endpoint = path.lstrip("/").partition("/")
+        service, _, ref = target.partition("@")
+        if ACTIVATED in headers:
+            return _error(
+                503, "cold_start_retry",
+                f"{target}: the version went back to zero while this request was being "
+                "replayed to it. Retry.", request_id, retry=True,
+            )  # fmt: skip
+        try:
+            version = self.store.resolve(service, ref or PRODUCTION)
+            await self.fleet.wake(service, version.number)
+        except DeployError as exc:
+            log.error("wake failed", extra={"fields": {"target": target, "error": exc.message}})
+            return _error(503, "instance_start_failed", exc.message, request_id, retry=True)
+        except FlowhostError as exc:
+            return _error(exc.status, exc.code, exc.message, request_id)
+        return await self._replay(event, path, headers, request_id)
+
+    async def _replay(
+        self, event: Mapping[str, Any], path: str, headers: dict[str, list[str]], request_id: str
+    ) -> dict[str, Any]:
+        raw = str(event.get("body") or "")
+        body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode()
+        params: Mapping[str, list[str]] = event.get("multiValueQueryStringParameters") or {}
+        query = urlencode([(str(k), str(v)) for k, vs in params.items() for v in vs])
+        forward = [(k, v) for k, vs in headers.items() if k not in _HOP_BY_HOP for v in vs]
+        forward.append((ACTIVATED, "1"))
+        url = f"{self.balancer_url}{path}" + (f"?{query}" if query else "")
+        try:
+            response = await self.http.request(
+                str(event.get("httpMethod", "GET")), url, content=body, headers=forward,
+                timeout=httpx.Timeout(1200.0, connect=10.0),
+            )  # fmt: skip
+        except httpx.HTTPError as exc:
+            return _error(
+                502, "instance_unavailable",
+                f"the version started, but replaying the request to it failed "
+                f"({type(exc).__name__}). Retry.", request_id, retry=True,
+            )  # fmt: skip
+        if len(response.content) > MAX_RESPONSE_BYTES:
+            return _error(
+                502, "response_too_large_for_activator",
+                f"the version answered {len(response.content)} bytes, more than the "
+                f"{MAX_RESPONSE_BYTES} a cold-start reply can carry. The version is awake now: "
+                "call again (or use the async API for large results).", request_id,
+            )  # fmt: skip
+        out: dict[str, list[str]] = {}
+        for key, value in response.headers.multi_items():
+            if key.lower() not in _HOP_BY_HOP:
+                out.setdefault(key.lower(), []).append(value)
+        return _answer(response.status_code, response.content, out)

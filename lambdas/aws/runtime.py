@@ -1,0 +1,111 @@
+"""The control plane on AWS, assembled from its ports: PostgreSQL (RDS) for the state
+of the world and async request records, S3 for objects, SQS for queues, ECS and ALB
+rules for the fleet. Built once per Lambda execution environment and reused by every
+invocation it serves."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from flowhost.lambdas.api import create_api, create_catalog
+from flowhost.lambdas.async_requests import AsyncRequests, AsyncSettings, create_async_app
+from flowhost.lambdas.aws.compute import EcsCompute
+from flowhost.lambdas.aws.fleet import EcsFleet
+from flowhost.lambdas.aws.queues import SQSQueues
+from flowhost.lambdas.aws.routes import AlbRoutes
+from flowhost.lambdas.aws.settings import AwsSettings
+from flowhost.lambdas.deployments import Deployments
+from flowhost.lambdas.gateway import Gateway
+from flowhost.lambdas.s3objects import S3ObjectStore
+from flowhost.lambdas.store import PRODUCTION, StateStore
+from flowhost.lambdas.store.requests import RequestStore
+from flowhost.services.runtime.responses import error_body, send_json
+
+__all__ = ["ControlPlane"]
+
+
+async def _not_here(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Synchronous endpoint calls never reach the control plane on AWS."""
+    body = error_body(
+        "not_found",
+        f"{scope['path']!r} is not a control-plane path. Endpoint calls go to the "
+        "platform's load balancer; asynchronous ones to .../async here.",
+        None,
+    )
+    await send_json(send, 404, body, "-")
+
+
+class ControlPlane:
+    def __init__(
+        self,
+        settings: AwsSettings,
+        *,
+        session: boto3.Session | None = None,
+        store: StateStore | None = None,
+        endpoint_url: str | None = None,
+    ) -> None:
+        """``store`` and ``endpoint_url`` (one endpoint for every AWS service, e.g. a moto
+        server) are for tests; on Lambda both come from the settings."""
+        self.settings = settings
+        session = session or boto3.Session()
+
+        def client(name: str) -> Any:
+            make: Any = session.client  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+            return make(name, endpoint_url=endpoint_url)
+
+        if store is None:
+            secret = client("secretsmanager").get_secret_value(SecretId=settings.db_secret_arn)
+            store = StateStore.open(settings.database_url(str(secret["SecretString"])))
+        self.store = store
+        self._elbv2 = client("elbv2")
+        self.cloudwatch = client("cloudwatch")
+        self.objects = S3ObjectStore(client("s3"), settings.bucket, kms_key_id=settings.kms_key_arn)
+        self.fleet = EcsFleet(
+            EcsCompute(client("ecs"), settings.ecs_cluster),
+            AlbRoutes(self._elbv2, settings.listener_arn, settings.activator_target_group_arn),
+            self.objects,
+            code_root=Path(tempfile.gettempdir()) / "flowhost-code",  # /tmp: Lambda's only disk
+        )
+        self.deployments = Deployments(store, self.objects, self.fleet)
+        self.queues = SQSQueues(
+            client("sqs"), prefix=settings.queue_prefix, kms_key_id=settings.kms_key_arn,
+            create=False,  # the service's stack creates its queues; this role only uses them
+        )  # fmt: skip
+        secret = b""
+        if settings.callback_secret_arn is not None:
+            value = client("secretsmanager").get_secret_value(SecretId=settings.callback_secret_arn)
+            secret = str(value["SecretString"]).encode()
+        self.requests = AsyncRequests(
+            RequestStore(store.engine), self.objects, self.queues,
+            lambda service, ref: store.resolve(service, ref or PRODUCTION),
+            settings=AsyncSettings(), secret=secret, public_url=settings.public_url,
+            versions=lambda: [
+                (v.service, v.number) for v in store.all_versions() if v.status == "ready"
+            ],
+        )  # fmt: skip
+        self.app = Gateway(
+            api=create_api(self.deployments),
+            catalog=create_catalog(self.deployments),
+            asynchronous=create_async_app(self.requests),
+            fallback=_not_here,
+        )
+
+    def balancer_url(self) -> str:
+        """Where the activator replays requests: the settings', else the listener's ALB."""
+        if self.settings.balancer_url:
+            return self.settings.balancer_url
+        listener = self._elbv2.describe_listeners(ListenerArns=[self.settings.listener_arn])
+        found = listener["Listeners"][0]
+        balancer = self._elbv2.describe_load_balancers(LoadBalancerArns=[found["LoadBalancerArn"]])[
+            "LoadBalancers"
+        ][0]
+        scheme = "https" if found["Protocol"] == "HTTPS" else "http"
+        return f"{scheme}://{balancer['DNSName']}:{found['Port']}"
+
+    def close(self) -> None:
+        self.queues.close()
+        self.store.close()
