@@ -179,6 +179,7 @@ class Platform(pulumi.ComponentResource):
                     "FLOWHOST_DB_SECRET_ARN": db.secret_arn,
                     "FLOWHOST_ECS_CLUSTER": ecs.cluster_name,
                     "FLOWHOST_LISTENER_ARN": alb.listener_arn,
+                    "FLOWHOST_BALANCER_URL": pulumi.Output.concat("http://", alb.alb_dns_name),
                     "FLOWHOST_QUEUE_PREFIX": queue_prefix,
                     "FLOWHOST_SERVICE_SUBNETS": pulumi.Output.all(*subnets).apply(",".join),
                     "FLOWHOST_SERVICE_SECURITY_GROUP": net.service_sg.id,

@@ -346,6 +346,8 @@ def test_lambdas_run_in_the_vpc_traced_with_retained_logs(stack: PlatformRun) ->
         assert variables["FLOWHOST_BUCKET"] == stack.outputs["bucketName"]
         assert variables["FLOWHOST_FUNCTION"] == key
         assert variables["FLOWHOST_ACTIVATOR_TARGET_GROUP_ARN"].startswith("arn:")
+        assert variables["FLOWHOST_BALANCER_URL"] == f"http://{stack.outputs['albDnsName']}"
+        assert variables["FLOWHOST_DB_SECRET_ARN"].startswith("arn:aws:secretsmanager:")
     assert functions["scaler"]["reservedConcurrentExecutions"] == 1
     assert functions["api"]["timeout"] == 29
     rule = one(stack, "aws:cloudwatch/eventRule:EventRule").inputs
