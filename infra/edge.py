@@ -4,6 +4,12 @@ Control-plane and async-request routes go to the API Lambda; everything else
 (synchronous service calls) goes through a VPC link to the internal ALB's listener.
 Every route needs the stack's authorizer: IAM (SigV4) or a JWT issuer and audience.
 The API is the one public thing in the platform and is tagged ``flowhost:edge=public``.
+
+Built in two steps, because the control plane needs the API's URL (``FLOWHOST_PUBLIC_URL``,
+for links in callbacks) and the API needs the control plane's Lambda: constructing
+:class:`Edge` creates the API, its stage, authorizer and the VPC link to the ALB;
+:meth:`Edge.connect_control_plane` then adds the Lambda integration, its routes and the
+invoke permission, and registers the component's outputs.
 """
 
 from __future__ import annotations
@@ -43,8 +49,6 @@ class EdgeArgs:
     authorizer: Literal["iam", "jwt"]
     jwt_issuer: str | None
     jwt_audience: Sequence[str]
-    api_function_name: pulumi.Input[str]
-    api_function_invoke_arn: pulumi.Input[str]
     listener_arn: pulumi.Input[str]
     subnet_ids: Sequence[pulumi.Input[str]]
     vpc_link_security_group_id: pulumi.Input[str]
@@ -53,12 +57,15 @@ class EdgeArgs:
 
 
 class Edge(pulumi.ComponentResource):
-    """HTTP API, stage with access logs, authorizer, VPC link, integrations and routes."""
+    """HTTP API, stage with access logs, authorizer, VPC link, integrations and routes.
+
+    Call :meth:`connect_control_plane` once the API Lambda exists."""
 
     def __init__(
         self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("flowhost:platform:Edge", name, None, opts)
+        self._name = name
         child = pulumi.ResourceOptions(parent=self)
         tags = args.tagging.tags
         api = aws.apigatewayv2.Api(
@@ -109,15 +116,11 @@ class Edge(pulumi.ComponentResource):
             )
             authorization_type, authorizer_id = "JWT", authorizer.id
 
-        control_plane = aws.apigatewayv2.Integration(
-            f"{name}-control-plane",
-            api_id=api.id,
-            integration_type="AWS_PROXY",
-            integration_uri=args.api_function_invoke_arn,
-            payload_format_version="2.0",
-            timeout_milliseconds=29000,
-            opts=child,
-        )
+        self._api = api
+        self._authorization_type, self._authorizer_id = authorization_type, authorizer_id
+        self.api_id = api.id
+        self.api_url = api.api_endpoint  # the $default stage serves at the endpoint itself
+
         link = aws.apigatewayv2.VpcLink(
             f"{name}-vpc-link",
             subnet_ids=list(args.subnet_ids),
@@ -137,28 +140,46 @@ class Edge(pulumi.ComponentResource):
             timeout_milliseconds=30000,
             opts=child,
         )
-        routes = {key: control_plane for key in LAMBDA_ROUTES} | {"$default": services}
-        for key, integration in routes.items():
-            aws.apigatewayv2.Route(
-                f"{name}-route-{_slug(key)}",
-                api_id=api.id,
-                route_key=key,
-                target=pulumi.Output.concat("integrations/", integration.id),
-                authorization_type=authorization_type,
-                authorizer_id=authorizer_id,
-                opts=child,
-            )
+        self._route("$default", services)
+
+    def connect_control_plane(
+        self, function_name: pulumi.Input[str], function_invoke_arn: pulumi.Input[str]
+    ) -> None:
+        """The API Lambda's integration, its routes (:data:`LAMBDA_ROUTES`) and the
+        permission for API Gateway to invoke it; then the component's outputs."""
+        name, api = self._name, self._api
+        child = pulumi.ResourceOptions(parent=self)
+        control_plane = aws.apigatewayv2.Integration(
+            f"{name}-control-plane",
+            api_id=api.id,
+            integration_type="AWS_PROXY",
+            integration_uri=function_invoke_arn,
+            payload_format_version="2.0",
+            timeout_milliseconds=29000,
+            opts=child,
+        )
+        for key in LAMBDA_ROUTES:
+            self._route(key, control_plane)
         aws.lambda_.Permission(
             f"{name}-invoke-api-function",
             action="lambda:InvokeFunction",
-            function=args.api_function_name,
+            function=function_name,
             principal="apigateway.amazonaws.com",
             source_arn=pulumi.Output.concat(api.execution_arn, "/*/*"),
             opts=child,
         )
-        self.api_id = api.id
-        self.api_url = api.api_endpoint
         self.register_outputs({"api_url": api.api_endpoint})
+
+    def _route(self, key: str, integration: aws.apigatewayv2.Integration) -> None:
+        aws.apigatewayv2.Route(
+            f"{self._name}-route-{_slug(key)}",
+            api_id=self._api.id,
+            route_key=key,
+            target=pulumi.Output.concat("integrations/", integration.id),
+            authorization_type=self._authorization_type,
+            authorizer_id=self._authorizer_id,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
 
 def _slug(route_key: str) -> str:

@@ -26,6 +26,7 @@ class Grants:
     bucket_arn: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
     db_secret_arn: pulumi.Input[str]
+    callback_secret_arn: pulumi.Input[str]
     cluster_name: pulumi.Input[str]
     listener_arn: pulumi.Output[str]
     queue_name_prefix: str
@@ -38,6 +39,7 @@ class Grants:
             self._queues(manage=True),
             *self._scaling(),
             *self._routes(),
+            self._callback_key(),
             *self._runtime(),
         ]
 
@@ -55,6 +57,7 @@ class Grants:
             *self._routes(),
             # CloudWatch metric reads have no resource-level permissions: AWS requires "*".
             Statement("ReadMetrics", ["cloudwatch:GetMetricData"], ["*"]),
+            self._callback_key(),
             *self._runtime(),
         ]
 
@@ -71,6 +74,12 @@ class Grants:
                 [self.kms_key_arn],
             ),
         ]
+
+    def _callback_key(self) -> Statement:
+        """The async API and the scaler sign callbacks; the activator sends none."""
+        return Statement(
+            "CallbackSigningKey", ["secretsmanager:GetSecretValue"], [self.callback_secret_arn]
+        )
 
     def _objects(self) -> list[Statement]:
         return [

@@ -29,6 +29,7 @@ from flowhost.infra.iam import Account
 from flowhost.infra.loadbalancer import LoadBalancer, LoadBalancerArgs
 from flowhost.infra.network import Network, NetworkArgs
 from flowhost.infra.observability import Observability, ObservabilityArgs
+from flowhost.infra.signing import CallbackSecret, CallbackSecretArgs
 from flowhost.infra.storage import ASYNC_PREFIX, REQUEST_LOG_PREFIX, Storage, StorageArgs
 from flowhost.infra.tags import Tagging
 
@@ -56,6 +57,7 @@ OUTPUTS = (
     "serviceLogGroupPrefix",
     "apiUrl",
     "apiId",
+    "callbackSecretArn",
     "alarmTopicArn",
     "adotConfigParameter",
     "eksEnabled",
@@ -76,7 +78,8 @@ class PlatformArgs:
 
 
 class Platform(pulumi.ComponentResource):
-    """VPC, key, bucket, database, ECS, optional EKS, ALB, API, Lambdas, alarms, tracing."""
+    """VPC, key, bucket, database, ECS, optional EKS, ALB, API, Lambdas, callback key, alarms,
+    tracing."""
 
     outputs: dict[str, pulumi.Input[object]]
 
@@ -148,11 +151,31 @@ class Platform(pulumi.ComponentResource):
             ),
             child,
         )
+        callbacks = CallbackSecret(
+            f"{name}-callbacks", CallbackSecretArgs(kms.key_arn, tagging), child
+        )
+        # The API first: the functions link to it (FLOWHOST_PUBLIC_URL); its control-plane
+        # routes follow once the API Lambda exists.
+        edge = Edge(
+            f"{name}-edge",
+            EdgeArgs(
+                authorizer=cfg.authorizer,
+                jwt_issuer=cfg.jwt_issuer,
+                jwt_audience=cfg.jwt_audience,
+                listener_arn=alb.listener_arn,
+                subnet_ids=subnets,
+                vpc_link_security_group_id=net.vpc_link_sg.id,
+                log_retention_days=cfg.log_retention_days,
+                tagging=tagging,
+            ),
+            child,
+        )
         grants = Grants(
             account=account,
             bucket_arn=storage.bucket_arn,
             kms_key_arn=kms.key_arn,
             db_secret_arn=db.secret_arn,
+            callback_secret_arn=callbacks.secret_arn,
             cluster_name=ecs.cluster_name,
             listener_arn=alb.listener_arn,
             queue_name_prefix=queue_prefix,
@@ -183,28 +206,15 @@ class Platform(pulumi.ComponentResource):
                     "FLOWHOST_QUEUE_PREFIX": queue_prefix,
                     "FLOWHOST_SERVICE_SUBNETS": pulumi.Output.all(*subnets).apply(",".join),
                     "FLOWHOST_SERVICE_SECURITY_GROUP": net.service_sg.id,
+                    "FLOWHOST_CALLBACK_SECRET_ARN": callbacks.secret_arn,
+                    "FLOWHOST_PUBLIC_URL": edge.api_url,
                 },
                 grants=grants,
                 tagging=tagging,
             ),
             child,
         )
-        edge = Edge(
-            f"{name}-edge",
-            EdgeArgs(
-                authorizer=cfg.authorizer,
-                jwt_issuer=cfg.jwt_issuer,
-                jwt_audience=cfg.jwt_audience,
-                api_function_name=fns.api.name,
-                api_function_invoke_arn=fns.api.invoke_arn,
-                listener_arn=alb.listener_arn,
-                subnet_ids=subnets,
-                vpc_link_security_group_id=net.vpc_link_sg.id,
-                log_retention_days=cfg.log_retention_days,
-                tagging=tagging,
-            ),
-            child,
-        )
+        edge.connect_control_plane(fns.api.name, fns.api.invoke_arn)
         Alarms(
             f"{name}-alarms",
             AlarmsArgs(
@@ -241,6 +251,7 @@ class Platform(pulumi.ComponentResource):
             "serviceLogGroupPrefix": service_log_group_prefix(env),
             "apiUrl": edge.api_url,
             "apiId": edge.api_id,
+            "callbackSecretArn": callbacks.secret_arn,
             "alarmTopicArn": obs.topic_arn,
             "adotConfigParameter": obs.adot_config.name,
             "eksEnabled": cfg.eks_enabled,

@@ -15,7 +15,7 @@ with warnings.catch_warnings():
 
     for _module in (
         "apigatewayv2", "cloudwatch", "ec2", "ecs", "eks", "iam", "kms", "lambda_", "lb",
-        "rds", "s3", "sns", "ssm", "xray",
+        "rds", "s3", "secretsmanager", "sns", "ssm", "xray",
     ):  # fmt: skip
         getattr(getattr(pulumi_aws, _module), "_utilities", None)  # lazy: touching runs it
 

@@ -143,6 +143,11 @@ def _outputs(args: MockResourceArgs, mock_id: str) -> dict[str, Any]:
             "apiEndpoint": f"https://{mock_id}.execute-api.{REGION}.amazonaws.com",
             "executionArn": f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{mock_id}",
         }
+    elif token == "aws:secretsmanager/secret:Secret":
+        state |= {"arn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:{mock_id}"}
+    elif token == "aws:secretsmanager/secretVersion:SecretVersion":
+        secret = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:{inputs.get('secretId')}"
+        state |= {"arn": secret, "secretArn": secret}
     elif token == "aws:cloudwatch/logGroup:LogGroup":
         state |= {"arn": f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{given_name}"}
     return {"name": given_name, **state, **inputs}
@@ -200,6 +205,9 @@ class RecordingMocks(Mocks):
                 "id": REGION,
                 "state": "available",
             }, []
+        if token == "aws:secretsmanager/getRandomPassword:getRandomPassword":
+            length = int(args.args.get("passwordLength", 32))
+            return {"randomPassword": "x" * length, "id": "random-password", **args.args}, []
         raise NotImplementedError(f"the recording mock has no answer for invoke {token}")
 
 

@@ -171,6 +171,27 @@ def test_grants_are_scoped_to_the_platform(dev: PlatformRun) -> None:
     )
     activator = json.loads(dev.named("flowhost-dev-fn-activator-policy").inputs["policy"])
     assert not any(s["Sid"].startswith("PlatformBucket") for s in activator["Statement"])
+    # Only the API and the scaler sign callbacks: they alone read the key, and only it.
+    readable = {
+        "Effect": "Allow",
+        "Action": ["secretsmanager:GetSecretValue"],
+        "Resource": dev.outputs["callbackSecretArn"],
+    }
+    for key in ("api", "activator", "scaler"):
+        doc = json.loads(dev.named(f"flowhost-dev-fn-{key}-policy").inputs["policy"])
+        found = [s for s in doc["Statement"] if s["Sid"] == "CallbackSigningKey"]
+        if key == "activator":
+            assert found == []
+        else:
+            (statement,) = found
+            assert {k: statement[k] for k in readable} == readable, key
+    readers = [
+        r.name
+        for r, _, doc in documents(dev)
+        for s in doc["Statement"]
+        if dev.outputs["callbackSecretArn"] in as_list(s.get("Resource", []))
+    ]
+    assert sorted(readers) == ["flowhost-dev-fn-api-policy", "flowhost-dev-fn-scaler-policy"]
     boundary = json.loads(dev.named("flowhost-dev-boundary-policy").inputs["policy"])
     assert {s["Sid"] for s in boundary["Statement"]} >= {"PlatformBucketObjects", "ServiceLogs"}
 

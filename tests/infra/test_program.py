@@ -53,6 +53,8 @@ COMMON = {
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": 1,
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": 1,
     "aws:s3/bucketVersioning:BucketVersioning": 1,
+    "aws:secretsmanager/secret:Secret": 1,
+    "aws:secretsmanager/secretVersion:SecretVersion": 1,
     "aws:sns/topic:Topic": 1,
     "aws:sns/topicSubscription:TopicSubscription": 1,
     "aws:ssm/parameter:Parameter": 1,
@@ -60,6 +62,7 @@ COMMON = {
     "aws:xray/samplingRule:SamplingRule": 1,
     "flowhost:platform:Alarms": 1,
     "flowhost:platform:Boundary": 1,
+    "flowhost:platform:CallbackSecret": 1,
     "flowhost:platform:Containers": 1,
     "flowhost:platform:Database": 1,
     "flowhost:platform:Edge": 1,
@@ -126,6 +129,7 @@ UNTAGGED = {
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
     "aws:s3/bucketVersioning:BucketVersioning",
+    "aws:secretsmanager/secretVersion:SecretVersion",
     "aws:sns/topicSubscription:TopicSubscription",
 }
 
@@ -348,6 +352,8 @@ def test_lambdas_run_in_the_vpc_traced_with_retained_logs(stack: PlatformRun) ->
         assert variables["FLOWHOST_ACTIVATOR_TARGET_GROUP_ARN"].startswith("arn:")
         assert variables["FLOWHOST_BALANCER_URL"] == f"http://{stack.outputs['albDnsName']}"
         assert variables["FLOWHOST_DB_SECRET_ARN"].startswith("arn:aws:secretsmanager:")
+        assert variables["FLOWHOST_CALLBACK_SECRET_ARN"] == stack.outputs["callbackSecretArn"]
+        assert variables["FLOWHOST_PUBLIC_URL"] == stack.outputs["apiUrl"]
     assert functions["scaler"]["reservedConcurrentExecutions"] == 1
     assert functions["api"]["timeout"] == 29
     rule = one(stack, "aws:cloudwatch/eventRule:EventRule").inputs
@@ -362,6 +368,41 @@ def test_lambdas_run_in_the_vpc_traced_with_retained_logs(stack: PlatformRun) ->
         "elasticloadbalancing.amazonaws.com",
         "events.amazonaws.com",
     ]
+
+
+def test_callback_signing_key_is_generated_once_and_encrypted(stack: PlatformRun) -> None:
+    secret = one(stack, "aws:secretsmanager/secret:Secret")
+    assert secret.inputs["kmsKeyId"] == stack.outputs["kmsKeyArn"]
+    assert secret.inputs["namePrefix"] == f"flowhost-{stack.outputs['environment']}-callback-"
+    assert stack.outputs["callbackSecretArn"] == (
+        f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{secret.id}"
+    )
+    version = one(stack, "aws:secretsmanager/secretVersion:SecretVersion")
+    assert version.inputs["secretId"] == secret.id
+    assert version.secret_inputs == ("secretString",)
+    assert len(version.inputs["secretString"]) == 48  # the mock's invoke answer, 48 long
+    # GetRandomPassword answers anew on every run: without this, each `up` would rotate it.
+    assert version.ignore_changes == ("secretString",)
+    # The Lambdas wait for the value, not only the secret (they read it at start).
+    for fn in stack.of_type(FUNCTION):
+        assert version.urn in fn.property_dependencies["environment"], fn.name
+
+
+def test_the_api_exists_before_the_functions_that_link_to_it(stack: PlatformRun) -> None:
+    """FLOWHOST_PUBLIC_URL is the API's endpoint: the Api resource is registered before
+    the functions and they depend on it; the control-plane routes come after them."""
+    order = [r.type for r in stack.resources]
+    api = one(stack, "aws:apigatewayv2/api:Api")
+    assert order.index(api.type) < order.index(FUNCTION)
+    for fn in stack.of_type(FUNCTION):
+        assert api.urn in fn.property_dependencies["environment"], fn.name
+    control_plane = stack.named(f"{api.name.removesuffix('-api')}-control-plane")
+    api_function = next(f for f in stack.of_type(FUNCTION) if f.name.endswith("-fn-api"))
+    assert control_plane.inputs["integrationUri"].endswith(
+        f"function:{api_function.inputs['name']}/invocations"
+    )
+    assert api_function.urn in control_plane.property_dependencies["integrationUri"]
+    assert control_plane.parent == stack.named(api.name.removesuffix("-api")).urn
 
 
 def test_tracing_setup(stack: PlatformRun) -> None:
@@ -443,6 +484,9 @@ def test_outputs_have_stable_names(dev: PlatformRun, prod: PlatformRun) -> None:
     assert dev.outputs["queueNamePrefix"] == "flowhost-dev-"
     assert dev.outputs["serviceLogGroupPrefix"] == "/flowhost/dev/"
     assert dev.outputs["apiUrl"].startswith("https://")
+    assert dev.outputs["callbackSecretArn"].startswith(
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:"
+    )
     boundary = one(dev, "aws:iam/policy:Policy")
     assert (
         dev.outputs["servicePermissionsBoundaryArn"]
