@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 
 from flowhost.errors import DeployError, FlowhostError, NotFoundError, SpecError
-from flowhost.lambdas.packaging import build_package
 from flowhost.services.loader import load_service
+from flowhost.services.packaging import build_package
 from flowhost.services.spec import WebServiceSpec, definition_of
 
 __all__ = ["DEFAULT_URL", "AuditClient", "Client", "deploy"]

@@ -20,11 +20,11 @@ from flowhost.errors import DeployError, NotFoundError
 from flowhost.lambdas.contracts import breaking_changes
 from flowhost.lambdas.environments import lock_key, resolve_environment
 from flowhost.lambdas.objectstore import ObjectStore
-from flowhost.lambdas.packaging import package_key
 from flowhost.lambdas.store import PRODUCTION, StateStore, VersionRecord
 from flowhost.services.artifacts import resolve_run
 from flowhost.services.config import ArtifactBinding
 from flowhost.services.definition import ServiceDefinition
+from flowhost.services.packaging import package_key
 
 __all__ = ["AuditResult", "DeployRequest", "Deployments", "Fleet"]
 

@@ -24,8 +24,8 @@ from flowhost.errors import DeployError, NotFoundError
 from flowhost.lambdas.aws.compute import EcsCompute, ServiceStatus
 from flowhost.lambdas.aws.routes import AlbRoutes, Route
 from flowhost.lambdas.objectstore import ObjectStore
-from flowhost.lambdas.packaging import package_key, unpack
 from flowhost.lambdas.store import VersionRecord
+from flowhost.services.packaging import package_key, unpack
 
 __all__ = ["EcsFleet", "ecs_service_name"]
 

@@ -16,8 +16,8 @@ from flowhost.lambdas.environments import EnvironmentCache
 from flowhost.lambdas.local.launcher import Launcher
 from flowhost.lambdas.local.pool import Instance, Pool
 from flowhost.lambdas.objectstore import ObjectStore
-from flowhost.lambdas.packaging import package_key, unpack
 from flowhost.lambdas.store.records import VersionRecord
+from flowhost.services.packaging import package_key, unpack
 from flowhost.services.runtime.settings import RuntimeSettings
 
 __all__ = ["LocalCompute"]

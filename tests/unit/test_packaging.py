@@ -11,8 +11,8 @@ import pytest
 
 from flowhost.errors import DeployError
 from flowhost.lambdas.environments import resolve_environment
-from flowhost.lambdas.packaging import build_package, unpack
 from flowhost.services.config import Environment
+from flowhost.services.packaging import build_package, unpack
 
 
 def make_tree(root: Path) -> None:

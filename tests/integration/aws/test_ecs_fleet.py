@@ -14,9 +14,9 @@ from flowhost.errors import DeployError
 from flowhost.lambdas.aws import AlbRoutes, EcsCompute, EcsFleet
 from flowhost.lambdas.deployments import Deployments
 from flowhost.lambdas.objectstore import LocalObjectStore
-from flowhost.lambdas.packaging import build_package, package_key
 from flowhost.lambdas.store import StateStore
 from flowhost.services import Scaling, WebServiceSpec, definition_of, endpoint
+from flowhost.services.packaging import build_package, package_key
 from tests.integration.aws.support import Balancer, Cluster
 
 
