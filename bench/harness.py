@@ -29,11 +29,13 @@ __all__ = [
     "ROOT",
     "Server",
     "WrkResult",
+    "descendants",
     "ensure_wrk",
     "free_port",
     "machine_busy_seconds",
     "machine_facts",
     "package_versions",
+    "proc_stats",
     "run_wrk",
     "wait_quiet",
 ]
@@ -56,7 +58,7 @@ class _Stat:
     cpu_ticks: int
 
 
-def _proc_stats() -> dict[int, _Stat]:
+def proc_stats() -> dict[int, _Stat]:
     out: dict[int, _Stat] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -70,7 +72,7 @@ def _proc_stats() -> dict[int, _Stat]:
     return out
 
 
-def _descendants(root: int, stats: dict[int, _Stat]) -> set[int]:
+def descendants(root: int, stats: dict[int, _Stat]) -> set[int]:
     children: dict[int, list[int]] = {}
     for pid, st in stats.items():
         children.setdefault(st.ppid, []).append(pid)
@@ -88,7 +90,7 @@ def _descendants(root: int, stats: dict[int, _Stat]) -> set[int]:
 def _stop_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     """SIGTERM the process group we created for ``proc``, then SIGKILL after ``grace``;
     descendants that left the group (BentoML's workers) get the same, one by one."""
-    tree = _descendants(proc.pid, _proc_stats()) - {proc.pid}
+    tree = descendants(proc.pid, proc_stats()) - {proc.pid}
     for pid in tree:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -215,8 +217,8 @@ class Server:
         """CPU time (user + system) used so far by the server: its process group and every
         descendant (BentoML's workers run in process groups of their own)."""
         assert self.proc is not None
-        stats = _proc_stats()
-        mine = _descendants(self.proc.pid, stats) | {
+        stats = proc_stats()
+        mine = descendants(self.proc.pid, stats) | {
             pid for pid, st in stats.items() if st.pgrp == self.proc.pid
         }
         return sum(stats[pid].cpu_ticks for pid in mine) / CLK_TCK

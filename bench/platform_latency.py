@@ -124,7 +124,7 @@ def main() -> None:
             ROOT, port, RESULTS / "logs" / "platform.log",
         )  # fmt: skip
         console.print(f"[bold]flowhost up[/] on {base}")
-        _start(platform, base)
+        start_platform(platform, base)
         try:
             console.print("[bold]router[/] (added latency and throughput)")
             rows = router(base, args.seconds)
@@ -150,7 +150,7 @@ def main() -> None:
     print(_markdown(rows, cold))
 
 
-def _start(platform: Server, base: str) -> None:
+def start_platform(platform: Server, base: str) -> None:
     """Like ``Server.start``, but ready means the control plane answers ``/api/healthz``."""
     platform.log_path.parent.mkdir(parents=True, exist_ok=True)
     with platform.log_path.open("wb") as log:
