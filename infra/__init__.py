@@ -6,6 +6,7 @@ Importing this package creates nothing: the platform program is ``infra/__main__
 
 from flowhost.infra.config import PlatformConfig, PlatformConfigError, load_config
 from flowhost.infra.platform_component import EKS_OUTPUTS, OUTPUTS, Platform, PlatformArgs
+from flowhost.infra.platform_ref import PlatformRef
 from flowhost.infra.program import main
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "PlatformArgs",
     "PlatformConfig",
     "PlatformConfigError",
+    "PlatformRef",
     "load_config",
     "main",
 ]

@@ -1,0 +1,116 @@
+"""``PlatformRef``: what a user stack needs from the platform stack, by output name.
+
+``PlatformRef.from_stack("acme/flowhost-platform/prod")`` reads the platform's stack
+outputs through a ``pulumi.StackReference``; ``PlatformRef.from_outputs({...})`` takes
+them from a mapping (a platform built in the same program, or tests). Field names map to
+the stable output names documented in docs/aws.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import pulumi
+
+__all__ = ["OUTPUT_NAMES", "PlatformRef"]
+
+# field -> platform stack output
+OUTPUT_NAMES: dict[str, str] = {
+    "environment": "environment",
+    "vpc_id": "vpcId",
+    "vpc_cidr": "vpcCidr",
+    "private_subnet_ids": "privateSubnetIds",
+    "service_security_group_id": "serviceSecurityGroupId",
+    "ecs_cluster_arn": "ecsClusterArn",
+    "ecs_cluster_name": "ecsClusterName",
+    "alb_arn": "albArn",
+    "alb_listener_arn": "albListenerArn",
+    "activator_target_group_arn": "activatorTargetGroupArn",
+    "bucket_name": "bucketName",
+    "bucket_arn": "bucketArn",
+    "kms_key_arn": "kmsKeyArn",
+    "queue_name_prefix": "queueNamePrefix",
+    "permissions_boundary_arn": "servicePermissionsBoundaryArn",
+    "log_group_prefix": "serviceLogGroupPrefix",
+    "alarm_topic_arn": "alarmTopicArn",
+    "adot_config_parameter": "adotConfigParameter",
+    "eks_enabled": "eksEnabled",
+    "eks_cluster_name": "eksClusterName",
+    "eks_kubeconfig": "eksKubeconfig",
+    "eks_oidc_provider_arn": "eksOidcProviderArn",
+    "eks_oidc_issuer": "eksOidcIssuer",
+    "eks_services_namespace": "eksServicesNamespace",
+}
+_EKS_ONLY = frozenset(f for f in OUTPUT_NAMES if f.startswith("eks_") and f != "eks_enabled")
+
+
+@dataclass(frozen=True)
+class PlatformRef:
+    """The platform's outputs as Pulumi inputs. ``eks_*`` are None without EKS."""
+
+    environment: pulumi.Input[str]
+    vpc_id: pulumi.Input[str]
+    vpc_cidr: pulumi.Input[str]
+    private_subnet_ids: pulumi.Input[list[str]]
+    service_security_group_id: pulumi.Input[str]
+    ecs_cluster_arn: pulumi.Input[str]
+    ecs_cluster_name: pulumi.Input[str]
+    alb_arn: pulumi.Input[str]
+    alb_listener_arn: pulumi.Input[str]
+    activator_target_group_arn: pulumi.Input[str]
+    bucket_name: pulumi.Input[str]
+    bucket_arn: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    queue_name_prefix: pulumi.Input[str]
+    permissions_boundary_arn: pulumi.Input[str]
+    log_group_prefix: pulumi.Input[str]
+    alarm_topic_arn: pulumi.Input[str]
+    adot_config_parameter: pulumi.Input[str]
+    eks_enabled: bool
+    eks_cluster_name: pulumi.Input[str] | None = None
+    eks_kubeconfig: pulumi.Input[str] | None = None
+    eks_oidc_provider_arn: pulumi.Input[str] | None = None
+    eks_oidc_issuer: pulumi.Input[str] | None = None
+    eks_services_namespace: pulumi.Input[str] | None = None
+
+    @classmethod
+    def from_outputs(
+        cls, outputs: Mapping[str, Any], *, eks_enabled: bool | None = None
+    ) -> PlatformRef:
+        """From a mapping of output name -> value (or Output). A missing required output
+        raises ``ValueError`` naming it."""
+        enabled = bool(outputs.get("eksEnabled", False)) if eks_enabled is None else eks_enabled
+        values: dict[str, Any] = {"eks_enabled": enabled}
+        missing: list[str] = []
+        for field in fields(cls):
+            if field.name == "eks_enabled":
+                continue
+            output = OUTPUT_NAMES[field.name]
+            if output in outputs:
+                values[field.name] = outputs[output]
+            elif field.name not in _EKS_ONLY or enabled:
+                missing.append(output)
+        if missing:
+            raise ValueError(
+                f"PlatformRef: the platform stack has no output(s) {', '.join(missing)}. "
+                "Update the platform stack (pulumi up in the flowhost repository) so it "
+                "exports them."
+            )
+        return cls(**values)
+
+    @classmethod
+    def from_stack(cls, stack: str, *, eks_enabled: bool = False) -> PlatformRef:
+        """From the platform stack ``org/project/stack``. ``eks_enabled`` must say whether
+        that stack has EKS (a stack output is only known at deploy time, and whether a GPU
+        service can be placed is checked before anything is created)."""
+        ref = pulumi.StackReference(stack)
+        wanted = {
+            name: output
+            for name, output in OUTPUT_NAMES.items()
+            if name != "eks_enabled" and (name not in _EKS_ONLY or eks_enabled)
+        }
+        return cls.from_outputs(
+            {output: ref.get_output(output) for output in wanted.values()}, eks_enabled=eks_enabled
+        )
