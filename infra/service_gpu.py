@@ -1,0 +1,402 @@
+"""``GpuWorkload``: one version of a GPU service on the platform's EKS cluster.
+
+Children (all named from the component name): an IAM role for IRSA (trusting only this
+version's service account through the cluster's OIDC provider, with the platform's
+permissions boundary and the service's least-privilege inline policy), a ServiceAccount
+bound to it, a Deployment on the GPU node group (``nvidia.com/gpu`` limits, the GPU
+node selector and taint toleration, probes, non-root with a read-only root filesystem),
+a ClusterIP Service, a PodDisruptionBudget, and KEDA's ScaledObject plus the
+TriggerAuthentication its SQS trigger uses.
+
+The Kubernetes provider: if the caller passes one (``opts.providers`` or ``opts.provider``,
+e.g. one provider shared by every GPU service of a stack) the children inherit it;
+otherwise the component builds its own from ``platform.eks_kubeconfig``.
+
+Scaling (KEDA owns ``spec.replicas``; Pulumi ignores it after creation):
+
+- ``aws-sqs-queue`` on the service's queue, ``queueLength = target_concurrency``. It reads
+  the queue with the KEDA operator's own IRSA role (``identityOwner: keda``), which the
+  platform grants ``sqs:GetQueueAttributes`` on ``<queueNamePrefix>*`` only, so the queue
+  must be named with the platform's prefix (checked once the names are known).
+- ``metrics-api`` on the pods' Prometheus ``/metrics``: ``flowhost_requests_in_flight``
+  summed over the Service's endpoints (``aggregateFromKubeServiceEndpoints``), one trigger
+  per endpoint, target ``target_concurrency``. The platform runs no Prometheus server, so
+  KEDA's ``prometheus`` scaler (and a true request *rate*) is not available; in-flight
+  requests are what ``target_concurrency`` is about. At zero replicas there are no pods to
+  read: waking from zero comes from the queue (and the platform's activator).
+- ``cooldownPeriod = idle_timeout``: how long every trigger must be idle before scaling to
+  zero when ``min_instances == 0``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from flowhost.infra.gpu import GPU_LABEL, GPU_TAINT_KEY
+from flowhost.infra.gpu_addons import irsa_trust_policy
+from flowhost.infra.network import SERVICE_PORT
+from flowhost.infra.platform_ref import OUTPUT_NAMES, PlatformRef
+from flowhost.infra.tags import Tagging
+from flowhost.services.definition import ServiceDefinition
+
+__all__ = ["IN_FLIGHT_METRIC", "KEDA_API", "RUN_AS", "GpuWorkload", "GpuWorkloadArgs"]
+
+KEDA_API = "keda.sh/v1alpha1"
+IN_FLIGHT_METRIC = "flowhost_requests_in_flight"
+RUN_AS = 65532  # an unprivileged uid/gid (distroless "nonroot"); the image's files must be readable
+ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
+# Paths inside the pod, each a private emptyDir (not this host's /tmp).
+SCRATCH, SHM = "/tmp", "/dev/shm"  # noqa: S108
+_EKS_FIELDS = (
+    "eks_kubeconfig",
+    "eks_oidc_provider_arn",
+    "eks_oidc_issuer",
+    "eks_services_namespace",
+)
+
+
+@dataclass(frozen=True)
+class GpuWorkloadArgs:
+    definition: ServiceDefinition
+    platform: PlatformRef
+    version: int
+    image: pulumi.Input[str]
+    environment: Mapping[str, pulumi.Input[str]]  # container env (code package, run, queue URL ...)
+    queue_name: pulumi.Input[str]
+    queue_url: pulumi.Input[str]
+    policy_json: pulumi.Input[str]  # least-privilege policy the IRSA role gets
+    tagging: Tagging
+
+
+def workload_name(args: GpuWorkloadArgs) -> str:
+    """``<service>-v<version>``: the Deployment, Service, ServiceAccount, ... name."""
+    return f"{args.definition.name}-v{args.version}"
+
+
+def validate(args: GpuWorkloadArgs) -> None:
+    """Raise ``ValueError`` before anything is created if the service cannot go to EKS."""
+    d = args.definition
+    where = f"GPU service {d.name!r}"
+    if d.resources.gpu < 1:
+        raise ValueError(
+            f"{where}: resources.gpu must be at least 1 for a GpuWorkload (got "
+            f"{d.resources.gpu}). CPU-only services run on ECS; give the service "
+            "Resources(gpu=1) or deploy it as a CPU service."
+        )
+    if not args.platform.eks_enabled:
+        raise ValueError(
+            f"{where}: it needs resources.gpu={d.resources.gpu} but the platform has no EKS "
+            "cluster (flowhost:eksEnabled is false). Set flowhost:eksEnabled: true in the "
+            "platform stack's config and run pulumi up there (and pass eks_enabled=True to "
+            "PlatformRef.from_stack), or set resources.gpu=0."
+        )
+    missing = [OUTPUT_NAMES[f] for f in _EKS_FIELDS if getattr(args.platform, f) is None]
+    if missing:
+        raise ValueError(
+            f"{where}: the platform reference has no {', '.join(missing)} although "
+            "eksEnabled is true. Build it with PlatformRef.from_stack(..., eks_enabled=True)."
+        )
+    if args.version < 1:
+        raise ValueError(f"{where}: version must be 1 or more (got {args.version}).")
+    if len(name := workload_name(args)) > 63:
+        raise ValueError(
+            f"{where}: the Kubernetes name {name!r} is longer than 63 characters "
+            f"(got {len(name)}). Use a shorter service name."
+        )
+
+
+def queue_region(url: str) -> str:
+    """The region in an SQS queue URL (``https://sqs.<region>.amazonaws.com/...`` or the
+    legacy ``https://<region>.queue.amazonaws.com/...``)."""
+    parts = (urlparse(url).hostname or "").split(".")
+    if len(parts) > 2 and parts[0] == "sqs":
+        return parts[1]
+    if len(parts) > 2 and parts[1] == "queue":
+        return parts[0]
+    raise ValueError(f"SQS queue URL {url!r}: no region in its host. Pass the queue's URL.")
+
+
+def _checked_queue(name: str, prefix: str) -> str:
+    if not name.startswith(prefix):
+        raise ValueError(
+            f"GpuWorkload: the queue {name!r} does not start with the platform's "
+            f"queueNamePrefix {prefix!r}, so KEDA's role cannot read its depth. "
+            "Name the queue with that prefix."
+        )
+    return name
+
+
+def _inherits_k8s_provider(opts: pulumi.ResourceOptions | None) -> bool:
+    if opts is None:
+        return False
+    if isinstance(opts.provider, k8s.Provider):
+        return True
+    providers = opts.providers
+    if isinstance(providers, Mapping):
+        return "kubernetes" in providers
+    return any(isinstance(p, k8s.Provider) for p in providers or [])
+
+
+def container(args: GpuWorkloadArgs) -> k8s.core.v1.ContainerArgsDict:
+    """The serving container: GPU limits, CPU and memory, probes on SERVICE_PORT."""
+    res = args.definition.resources
+    cpu = f"{round(res.cpu * 1000)}m"
+    memory = f"{res.memory}Mi"
+    defaults: dict[str, pulumi.Input[str]] = {
+        "TMPDIR": SCRATCH,
+        "XDG_CACHE_HOME": f"{SCRATCH}/.cache",
+    }
+    env = {**defaults, **args.environment}
+    port: k8s.core.v1.ContainerPortArgsDict = {"name": "http", "container_port": SERVICE_PORT}
+    return {
+        "name": "serve",
+        "image": args.image,
+        "ports": [port],
+        "env": [{"name": k, "value": env[k]} for k in sorted(env)],
+        "resources": {
+            "requests": {"cpu": cpu, "memory": memory, "nvidia.com/gpu": str(res.gpu)},
+            "limits": {"cpu": cpu, "memory": memory, "nvidia.com/gpu": str(res.gpu)},
+        },
+        "readiness_probe": {
+            "http_get": {"path": "/readyz", "port": "http"},
+            "period_seconds": 5,
+            "timeout_seconds": 2,
+            "failure_threshold": 3,
+        },
+        # /healthz answers while initialize() runs (slow for big models); it fails only
+        # when initialize has failed, so no startup probe is needed.
+        "liveness_probe": {
+            "http_get": {"path": "/healthz", "port": "http"},
+            "initial_delay_seconds": 10,
+            "period_seconds": 10,
+            "timeout_seconds": 5,
+            "failure_threshold": 3,
+        },
+        "security_context": {
+            "allow_privilege_escalation": False,
+            "read_only_root_filesystem": True,
+            "run_as_non_root": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volume_mounts": [
+            {"name": "tmp", "mount_path": SCRATCH},
+            {"name": "dshm", "mount_path": SHM},
+        ],
+    }
+
+
+def pod_spec(args: GpuWorkloadArgs, service_account: str) -> k8s.core.v1.PodSpecArgsDict:
+    longest = max((ep.timeout for ep in args.definition.endpoints), default=60.0)
+    return {
+        "service_account_name": service_account,
+        # IRSA injects its own projected token; the app never calls the Kubernetes API.
+        "automount_service_account_token": False,
+        "node_selector": dict(GPU_LABEL),
+        "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+        "security_context": {
+            "run_as_non_root": True,
+            "run_as_user": RUN_AS,
+            "run_as_group": RUN_AS,
+            "fs_group": RUN_AS,
+            "seccomp_profile": {"type": "RuntimeDefault"},
+        },
+        # Let requests in flight finish when KEDA scales in.
+        "termination_grace_period_seconds": min(math.ceil(longest) + 30, 1230),
+        "containers": [container(args)],
+        "volumes": [
+            {"name": "tmp", "empty_dir": {}},
+            # PyTorch's DataLoader and NCCL need more shared memory than the default 64Mi.
+            {
+                "name": "dshm",
+                "empty_dir": {
+                    "medium": "Memory",
+                    "size_limit": f"{max(64, args.definition.resources.memory // 4)}Mi",
+                },
+            },
+        ],
+    }
+
+
+def scaled_object_spec(
+    args: GpuWorkloadArgs, name: str, namespace: pulumi.Input[str]
+) -> dict[str, Any]:
+    """KEDA ScaledObject spec (keda.sh/v1alpha1): SQS depth and in-flight requests."""
+    scaling = args.definition.scaling
+    target = str(scaling.target_concurrency)
+    queue: dict[str, Any] = {
+        "type": "aws-sqs-queue",
+        "name": "queue",
+        "metadata": {
+            "queueURL": args.queue_url,
+            "queueLength": target,
+            "awsRegion": pulumi.Output.from_input(args.queue_url).apply(queue_region),
+        },
+        "authenticationRef": {"name": name},
+    }
+    metrics = pulumi.Output.concat(
+        "http://", name, ".", namespace, f".svc.cluster.local:{SERVICE_PORT}/metrics"
+    )
+    in_flight = [
+        {
+            "type": "metrics-api",
+            "name": f"in-flight-{ep.name}",
+            "metadata": {
+                "url": metrics,
+                "format": "prometheus",
+                "valueLocation": f'{IN_FLIGHT_METRIC}{{endpoint="{ep.name}"}}',
+                "targetValue": target,
+                "aggregateFromKubeServiceEndpoints": "true",
+                "aggregationType": "sum",
+            },
+        }
+        for ep in sorted(args.definition.endpoints, key=lambda ep: ep.name)
+    ]
+    return {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+        "pollingInterval": 15,
+        "cooldownPeriod": math.ceil(scaling.idle_timeout),
+        "minReplicaCount": scaling.min_instances,
+        "maxReplicaCount": scaling.max_instances,
+        "triggers": [queue, *in_flight],
+    }
+
+
+class GpuWorkload(pulumi.ComponentResource):
+    """One GPU service version on EKS: IRSA role, ServiceAccount, Deployment, Service,
+    PodDisruptionBudget and a KEDA ScaledObject."""
+
+    deployment_name: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+    role_arn: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: GpuWorkloadArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        validate(args)  # before the component or any child exists
+        super().__init__("flowhost:service:GpuWorkload", name, None, opts)
+        platform, d = args.platform, args.definition
+        assert platform.eks_services_namespace is not None  # checked by validate()
+        namespace: pulumi.Input[str] = platform.eks_services_namespace
+        k8s_name = workload_name(args)
+        labels = {
+            "app.kubernetes.io/name": d.name,
+            "flowhost.io/service": d.name,
+            "flowhost.io/version": str(args.version),
+        }
+        meta: k8s.meta.v1.ObjectMetaArgsDict = {
+            "name": k8s_name,
+            "namespace": namespace,
+            "labels": labels,
+        }
+
+        provider = None
+        if not _inherits_k8s_provider(opts):
+            provider = k8s.Provider(
+                f"{name}-k8s",
+                kubeconfig=platform.eks_kubeconfig,
+                enable_server_side_apply=True,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        in_cluster = pulumi.ResourceOptions(parent=self, provider=provider)
+
+        trust = pulumi.Output.all(
+            platform.eks_oidc_provider_arn, platform.eks_oidc_issuer, namespace
+        ).apply(lambda v: irsa_trust_policy(v[0], v[1], v[2], k8s_name))
+        role = aws.iam.Role(
+            f"{name}-role",
+            description=f"IRSA: the pods of GPU service {d.name} v{args.version}",
+            assume_role_policy=trust,
+            permissions_boundary=platform.permissions_boundary_arn,
+            tags=args.tagging.tags(f"{name}-role"),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.iam.RolePolicy(
+            f"{name}-policy",
+            role=role.id,
+            policy=args.policy_json,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata={**meta, "annotations": {ROLE_ARN_ANNOTATION: role.arn}},
+            automount_service_account_token=False,
+            opts=in_cluster,
+        )
+        selector = {k: labels[k] for k in ("flowhost.io/service", "flowhost.io/version")}
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            # GPU nodes start from zero: allow time for a node to join and a big image.
+            metadata={**meta, "annotations": {"pulumi.com/timeoutSeconds": "1800"}},
+            spec={
+                "replicas": d.scaling.min_instances,
+                "selector": {"match_labels": selector},
+                "template": {"metadata": {"labels": labels}, "spec": pod_spec(args, k8s_name)},
+            },
+            # KEDA (through its HPA) owns the replica count once the Deployment exists.
+            opts=pulumi.ResourceOptions.merge(
+                in_cluster,
+                pulumi.ResourceOptions(ignore_changes=["spec.replicas"], depends_on=[account]),
+            ),
+        )
+        service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=meta,
+            spec={
+                "type": "ClusterIP",
+                "selector": selector,
+                "ports": [
+                    {"name": "http", "port": SERVICE_PORT, "target_port": "http", "protocol": "TCP"}
+                ],
+            },
+            opts=in_cluster,
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata=meta,
+            spec={
+                "max_unavailable": 1,
+                "selector": {"match_labels": selector},
+                "unhealthy_pod_eviction_policy": "AlwaysAllow",
+            },
+            opts=in_cluster,
+        )
+        auth = k8s.apiextensions.CustomResource(
+            f"{name}-keda-auth",
+            api_version=KEDA_API,
+            kind="TriggerAuthentication",
+            metadata=meta,
+            spec={"podIdentity": {"provider": "aws", "identityOwner": "keda"}},
+            opts=in_cluster,
+        )
+        queue = pulumi.Output.all(args.queue_name, platform.queue_name_prefix).apply(
+            lambda v: _checked_queue(v[0], v[1])
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-scaler",
+            api_version=KEDA_API,
+            kind="ScaledObject",
+            metadata={**meta, "annotations": {"flowhost.io/queue": queue}},
+            spec=scaled_object_spec(args, k8s_name, namespace),
+            opts=pulumi.ResourceOptions.merge(
+                in_cluster, pulumi.ResourceOptions(depends_on=[deployment, auth])
+            ),
+        )
+
+        self.deployment_name = deployment.metadata.apply(lambda m: m.name or k8s_name)
+        self.service_name = service.metadata.apply(lambda m: m.name or k8s_name)
+        self.role_arn = role.arn
+        self.register_outputs(
+            {
+                "deployment_name": self.deployment_name,
+                "service_name": self.service_name,
+                "role_arn": self.role_arn,
+            }
+        )
