@@ -101,13 +101,17 @@ class WorkloadRun:
 
 def run_workload(
     make: Callable[[], tuple[GpuWorkloadArgs, pulumi.ResourceOptions | None]] | None = None,
+    recorded: list[Recorded] | None = None,
 ) -> WorkloadRun:
-    """Create one ``GpuWorkload("caption-v3", ...)`` under a fresh recording mock."""
+    """Create one ``GpuWorkload("caption-v3", ...)`` under a fresh recording mock.
+    ``recorded`` receives what was registered even if the program raises."""
     mocks = RecordingMocks()
     monitor = RecordingMonitor(mocks)
     settings.ROOT.set(None)
     pulumi.runtime.set_all_config({}, [])
-    pulumi.runtime.set_mocks(mocks, project="user-stack", stack="prod", preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(
+        mocks, project="user-stack", stack="prod", preview=False, monitor=monitor
+    )
     outputs: dict[str, Any] = {}
 
     @pulumi.runtime.test
@@ -120,7 +124,11 @@ def run_workload(
             role_arn=workload.role_arn,
         ).apply(outputs.update)
 
-    program()
+    try:
+        program()
+    finally:
+        if recorded is not None:
+            recorded.extend(monitor.recorded)
     return WorkloadRun(list(monitor.recorded), outputs)
 
 
