@@ -1,0 +1,122 @@
+"""A service version's code package and the serving container's environment.
+
+The package is the service class's directory (or ``code_dir``) as the deterministic
+archive of ``flowhost.services.packaging``, uploaded at ``package_key(digest)`` in the
+platform bucket. The environment is the contract between ``ServiceSpec`` and the
+container's bootstrap (docs/aws.md, "ServiceSpec"): the same on ECS and EKS.
+"""
+
+from __future__ import annotations
+
+import inspect
+import tempfile
+from pathlib import Path
+
+import pulumi
+
+from flowhost.infra.network import SERVICE_PORT
+from flowhost.infra.platform_ref import PlatformRef
+from flowhost.infra.service_role import ASYNC_PREFIX, METAFLOW_PREFIX
+from flowhost.services.definition import ServiceDefinition
+from flowhost.services.spec import WebServiceSpec
+
+__all__ = ["COLLECTOR_OTLP", "cached_package", "code_location", "service_environment"]
+
+COLLECTOR_OTLP = "http://127.0.0.1:4318"
+
+
+def code_location(
+    spec: type[WebServiceSpec] | ServiceDefinition,
+    definition: ServiceDefinition,
+    code_dir: Path | None,
+) -> tuple[Path, str]:
+    """(the directory to package, the entrypoint relative to it)."""
+    source: Path | None = None
+    if not isinstance(spec, ServiceDefinition):
+        found = inspect.getsourcefile(spec)
+        source = Path(found).resolve() if found else None
+    if code_dir is None:
+        if source is None:
+            raise ValueError(
+                f"ServiceSpec {definition.name!r}: code_dir is required when spec is a "
+                "ServiceDefinition (got none). Pass code_dir=<the service's directory>."
+            )
+        return source.parent, definition.entrypoint
+    root = code_dir.resolve()
+    if not root.is_dir():
+        raise ValueError(
+            f"ServiceSpec {definition.name!r}: code_dir is not a directory (got {code_dir}). "
+            "Pass the directory that holds the service's file."
+        )
+    if source is None:
+        return root, definition.entrypoint
+    if not source.is_relative_to(root):
+        raise ValueError(
+            f"ServiceSpec {definition.name!r}: the class's file {source} is not under "
+            f"code_dir (got {code_dir}). Pass a code_dir that contains it."
+        )
+    return root, f"{source.relative_to(root).as_posix()}:{definition.class_name}"
+
+
+def service_environment(
+    definition: ServiceDefinition,
+    platform: PlatformRef,
+    *,
+    version: int,
+    run: str | None,
+    package: pulumi.Input[str],
+    digest: str,
+    entrypoint: str,
+    queue_url: pulumi.Input[str],
+    queue_name: pulumi.Input[str],
+    dead_letter_url: pulumi.Input[str],
+    region: pulumi.Input[str],
+) -> dict[str, pulumi.Input[str]]:
+    """The serving container's environment (ECS and EKS alike; see docs/aws.md)."""
+    service, label = definition.name, f"v{version}"
+    env: dict[str, pulumi.Input[str]] = {
+        "FLOWHOST_SERVICE": service,
+        "FLOWHOST_VERSION": label,
+        "FLOWHOST_ENVIRONMENT": platform.environment,
+        "FLOWHOST_PORT": str(SERVICE_PORT),
+        "FLOWHOST_CODE_PACKAGE": package,
+        "FLOWHOST_CODE_DIGEST": digest,
+        "FLOWHOST_ENTRYPOINT": entrypoint,
+        "FLOWHOST_BUCKET": platform.bucket_name,
+        "FLOWHOST_KMS_KEY_ARN": platform.kms_key_arn,
+        "FLOWHOST_ASYNC_PREFIX": f"{ASYNC_PREFIX}{service}/",
+        "FLOWHOST_QUEUE_NAME": queue_name,
+        "FLOWHOST_QUEUE_URL": queue_url,
+        "FLOWHOST_DEAD_LETTER_QUEUE_URL": dead_letter_url,
+        "AWS_REGION": region,
+        "OTEL_SERVICE_NAME": service,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": COLLECTOR_OTLP,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_PROPAGATORS": "tracecontext,baggage",
+        "OTEL_RESOURCE_ATTRIBUTES": pulumi.Output.concat(
+            "flowhost.service=", service, ",flowhost.version=", label,
+            ",flowhost.environment=", platform.environment,
+        ),
+    }  # fmt: skip
+    binding = definition.artifacts
+    pinned = run or (binding.run if binding else None)
+    if pinned is not None:
+        env["FLOWHOST_RUN"] = pinned
+    if binding is not None:
+        if binding.flow is not None:
+            env["FLOWHOST_ARTIFACT_FLOW"] = binding.flow
+        env["METAFLOW_DEFAULT_DATASTORE"] = "s3"
+        env["METAFLOW_DATASTORE_SYSROOT_S3"] = pulumi.Output.concat(
+            "s3://", platform.bucket_name, "/", METAFLOW_PREFIX.rstrip("/")
+        )
+    return env
+
+
+def cached_package(digest: str, archive: bytes) -> Path:
+    """The package archive as a file (a FileAsset keeps only its hash in the state)."""
+    folder = Path(tempfile.gettempdir()) / "flowhost-packages"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{digest}.tar.gz"
+    if not path.exists() or path.read_bytes() != archive:
+        path.write_bytes(archive)
+    return path

@@ -1,0 +1,189 @@
+"""A service version's least-privilege roles: the task role and the execution role.
+
+Both carry the platform's permissions boundary. Every statement names the service's own
+resources (its code package, artifact and async prefixes, queue, log group), except the
+few shared things a service must reach and nothing narrower exists for:
+
+- the platform key, for S3 only (``kms:ViaService``); for SQS it is conditioned on the
+  service's own queue ARN (``kms:EncryptionContext:aws:sqs:arn``);
+- the platform's ADOT collector config parameter and its EMF metrics log group;
+- X-Ray's ``PutTraceSegments``/``PutTelemetryRecords``, which AWS authorizes on ``*`` only;
+- ``ecr:GetAuthorizationToken`` (``*`` only), when the image is in a private ECR repository.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from flowhost.infra.iam import Account, Statement, assume_role_policy, policy_json
+from flowhost.infra.tags import Tagging
+
+__all__ = [
+    "ASYNC_PREFIX",
+    "METAFLOW_PREFIX",
+    "RoleArgs",
+    "ServiceRoles",
+    "create_roles",
+    "ecr_repository",
+    "execution_statements",
+    "task_statements",
+]
+
+ASYNC_PREFIX = "async/"  # as flowhost.infra.storage (the bucket's TTL rule)
+METAFLOW_PREFIX = "metaflow/"  # METAFLOW_DATASTORE_SYSROOT_S3 in the bucket
+TASKS_PRINCIPAL = "ecs-tasks.amazonaws.com"
+ECR_PULL = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+_ECR_IMAGE = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
+    r"(?P<repository>[a-z0-9._/-]+?)(?::[\w.-]+|@sha256:[0-9a-f]{64})?$"
+)
+
+
+def ecr_repository(image: pulumi.Input[str]) -> tuple[str, str, str] | None:
+    """(account, region, repository) of a private ECR image reference, else None."""
+    if not isinstance(image, str):
+        return None
+    match = _ECR_IMAGE.match(image)
+    return (match["account"], match["region"], match["repository"]) if match else None
+
+
+@dataclass(frozen=True)
+class RoleArgs:
+    service: str
+    account: Account
+    bucket_arn: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    package_key: str
+    artifact_flow: str | None
+    queue_name: pulumi.Input[str]
+    log_group_arn: pulumi.Input[str] | None  # None on EKS (no execution role there)
+    metrics_log_group: pulumi.Input[str]
+    adot_parameter_arn: pulumi.Input[str]
+    image: pulumi.Input[str]
+    permissions_boundary_arn: pulumi.Input[str]
+    tagging: Tagging
+
+
+def task_statements(args: RoleArgs) -> list[Statement]:
+    """What the serving container and its collector may do."""
+    acct, bucket = args.account, args.bucket_arn
+    queue_arn = acct.arn("sqs", args.queue_name)
+    own_async = f"{ASYNC_PREFIX}{args.service}/"
+    statements = [
+        Statement(
+            "OwnCodePackage",
+            ["s3:GetObject"],
+            [pulumi.Output.concat(bucket, "/", args.package_key)],
+        ),
+        Statement(
+            "OwnAsyncObjects",
+            ["s3:GetObject", "s3:PutObject"],
+            [pulumi.Output.concat(bucket, "/", own_async, "*")],
+        ),
+        Statement(
+            "OwnQueue",
+            [
+                "sqs:ChangeMessageVisibility",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:GetQueueUrl",
+                "sqs:ReceiveMessage",
+            ],
+            [queue_arn],
+        ),
+        Statement(
+            "OwnQueueKey",
+            ["kms:Decrypt", "kms:GenerateDataKey"],
+            [args.kms_key_arn],
+            conditions={"StringEquals": {"kms:EncryptionContext:aws:sqs:arn": queue_arn}},
+        ),
+        Statement(
+            "BucketKey",
+            ["kms:Decrypt", "kms:GenerateDataKey"],
+            [args.kms_key_arn],
+            conditions={
+                "StringEquals": {
+                    "kms:ViaService": pulumi.Output.concat("s3.", acct.region, ".amazonaws.com")
+                }
+            },
+        ),
+        Statement(
+            "CollectorMetrics",
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            [acct.arn("logs", pulumi.Output.concat("log-group:", args.metrics_log_group, ":*"))],
+        ),
+        # X-Ray has no resource-level permissions for writes: AWS requires "*".
+        Statement("Traces", ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"]),
+    ]
+    if args.artifact_flow is not None:
+        statements.insert(
+            2,
+            Statement(
+                "OwnArtifacts",
+                ["s3:GetObject"],
+                [pulumi.Output.concat(bucket, "/", METAFLOW_PREFIX, args.artifact_flow, "/*")],
+            ),
+        )
+    return statements
+
+
+def execution_statements(args: RoleArgs) -> list[Statement]:
+    """What ECS may do to start the task: its log group, the collector config, the image."""
+    statements = [Statement("CollectorConfig", ["ssm:GetParameters"], [args.adot_parameter_arn])]
+    if args.log_group_arn is not None:
+        own_logs = pulumi.Output.concat(args.log_group_arn, ":*")
+        statements.insert(
+            0, Statement("OwnLogGroup", ["logs:CreateLogStream", "logs:PutLogEvents"], [own_logs])
+        )
+    found = ecr_repository(args.image)
+    if found is not None:
+        account, region, repository = found
+        statements += [
+            Statement(
+                "PullImage",
+                ECR_PULL,
+                [
+                    pulumi.Output.concat(
+                        "arn:", args.account.partition, f":ecr:{region}:{account}:repository/",
+                        repository,
+                    )
+                ],
+            ),
+            # Registry login has no resource-level permissions: AWS requires "*".
+            Statement("RegistryLogin", ["ecr:GetAuthorizationToken"], ["*"]),
+        ]  # fmt: skip
+    return statements
+
+
+@dataclass(frozen=True)
+class ServiceRoles:
+    task: aws.iam.Role
+    execution: aws.iam.Role
+    task_policy_json: pulumi.Output[str]
+
+
+def create_roles(name: str, args: RoleArgs, parent: pulumi.Resource) -> ServiceRoles:
+    """Both roles, each with its one inline policy and the platform's boundary."""
+    child = pulumi.ResourceOptions(parent=parent)
+    task_policy = policy_json(task_statements(args))
+    roles: list[aws.iam.Role] = []
+    for key, what, document in (
+        ("task", "the serving container", task_policy),
+        ("execution", "ECS starting the task", policy_json(execution_statements(args))),
+    ):
+        role = aws.iam.Role(
+            f"{name}-{key}",
+            description=f"flowhost service {args.service}: {what}",
+            assume_role_policy=assume_role_policy(TASKS_PRINCIPAL),
+            permissions_boundary=args.permissions_boundary_arn,
+            max_session_duration=3600,
+            tags=args.tagging.tags(f"{name}-{key}"),
+            opts=child,
+        )
+        aws.iam.RolePolicy(f"{name}-{key}-policy", role=role.id, policy=document, opts=child)
+        roles.append(role)
+    return ServiceRoles(task=roles[0], execution=roles[1], task_policy_json=task_policy)

@@ -1,0 +1,151 @@
+"""What ``ServiceSpec`` checks before it creates anything, and its tunable options.
+
+Each problem is one line: ``ServiceSpec '<name>': <what> (got <value>). <fix>.``; all of
+them are reported together in one ``ValueError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+
+from flowhost.infra.platform_ref import PlatformRef
+from flowhost.infra.service_ecs import ecs_service_name, fargate_size
+from flowhost.infra.service_queue import DEAD_LETTER_SUFFIX, MAX_QUEUE_NAME, queue_base_name
+from flowhost.infra.service_routes import ALIAS, path_patterns
+from flowhost.services.definition import ServiceDefinition
+
+__all__ = ["LOG_RETENTION_DAYS", "MAX_COMPONENT_NAME", "ServiceOptions", "validate"]
+
+LOG_RETENTION_DAYS = frozenset(
+    {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192}
+    | {2557, 2922, 3288, 3653}
+)
+# IAM role names are at most 64 characters; Pulumi appends "-" and 7 characters to the
+# logical name "<name>-execution".
+MAX_COMPONENT_NAME = 64 - 8 - len("-execution")
+MAX_ECS_SERVICE_NAME = 255
+MAX_SQS_RETENTION = 14 * 24 * 60 * 60
+MAX_VISIBILITY_TIMEOUT = 12 * 60 * 60
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    """Knobs with working defaults: queue redrive and retention, logs, Spot, scaling target."""
+
+    max_receive_count: int = 3
+    queue_retention_seconds: int = 4 * 24 * 60 * 60  # SQS's default
+    # Longer than the longest endpoint (20 min) so a message is not handed out twice.
+    visibility_timeout_seconds: int = 30 * 60
+    log_retention_days: int = 30
+    spot_weight: int = 1  # FARGATE_SPOT weight next to FARGATE's 1 (base 1); 0 = no Spot
+    # ALBRequestCountPerTarget target; None = target_concurrency * 60 (about 1 s requests)
+    requests_per_target_per_minute: int | None = None
+    deregistration_delay_seconds: int = 30
+
+
+def _known(value: pulumi.Input[str]) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _option_problems(options: ServiceOptions) -> list[str]:
+    problems: list[str] = []
+    if not 1 <= options.max_receive_count <= 1000:
+        problems.append(
+            f"options.max_receive_count must be 1 to 1000 (got {options.max_receive_count}). "
+            "It is the receives before a message goes to the dead-letter queue"
+        )
+    if not 60 <= options.queue_retention_seconds <= MAX_SQS_RETENTION:
+        problems.append(
+            f"options.queue_retention_seconds must be 60 to {MAX_SQS_RETENTION} (got "
+            f"{options.queue_retention_seconds}). SQS keeps messages at most 14 days"
+        )
+    if not 0 <= options.visibility_timeout_seconds <= MAX_VISIBILITY_TIMEOUT:
+        problems.append(
+            f"options.visibility_timeout_seconds must be 0 to {MAX_VISIBILITY_TIMEOUT} (got "
+            f"{options.visibility_timeout_seconds}). Use at most 12 hours"
+        )
+    if options.log_retention_days not in LOG_RETENTION_DAYS:
+        problems.append(
+            f"options.log_retention_days must be a CloudWatch Logs retention (got "
+            f"{options.log_retention_days}). Use one of {sorted(LOG_RETENTION_DAYS)}"
+        )
+    if not 0 <= options.spot_weight <= 1000:
+        problems.append(f"options.spot_weight must be 0 to 1000 (got {options.spot_weight})")
+    target = options.requests_per_target_per_minute
+    if target is not None and target < 1:
+        problems.append(f"options.requests_per_target_per_minute must be positive (got {target})")
+    if not 0 <= options.deregistration_delay_seconds <= 3600:
+        problems.append(
+            "options.deregistration_delay_seconds must be 0 to 3600 (got "
+            f"{options.deregistration_delay_seconds})"
+        )
+    return problems
+
+
+def validate(
+    name: str,
+    definition: ServiceDefinition,
+    platform: PlatformRef,
+    version: int,
+    run: str | None,
+    aliases: Sequence[str],
+    options: ServiceOptions,
+) -> tuple[int, int]:
+    """Every problem at once as a ``ValueError``; else the Fargate (CPU units, MiB)."""
+    service = definition.name
+    where = f"ServiceSpec {name!r}"
+    problems = _option_problems(options)
+    if definition.uses_gpu and not platform.eks_enabled:
+        problems.append(
+            f"service {service!r} asks for resources.gpu={definition.resources.gpu}, but the "
+            "platform has no EKS cluster (got eks_enabled=False). Set flowhost:eksEnabled: "
+            "true in the platform stack's Pulumi.<env>.yaml and run pulumi up there, then "
+            "read it with PlatformRef.from_stack(..., eks_enabled=True); or set gpu=0"
+        )
+    if version < 1:
+        problems.append(f"version must be 1 or more (got {version}). Versions are v1, v2, ...")
+    if len(name) > MAX_COMPONENT_NAME:
+        problems.append(
+            f"the name is longer than {MAX_COMPONENT_NAME} characters (got {len(name)}), too "
+            "long for its IAM role names. Use a shorter component name"
+        )
+    queue = queue_base_name(service, version)
+    prefix = _known(platform.queue_name_prefix) or ""
+    if len(prefix + queue + DEAD_LETTER_SUFFIX) > MAX_QUEUE_NAME:
+        problems.append(
+            f"the queue {prefix + queue + DEAD_LETTER_SUFFIX!r} is longer than SQS's "
+            f"{MAX_QUEUE_NAME} characters (got {len(prefix + queue + DEAD_LETTER_SUFFIX)}). "
+            "Use a shorter service name"
+        )
+    if len(ecs_service_name(service, version)) > MAX_ECS_SERVICE_NAME:
+        problems.append(f"the service name {service!r} is too long for an ECS service name")
+    for alias in aliases:
+        if not ALIAS.match(alias):
+            problems.append(
+                f"alias {alias!r} is not a lowercase slug (got {alias!r}). Use letters, "
+                "digits and '-', starting with a letter, e.g. 'production' or 'canary'"
+            )
+            continue
+        try:
+            path_patterns(service, alias)
+        except ValueError as error:
+            problems.append(str(error).split(": ", 1)[1].rstrip("."))
+    if len(set(aliases)) != len(aliases):
+        problems.append(f"aliases must be distinct (got {list(aliases)})")
+    if run is not None and definition.artifacts is None:
+        problems.append(
+            f"run={run!r} is given but service {service!r} declares no Artifacts (got none). "
+            "Declare artifacts = Artifacts(flow=...) on the class, or drop run"
+        )
+    sizes = (0, 0)
+    if not definition.uses_gpu:
+        try:
+            sizes = fargate_size(name, definition.resources.cpu, definition.resources.memory)
+        except ValueError as error:
+            problems.append(str(error).split(": ", 1)[1].rstrip("."))
+    if problems:
+        raise ValueError("\n".join(f"{where}: {p}." for p in problems))
+    return sizes
