@@ -41,7 +41,9 @@ def _query(
 ) -> cwb.CloudWatchMetricsQuery:
     namespace, name, *rest = metric
     options: Mapping[str, Any] = rest.pop() if rest and isinstance(rest[-1], dict) else {}
-    dims: dict[str, str | list[str]] = {str(k): str(v) for k, v in zip(rest[::2], rest[1::2])}
+    dims: dict[str, str | list[str]] = {
+        str(k): str(v) for k, v in zip(rest[::2], rest[1::2], strict=True)
+    }
     return (
         cwb.CloudWatchMetricsQuery()
         .datasource(DATASOURCE)
@@ -73,6 +75,8 @@ def _panel(widget: Mapping[str, Any]) -> tsb.Panel:
         )
         .unit("s" if all(seconds) else "short")
         .min(0)
+        .line_width(1)
+        .fill_opacity(10)
         .legend(
             commonb.VizLegendOptions()
             .display_mode(commonm.LegendDisplayMode.LIST)
