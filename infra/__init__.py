@@ -8,6 +8,8 @@ from flowhost.infra.config import PlatformConfig, PlatformConfigError, load_conf
 from flowhost.infra.platform_component import EKS_OUTPUTS, OUTPUTS, Platform, PlatformArgs
 from flowhost.infra.platform_ref import PlatformRef
 from flowhost.infra.program import main
+from flowhost.infra.service_spec import ServiceSpec
+from flowhost.infra.service_validation import ServiceOptions
 
 __all__ = [
     "EKS_OUTPUTS",
@@ -17,6 +19,8 @@ __all__ = [
     "PlatformConfig",
     "PlatformConfigError",
     "PlatformRef",
+    "ServiceOptions",
+    "ServiceSpec",
     "load_config",
     "main",
 ]

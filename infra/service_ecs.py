@@ -215,10 +215,14 @@ def create_ecs_service(
         opts=child,
     )
     service_name = ecs_service_name(args.service, args.version)
-    strategies = [aws.ecs.ServiceCapacityProviderStrategyArgs("FARGATE", base=1, weight=1)]
+    strategies = [
+        aws.ecs.ServiceCapacityProviderStrategyArgs(capacity_provider="FARGATE", base=1, weight=1)
+    ]
     if args.spot_weight:
         strategies.append(
-            aws.ecs.ServiceCapacityProviderStrategyArgs("FARGATE_SPOT", weight=args.spot_weight)
+            aws.ecs.ServiceCapacityProviderStrategyArgs(
+                capacity_provider="FARGATE_SPOT", weight=args.spot_weight
+            )
         )
     service = aws.ecs.Service(
         f"{name}-service",

@@ -43,6 +43,9 @@ def test_public_api() -> None:
         "PlatformArgs",
         "PlatformConfig",
         "PlatformConfigError",
+        "PlatformRef",
+        "ServiceOptions",
+        "ServiceSpec",
         "load_config",
         "main",
     ]
