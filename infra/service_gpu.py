@@ -1,31 +1,19 @@
 """``GpuWorkload``: one version of a GPU service on the platform's EKS cluster.
 
-Children (all named from the component name): an IAM role for IRSA (trusting only this
-version's service account through the cluster's OIDC provider, with the platform's
-permissions boundary and the service's least-privilege inline policy), a ServiceAccount
-bound to it, a Deployment on the GPU node group (``nvidia.com/gpu`` limits, the GPU
-node selector and taint toleration, probes, non-root with a read-only root filesystem),
-a ClusterIP Service, a PodDisruptionBudget, and KEDA's ScaledObject plus the
-TriggerAuthentication its SQS trigger uses.
+Children: an IRSA role (trusting only this version's service account, with the platform's
+permissions boundary and the service's inline policy), a ServiceAccount bound to it, a
+Deployment on the GPU nodes, a ClusterIP Service, a PodDisruptionBudget, and a KEDA
+ScaledObject with the TriggerAuthentication its SQS trigger uses.
 
-The Kubernetes provider: if the caller passes one (``opts.providers`` or ``opts.provider``,
-e.g. one provider shared by every GPU service of a stack) the children inherit it;
-otherwise the component builds its own from ``platform.eks_kubeconfig``.
+The Kubernetes provider: one the caller passes (``opts.providers``/``opts.provider``, e.g.
+shared by every GPU service of a stack) is inherited; otherwise the component builds its
+own from ``platform.eks_kubeconfig``.
 
-Scaling (KEDA owns ``spec.replicas``; Pulumi ignores it after creation):
-
-- ``aws-sqs-queue`` on the service's queue, ``queueLength = target_concurrency``. It reads
-  the queue with the KEDA operator's own IRSA role (``identityOwner: keda``), which the
-  platform grants ``sqs:GetQueueAttributes`` on ``<queueNamePrefix>*`` only, so the queue
-  must be named with the platform's prefix (checked once the names are known).
-- ``metrics-api`` on the pods' Prometheus ``/metrics``: ``flowhost_requests_in_flight``
-  summed over the Service's endpoints (``aggregateFromKubeServiceEndpoints``), one trigger
-  per endpoint, target ``target_concurrency``. The platform runs no Prometheus server, so
-  KEDA's ``prometheus`` scaler (and a true request *rate*) is not available; in-flight
-  requests are what ``target_concurrency`` is about. At zero replicas there are no pods to
-  read: waking from zero comes from the queue (and the platform's activator).
-- ``cooldownPeriod = idle_timeout``: how long every trigger must be idle before scaling to
-  zero when ``min_instances == 0``.
+KEDA owns ``spec.replicas`` (Pulumi ignores it after creation). Triggers: ``aws-sqs-queue``
+(read with the KEDA operator's IRSA role, which the platform scopes to
+``<queueNamePrefix>*``) and ``metrics-api`` summing ``flowhost_requests_in_flight`` from
+every pod's ``/metrics`` (the platform runs no Prometheus server, so no ``prometheus``
+scaler and no true request rate). See docs/aws.md, "GPU services".
 """
 
 from __future__ import annotations
@@ -55,12 +43,6 @@ RUN_AS = 65532  # an unprivileged uid/gid (distroless "nonroot"); the image's fi
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 # Paths inside the pod, each a private emptyDir (not this host's /tmp).
 SCRATCH, SHM = "/tmp", "/dev/shm"  # noqa: S108
-_EKS_FIELDS = (
-    "eks_kubeconfig",
-    "eks_oidc_provider_arn",
-    "eks_oidc_issuer",
-    "eks_services_namespace",
-)
 
 
 @dataclass(frozen=True)
@@ -98,7 +80,11 @@ def validate(args: GpuWorkloadArgs) -> None:
             "platform stack's config and run pulumi up there (and pass eks_enabled=True to "
             "PlatformRef.from_stack), or set resources.gpu=0."
         )
-    missing = [OUTPUT_NAMES[f] for f in _EKS_FIELDS if getattr(args.platform, f) is None]
+    missing = [
+        out
+        for f, out in OUTPUT_NAMES.items()
+        if f.startswith("eks_") and getattr(args.platform, f) is None
+    ]
     if missing:
         raise ValueError(
             f"{where}: the platform reference has no {', '.join(missing)} although "
@@ -145,11 +131,20 @@ def _inherits_k8s_provider(opts: pulumi.ResourceOptions | None) -> bool:
     return any(isinstance(p, k8s.Provider) for p in providers or [])
 
 
+def _probe(path: str, *, period: int, timeout: int) -> k8s.core.v1.ProbeArgsDict:
+    return {
+        "http_get": {"path": path, "port": "http"},
+        "period_seconds": period,
+        "timeout_seconds": timeout,
+        "failure_threshold": 3,
+    }
+
+
 def container(args: GpuWorkloadArgs) -> k8s.core.v1.ContainerArgsDict:
     """The serving container: GPU limits, CPU and memory, probes on SERVICE_PORT."""
     res = args.definition.resources
-    cpu = f"{round(res.cpu * 1000)}m"
-    memory = f"{res.memory}Mi"
+    amounts = {"cpu": f"{round(res.cpu * 1000)}m", "memory": f"{res.memory}Mi"}
+    amounts["nvidia.com/gpu"] = str(res.gpu)
     defaults: dict[str, pulumi.Input[str]] = {
         "TMPDIR": SCRATCH,
         "XDG_CACHE_HOME": f"{SCRATCH}/.cache",
@@ -161,25 +156,11 @@ def container(args: GpuWorkloadArgs) -> k8s.core.v1.ContainerArgsDict:
         "image": args.image,
         "ports": [port],
         "env": [{"name": k, "value": env[k]} for k in sorted(env)],
-        "resources": {
-            "requests": {"cpu": cpu, "memory": memory, "nvidia.com/gpu": str(res.gpu)},
-            "limits": {"cpu": cpu, "memory": memory, "nvidia.com/gpu": str(res.gpu)},
-        },
-        "readiness_probe": {
-            "http_get": {"path": "/readyz", "port": "http"},
-            "period_seconds": 5,
-            "timeout_seconds": 2,
-            "failure_threshold": 3,
-        },
-        # /healthz answers while initialize() runs (slow for big models); it fails only
-        # when initialize has failed, so no startup probe is needed.
-        "liveness_probe": {
-            "http_get": {"path": "/healthz", "port": "http"},
-            "initial_delay_seconds": 10,
-            "period_seconds": 10,
-            "timeout_seconds": 5,
-            "failure_threshold": 3,
-        },
+        "resources": {"requests": amounts, "limits": amounts},
+        "readiness_probe": _probe("/readyz", period=5, timeout=2),
+        # /healthz answers while initialize() runs (slow for big models) and fails only
+        # once initialize has failed, so no startup probe is needed.
+        "liveness_probe": _probe("/healthz", period=10, timeout=5),
         "security_context": {
             "allow_privilege_escalation": False,
             "read_only_root_filesystem": True,
@@ -195,6 +176,11 @@ def container(args: GpuWorkloadArgs) -> k8s.core.v1.ContainerArgsDict:
 
 def pod_spec(args: GpuWorkloadArgs, service_account: str) -> k8s.core.v1.PodSpecArgsDict:
     longest = max((ep.timeout for ep in args.definition.endpoints), default=60.0)
+    shm_mib = max(64, args.definition.resources.memory // 4)
+    shm: k8s.core.v1.EmptyDirVolumeSourceArgsDict = {
+        "medium": "Memory",
+        "size_limit": f"{shm_mib}Mi",
+    }
     return {
         "service_account_name": service_account,
         # IRSA injects its own projected token; the app never calls the Kubernetes API.
@@ -211,17 +197,8 @@ def pod_spec(args: GpuWorkloadArgs, service_account: str) -> k8s.core.v1.PodSpec
         # Let requests in flight finish when KEDA scales in.
         "termination_grace_period_seconds": min(math.ceil(longest) + 30, 1230),
         "containers": [container(args)],
-        "volumes": [
-            {"name": "tmp", "empty_dir": {}},
-            # PyTorch's DataLoader and NCCL need more shared memory than the default 64Mi.
-            {
-                "name": "dshm",
-                "empty_dir": {
-                    "medium": "Memory",
-                    "size_limit": f"{max(64, args.definition.resources.memory // 4)}Mi",
-                },
-            },
-        ],
+        # PyTorch's DataLoader and NCCL need more shared memory than the default 64Mi.
+        "volumes": [{"name": "tmp", "empty_dir": {}}, {"name": "dshm", "empty_dir": shm}],
     }
 
 
