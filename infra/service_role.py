@@ -176,12 +176,12 @@ def create_roles(name: str, args: RoleArgs, parent: pulumi.Resource) -> ServiceR
         ("execution", "ECS starting the task", policy_json(execution_statements(args))),
     ):
         role = aws.iam.Role(
-            f"{name}-{key}",
+            f"{name}-{key}-role",
             description=f"flowhost service {args.service}: {what}",
             assume_role_policy=assume_role_policy(TASKS_PRINCIPAL),
             permissions_boundary=args.permissions_boundary_arn,
             max_session_duration=3600,
-            tags=args.tagging.tags(f"{name}-{key}"),
+            tags=args.tagging.tags(f"{name}-{key}-role"),
             opts=child,
         )
         aws.iam.RolePolicy(f"{name}-{key}-policy", role=role.id, policy=document, opts=child)

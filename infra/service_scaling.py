@@ -112,7 +112,7 @@ def create_scaling(
         opts=child,
     )
     alarm = aws.cloudwatch.MetricAlarm(
-        f"{name}-backlog",
+        f"{name}-backlog-alarm",
         alarm_description=f"flowhost {args.service}: async requests waiting; add tasks",
         namespace="AWS/SQS",
         metric_name="ApproximateNumberOfMessagesVisible",
@@ -124,7 +124,7 @@ def create_scaling(
         comparison_operator="GreaterThanOrEqualToThreshold",
         treat_missing_data="notBreaching",
         alarm_actions=[backlog.arn],
-        tags=args.tagging.tags(f"{name}-backlog"),
+        tags=args.tagging.tags(f"{name}-backlog-alarm"),
         opts=child,
     )
     return ServiceScaling(target, requests, backlog, alarm)

@@ -24,8 +24,8 @@ LOG_RETENTION_DAYS = frozenset(
     | {2557, 2922, 3288, 3653}
 )
 # IAM role names are at most 64 characters; Pulumi appends "-" and 7 characters to the
-# logical name "<name>-execution".
-MAX_COMPONENT_NAME = 64 - 8 - len("-execution")
+# logical name "<name>-execution-role".
+MAX_COMPONENT_NAME = 64 - 8 - len("-execution-role")
 MAX_ECS_SERVICE_NAME = 255
 MAX_SQS_RETENTION = 14 * 24 * 60 * 60
 MAX_VISIBILITY_TIMEOUT = 12 * 60 * 60
