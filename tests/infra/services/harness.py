@@ -8,6 +8,7 @@ from typing import Any
 
 import pulumi
 from pulumi.runtime import settings
+from pulumi.runtime.mocks import MockResourceArgs
 
 from flowhost.infra import PlatformRef
 from tests.infra.recording import (
@@ -58,13 +59,28 @@ EKS_OUTPUTS: dict[str, Any] = {
 }
 
 
+class ServiceMocks(RecordingMocks):
+    """The recording mock, plus what SQS answers for a queue: its URL."""
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
+        mock_id, state = super().new_resource(args)
+        if args.typ == "aws:sqs/queue:Queue":
+            name = state.get("name", args.name)
+            state = {
+                **state,
+                "url": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{name}",
+                "arn": f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}",
+            }
+        return mock_id, state
+
+
 def platform(*, eks: bool = False) -> PlatformRef:
     return PlatformRef.from_outputs({**PLATFORM_OUTPUTS, **(EKS_OUTPUTS if eks else {})})
 
 
 def run_services(build: Callable[[], dict[str, Any]]) -> PlatformRun:
     """Run ``build`` as a Pulumi program; its returned mapping is resolved as outputs."""
-    mocks = RecordingMocks()
+    mocks = ServiceMocks()
     monitor = RecordingMonitor(mocks)
     settings.ROOT.set(None)
     pulumi.runtime.set_all_config({}, [])

@@ -104,7 +104,7 @@ def test_queue_and_dead_letter_queue_match_the_control_plane(services: ServicesR
     assert dlq.inputs["name"] == "flowhost-dev-tiny-v1-dlq"
     redrive = json.loads(queue.inputs["redrivePolicy"])
     assert redrive["maxReceiveCount"] == 3
-    assert redrive["deadLetterTargetArn"].endswith("tiny-dlq")
+    assert redrive["deadLetterTargetArn"].endswith(":flowhost-dev-tiny-v1-dlq")
     for q in (queue, dlq):
         assert q.inputs["kmsMasterKeyId"] == KMS_KEY
     assert dlq.inputs["messageRetentionSeconds"] == 14 * 24 * 3600
