@@ -1,24 +1,16 @@
-"""``GpuWorkload``: one version of a GPU service on the platform's EKS cluster.
-
-Children: an IRSA role (trusting only this version's service account, with the platform's
-permissions boundary and the service's inline policy), a ServiceAccount bound to it, a
-Deployment on the GPU nodes, a ClusterIP Service, a PodDisruptionBudget, and a KEDA
-ScaledObject with the TriggerAuthentication its SQS trigger uses.
-
-The Kubernetes provider: one the caller passes (``opts.providers``/``opts.provider``, e.g.
-shared by every GPU service of a stack) is inherited; otherwise the component builds its
-own from ``platform.eks_kubeconfig``.
-
-KEDA owns ``spec.replicas`` (Pulumi ignores it after creation). Triggers: ``aws-sqs-queue``
-(read with the KEDA operator's IRSA role, which the platform scopes to
-``<queueNamePrefix>*``) and ``metrics-api`` summing ``flowhost_requests_in_flight`` from
-every pod's ``/metrics`` (the platform runs no Prometheus server, so no ``prometheus``
-scaler and no true request rate). See docs/aws.md, "GPU services".
+"""``GpuWorkload``: one version of a GPU service on the platform's EKS cluster: an IRSA
+role, a ServiceAccount, a Deployment on the GPU nodes, a ClusterIP Service, a
+PodDisruptionBudget, and a KEDA ScaledObject (``aws-sqs-queue`` read with the KEDA
+operator's role through a TriggerAuthentication; ``metrics-api`` summing in-flight requests
+over the pods, as the platform runs no Prometheus server). KEDA owns ``spec.replicas``.
+A Kubernetes provider passed in ``opts`` is inherited; otherwise one is built from
+``platform.eks_kubeconfig``. Details: docs/aws.md, "GPU services".
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +19,7 @@ from urllib.parse import urlparse
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
+from pulumi_kubernetes.core.v1 import ServicePortArgsDict
 
 from flowhost.infra.gpu import GPU_LABEL, GPU_TAINT_KEY
 from flowhost.infra.gpu_addons import irsa_trust_policy
@@ -43,6 +36,16 @@ RUN_AS = 65532  # an unprivileged uid/gid (distroless "nonroot"); the image's fi
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 # Paths inside the pod, each a private emptyDir (not this host's /tmp).
 SCRATCH, SHM = "/tmp", "/dev/shm"  # noqa: S108
+_OUTPUTS = ("deployment_name", "service_name", "role_arn")
+_HTTP: ServicePortArgsDict = {"name": "http", "port": SERVICE_PORT, "target_port": "http"}
+_SQS_HOST = re.compile(r"^(?:sqs\.([a-z0-9-]+)|([a-z0-9-]+)\.queue)\.amazonaws\.com")
+POD_SECURITY: k8s.core.v1.PodSecurityContextArgsDict = {
+    "run_as_non_root": True,
+    "run_as_user": RUN_AS,
+    "run_as_group": RUN_AS,
+    "fs_group": RUN_AS,
+    "seccomp_profile": {"type": "RuntimeDefault"},
+}
 
 
 @dataclass(frozen=True)
@@ -58,77 +61,58 @@ class GpuWorkloadArgs:
     tagging: Tagging
 
 
-def workload_name(args: GpuWorkloadArgs) -> str:
-    """``<service>-v<version>``: the Deployment, Service, ServiceAccount, ... name."""
-    return f"{args.definition.name}-v{args.version}"
-
-
-def validate(args: GpuWorkloadArgs) -> None:
-    """Raise ``ValueError`` before anything is created if the service cannot go to EKS."""
-    d = args.definition
-    where = f"GPU service {d.name!r}"
-    if d.resources.gpu < 1:
+def validate(args: GpuWorkloadArgs) -> str:
+    """The Kubernetes name, ``<service>-v<version>``; ``ValueError`` if the service cannot
+    go to EKS (raised before anything is created)."""
+    d, platform = args.definition, args.platform
+    where, gpu = f"GPU service {d.name!r}", d.resources.gpu
+    if gpu < 1:
         raise ValueError(
-            f"{where}: resources.gpu must be at least 1 for a GpuWorkload (got "
-            f"{d.resources.gpu}). CPU-only services run on ECS; give the service "
-            "Resources(gpu=1) or deploy it as a CPU service."
-        )
-    if not args.platform.eks_enabled:
-        raise ValueError(
-            f"{where}: it needs resources.gpu={d.resources.gpu} but the platform has no EKS "
-            "cluster (flowhost:eksEnabled is false). Set flowhost:eksEnabled: true in the "
-            "platform stack's config and run pulumi up there (and pass eks_enabled=True to "
-            "PlatformRef.from_stack), or set resources.gpu=0."
+            f"{where}: resources.gpu must be at least 1 for a GpuWorkload (got {gpu}). "
+            "CPU-only services run on ECS."
         )
     missing = [
-        out
-        for f, out in OUTPUT_NAMES.items()
-        if f.startswith("eks_") and getattr(args.platform, f) is None
+        o for f, o in OUTPUT_NAMES.items() if f[:4] == "eks_" and getattr(platform, f) is None
     ]
-    if missing:
+    if not platform.eks_enabled or missing:
         raise ValueError(
-            f"{where}: the platform reference has no {', '.join(missing)} although "
-            "eksEnabled is true. Build it with PlatformRef.from_stack(..., eks_enabled=True)."
+            f"{where}: it needs resources.gpu={gpu} but the platform has no EKS cluster "
+            f"(flowhost:eksEnabled is {platform.eks_enabled}; missing: {', '.join(missing)}). "
+            "Set flowhost:eksEnabled: true in the platform stack's config and run pulumi up "
+            "there (and pass eks_enabled=True to PlatformRef.from_stack), or set resources.gpu=0."
         )
-    if args.version < 1:
-        raise ValueError(f"{where}: version must be 1 or more (got {args.version}).")
-    if len(name := workload_name(args)) > 63:
+    name = f"{d.name}-v{args.version}"
+    if args.version < 1 or len(name) > 63:
         raise ValueError(
-            f"{where}: the Kubernetes name {name!r} is longer than 63 characters "
-            f"(got {len(name)}). Use a shorter service name."
+            f"{where}: version must be 1 or more and the Kubernetes name at most 63 "
+            f"characters (got version {args.version}, {name!r}). Use a shorter service name."
         )
+    return name
 
 
 def queue_region(url: str) -> str:
-    """The region in an SQS queue URL (``https://sqs.<region>.amazonaws.com/...`` or the
-    legacy ``https://<region>.queue.amazonaws.com/...``)."""
-    parts = (urlparse(url).hostname or "").split(".")
-    if len(parts) > 2 and parts[0] == "sqs":
-        return parts[1]
-    if len(parts) > 2 and parts[1] == "queue":
-        return parts[0]
-    raise ValueError(f"SQS queue URL {url!r}: no region in its host. Pass the queue's URL.")
+    """The region in ``https://sqs.<region>.amazonaws.com/..`` or ``https://<region>.queue...``."""
+    found = _SQS_HOST.match(urlparse(url).hostname or "")
+    if found is None:
+        raise ValueError(f"SQS queue URL {url!r}: no region in its host. Pass the queue's URL.")
+    return found.group(1) or found.group(2)
 
 
 def _checked_queue(name: str, prefix: str) -> str:
     if not name.startswith(prefix):
         raise ValueError(
-            f"GpuWorkload: the queue {name!r} does not start with the platform's "
-            f"queueNamePrefix {prefix!r}, so KEDA's role cannot read its depth. "
-            "Name the queue with that prefix."
+            f"GpuWorkload: the queue {name!r} does not start with the platform's queueNamePrefix "
+            f"{prefix!r}, so KEDA's role cannot read its depth. Name the queue with that prefix."
         )
     return name
 
 
 def _inherits_k8s_provider(opts: pulumi.ResourceOptions | None) -> bool:
-    if opts is None:
-        return False
-    if isinstance(opts.provider, k8s.Provider):
-        return True
-    providers = opts.providers
+    providers = (opts.providers if opts else None) or []
     if isinstance(providers, Mapping):
         return "kubernetes" in providers
-    return any(isinstance(p, k8s.Provider) for p in providers or [])
+    given = [*providers, opts.provider if opts else None]
+    return any(isinstance(p, k8s.Provider) for p in given)
 
 
 def _probe(path: str, *, period: int, timeout: int) -> k8s.core.v1.ProbeArgsDict:
@@ -136,7 +120,6 @@ def _probe(path: str, *, period: int, timeout: int) -> k8s.core.v1.ProbeArgsDict
         "http_get": {"path": path, "port": "http"},
         "period_seconds": period,
         "timeout_seconds": timeout,
-        "failure_threshold": 3,
     }
 
 
@@ -145,11 +128,7 @@ def container(args: GpuWorkloadArgs) -> k8s.core.v1.ContainerArgsDict:
     res = args.definition.resources
     amounts = {"cpu": f"{round(res.cpu * 1000)}m", "memory": f"{res.memory}Mi"}
     amounts["nvidia.com/gpu"] = str(res.gpu)
-    defaults: dict[str, pulumi.Input[str]] = {
-        "TMPDIR": SCRATCH,
-        "XDG_CACHE_HOME": f"{SCRATCH}/.cache",
-    }
-    env = {**defaults, **args.environment}
+    env = {"TMPDIR": SCRATCH, "XDG_CACHE_HOME": f"{SCRATCH}/.cache", **args.environment}
     port: k8s.core.v1.ContainerPortArgsDict = {"name": "http", "container_port": SERVICE_PORT}
     return {
         "name": "serve",
@@ -176,24 +155,15 @@ def container(args: GpuWorkloadArgs) -> k8s.core.v1.ContainerArgsDict:
 
 def pod_spec(args: GpuWorkloadArgs, service_account: str) -> k8s.core.v1.PodSpecArgsDict:
     longest = max((ep.timeout for ep in args.definition.endpoints), default=60.0)
-    shm_mib = max(64, args.definition.resources.memory // 4)
-    shm: k8s.core.v1.EmptyDirVolumeSourceArgsDict = {
-        "medium": "Memory",
-        "size_limit": f"{shm_mib}Mi",
-    }
+    shm_size = f"{max(64, args.definition.resources.memory // 4)}Mi"
+    shm: k8s.core.v1.EmptyDirVolumeSourceArgsDict = {"medium": "Memory", "size_limit": shm_size}
     return {
         "service_account_name": service_account,
         # IRSA injects its own projected token; the app never calls the Kubernetes API.
         "automount_service_account_token": False,
         "node_selector": dict(GPU_LABEL),
         "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
-        "security_context": {
-            "run_as_non_root": True,
-            "run_as_user": RUN_AS,
-            "run_as_group": RUN_AS,
-            "fs_group": RUN_AS,
-            "seccomp_profile": {"type": "RuntimeDefault"},
-        },
+        "security_context": POD_SECURITY,
         # Let requests in flight finish when KEDA scales in.
         "termination_grace_period_seconds": min(math.ceil(longest) + 30, 1230),
         "containers": [container(args)],
@@ -202,9 +172,7 @@ def pod_spec(args: GpuWorkloadArgs, service_account: str) -> k8s.core.v1.PodSpec
     }
 
 
-def scaled_object_spec(
-    args: GpuWorkloadArgs, name: str, namespace: pulumi.Input[str]
-) -> dict[str, Any]:
+def scaled_object_spec(args: GpuWorkloadArgs, name: str, ns: pulumi.Input[str]) -> dict[str, Any]:
     """KEDA ScaledObject spec (keda.sh/v1alpha1): SQS depth and in-flight requests."""
     scaling = args.definition.scaling
     target = str(scaling.target_concurrency)
@@ -219,7 +187,7 @@ def scaled_object_spec(
         "authenticationRef": {"name": name},
     }
     metrics = pulumi.Output.concat(
-        "http://", name, ".", namespace, f".svc.cluster.local:{SERVICE_PORT}/metrics"
+        "http://", name, ".", ns, f".svc.cluster.local:{SERVICE_PORT}/metrics"
     )
     in_flight = [
         {
@@ -257,35 +225,28 @@ class GpuWorkload(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: GpuWorkloadArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        validate(args)  # before the component or any child exists
+        k8s_name = validate(args)  # before the component or any child exists
         super().__init__("flowhost:service:GpuWorkload", name, None, opts)
         platform, d = args.platform, args.definition
         assert platform.eks_services_namespace is not None  # checked by validate()
-        namespace: pulumi.Input[str] = platform.eks_services_namespace
-        k8s_name = workload_name(args)
-        labels = {
-            "app.kubernetes.io/name": d.name,
-            "flowhost.io/service": d.name,
-            "flowhost.io/version": str(args.version),
-        }
-        meta: k8s.meta.v1.ObjectMetaArgsDict = {
-            "name": k8s_name,
-            "namespace": namespace,
-            "labels": labels,
-        }
+        ns: pulumi.Input[str] = platform.eks_services_namespace
+        selector = {"flowhost.io/service": d.name, "flowhost.io/version": str(args.version)}
+        labels = {"app.kubernetes.io/name": d.name, **selector}
+        meta: k8s.meta.v1.ObjectMetaArgsDict = {"name": k8s_name, "namespace": ns, "labels": labels}
 
+        child = pulumi.ResourceOptions(parent=self)
         provider = None
         if not _inherits_k8s_provider(opts):
             provider = k8s.Provider(
                 f"{name}-k8s",
                 kubeconfig=platform.eks_kubeconfig,
                 enable_server_side_apply=True,
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=child,
             )
         in_cluster = pulumi.ResourceOptions(parent=self, provider=provider)
 
         trust = pulumi.Output.all(
-            platform.eks_oidc_provider_arn, platform.eks_oidc_issuer, namespace
+            platform.eks_oidc_provider_arn, platform.eks_oidc_issuer, ns
         ).apply(lambda v: irsa_trust_policy(v[0], v[1], v[2], k8s_name))
         role = aws.iam.Role(
             f"{name}-role",
@@ -293,21 +254,15 @@ class GpuWorkload(pulumi.ComponentResource):
             assume_role_policy=trust,
             permissions_boundary=platform.permissions_boundary_arn,
             tags=args.tagging.tags(f"{name}-role"),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child,
         )
-        aws.iam.RolePolicy(
-            f"{name}-policy",
-            role=role.id,
-            policy=args.policy_json,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=args.policy_json, opts=child)
         account = k8s.core.v1.ServiceAccount(
             f"{name}-sa",
             metadata={**meta, "annotations": {ROLE_ARN_ANNOTATION: role.arn}},
             automount_service_account_token=False,
             opts=in_cluster,
         )
-        selector = {k: labels[k] for k in ("flowhost.io/service", "flowhost.io/version")}
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             # GPU nodes start from zero: allow time for a node to join and a big image.
@@ -318,21 +273,14 @@ class GpuWorkload(pulumi.ComponentResource):
                 "template": {"metadata": {"labels": labels}, "spec": pod_spec(args, k8s_name)},
             },
             # KEDA (through its HPA) owns the replica count once the Deployment exists.
-            opts=pulumi.ResourceOptions.merge(
-                in_cluster,
-                pulumi.ResourceOptions(ignore_changes=["spec.replicas"], depends_on=[account]),
+            opts=in_cluster.merge(
+                pulumi.ResourceOptions(ignore_changes=["spec.replicas"], depends_on=[account])
             ),
         )
         service = k8s.core.v1.Service(
             f"{name}-service",
             metadata=meta,
-            spec={
-                "type": "ClusterIP",
-                "selector": selector,
-                "ports": [
-                    {"name": "http", "port": SERVICE_PORT, "target_port": "http", "protocol": "TCP"}
-                ],
-            },
+            spec={"type": "ClusterIP", "selector": selector, "ports": [_HTTP]},
             opts=in_cluster,
         )
         k8s.policy.v1.PodDisruptionBudget(
@@ -361,19 +309,11 @@ class GpuWorkload(pulumi.ComponentResource):
             api_version=KEDA_API,
             kind="ScaledObject",
             metadata={**meta, "annotations": {"flowhost.io/queue": queue}},
-            spec=scaled_object_spec(args, k8s_name, namespace),
-            opts=pulumi.ResourceOptions.merge(
-                in_cluster, pulumi.ResourceOptions(depends_on=[deployment, auth])
-            ),
+            spec=scaled_object_spec(args, k8s_name, ns),
+            opts=in_cluster.merge(pulumi.ResourceOptions(depends_on=[deployment, auth])),
         )
 
         self.deployment_name = deployment.metadata.apply(lambda m: m.name or k8s_name)
         self.service_name = service.metadata.apply(lambda m: m.name or k8s_name)
         self.role_arn = role.arn
-        self.register_outputs(
-            {
-                "deployment_name": self.deployment_name,
-                "service_name": self.service_name,
-                "role_arn": self.role_arn,
-            }
-        )
+        self.register_outputs({k: getattr(self, k) for k in _OUTPUTS})

@@ -286,9 +286,7 @@ def test_probes_on_the_service_port(run: WorkloadRun) -> None:
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     service = manifest(run.one("kubernetes:core/v1:Service"))["spec"]
     assert service["type"] == "ClusterIP"
-    assert service["ports"] == [
-        {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}
-    ]
+    assert service["ports"] == [{"name": "http", "port": SERVICE_PORT, "targetPort": "http"}]
 
 
 def test_pods_run_unprivileged(run: WorkloadRun) -> None:
@@ -405,13 +403,13 @@ def test_no_eks_message_names_the_service_and_the_setting() -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"version": 0}, r"version must be 1 or more \(got 0\)"),
+        ({"version": 0}, r"version must be 1 or more .*\(got version 0, 'caption-v0'\)"),
         ({"definition": definition_of(Caption).model_copy(update={"resources": Resources()})},
          r"resources.gpu must be at least 1 for a GpuWorkload \(got 0\)"),
         ({"platform": replace(PlatformRef.from_outputs(OUTPUTS), eks_oidc_issuer=None)},
-         r"no eksOidcIssuer"),
+         r"no EKS cluster .*missing: eksOidcIssuer"),
         ({"definition": definition_of(Caption).model_copy(update={"name": "c" * 62})},
-         r"longer than 63 characters"),
+         r"at most 63 characters \(got version 3, 'c{62}-v3'\)"),
     ],
 )  # fmt: skip
 def test_bad_args_are_refused(changes: dict[str, Any], message: str) -> None:
