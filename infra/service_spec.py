@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any, cast
 import pulumi
 import pulumi_aws as aws
 
-from flowhost.infra.iam import Account
+from flowhost.infra.iam import Account, policy_json
 from flowhost.infra.platform_ref import PlatformRef
 from flowhost.infra.service_code import cached_package, code_location, service_environment
 from flowhost.infra.service_ecs import EcsArgs, create_ecs_service, create_log_group
 from flowhost.infra.service_queue import QueueArgs, ServiceQueues, create_queues
-from flowhost.infra.service_role import RoleArgs, ServiceRoles, create_roles
+from flowhost.infra.service_role import RoleArgs, ServiceRoles, create_roles, task_statements
 from flowhost.infra.service_routes import RouteArgs, create_routes
 from flowhost.infra.service_scaling import ScalingArgs, create_scaling
 from flowhost.infra.service_validation import ServiceOptions, validate
@@ -48,6 +48,8 @@ DEFAULT_OWNER = "platform-team"
 class ServiceSpec(pulumi.ComponentResource):
     """Version ``version`` of a service: its package, queues, roles, compute and telemetry."""
 
+    task_role_arn: pulumi.Output[str] | None  # the IRSA role's on EKS
+    execution_role_arn: pulumi.Output[str] | None  # ECS only
     ecs_service_name: str | None
     gpu_deployment_name: pulumi.Output[str] | None
     target_group_arn: pulumi.Output[str] | None
@@ -138,38 +140,37 @@ class ServiceSpec(pulumi.ComponentResource):
             )  # fmt: skip
         binding = definition.artifacts
         pinned = run or (binding.run if binding else None)
-        roles = create_roles(
-            name,
-            RoleArgs(
-                service=service,
-                account=account,
-                bucket_arn=platform.bucket_arn,
-                kms_key_arn=platform.kms_key_arn,
-                package_key=key,
-                artifact_flow=(binding.flow or (pinned or "").split("/")[0]) if binding else None,
-                queue_name=queues.name,
-                log_group_arn=log_group.arn if log_group is not None else None,
-                metrics_log_group=pulumi.Output.concat(platform.log_group_prefix, "metrics"),
-                adot_parameter_arn=self._adot_arn,
-                image=image,
-                permissions_boundary_arn=platform.permissions_boundary_arn,
-                tagging=self.tagging,
-            ),
-            self,
+        role_args = RoleArgs(
+            service=service,
+            account=account,
+            bucket_arn=platform.bucket_arn,
+            kms_key_arn=platform.kms_key_arn,
+            package_key=key,
+            artifact_flow=(binding.flow or (pinned or "").split("/")[0]) if binding else None,
+            queue_name=queues.name,
+            log_group_arn=log_group.arn if log_group is not None else None,
+            metrics_log_group=pulumi.Output.concat(platform.log_group_prefix, "metrics"),
+            adot_parameter_arn=self._adot_arn,
+            image=image,
+            permissions_boundary_arn=platform.permissions_boundary_arn,
+            tagging=self.tagging,
         )
+        # On EKS the GPU workload's IRSA role gets the task policy; no ECS roles there.
+        roles = create_roles(name, role_args, self) if log_group is not None else None
         self.queue_url, self.queue_arn = queues.queue.url, queues.queue.arn
         self.dead_letter_queue_url = queues.dead_letter.url
         self.dead_letter_queue_arn = queues.dead_letter.arn
-        self.task_role_arn, self.execution_role_arn = roles.task.arn, roles.execution.arn
+        self.task_role_arn = self.execution_role_arn = None
         self.ecs_service_name = self.gpu_deployment_name = self.target_group_arn = None
         self.log_group_name = log_group.name if log_group is not None else None
         self.rule_priorities: dict[str, int] = {}
-        if log_group is not None:
+        if roles is not None and log_group is not None:
+            self.task_role_arn, self.execution_role_arn = roles.task.arn, roles.execution.arn
             observe = self._cpu(
                 name, sizes, image, environment, aliases, options, queues, roles, log_group
             )
         else:
-            observe = self._gpu(name, image, environment, queues, roles)
+            observe = self._gpu(name, image, environment, queues, role_args)
         dashboards = self._observability(name, queues, observe)
         self.dashboard_name = dashboards.dashboard_name if dashboards is not None else None
         self.grafana_json = dashboards.grafana_json if dashboards is not None else None
@@ -260,7 +261,7 @@ class ServiceSpec(pulumi.ComponentResource):
 
     def _gpu(
         self, name: str, image: pulumi.Input[str], environment: Mapping[str, pulumi.Input[str]],
-        queues: ServiceQueues, roles: ServiceRoles,
+        queues: ServiceQueues, role_args: RoleArgs,
     ) -> dict[str, Any]:  # fmt: skip
         """The EKS workload; its IRSA role gets the task policy (no execution role there)."""
         platform = self.platform
@@ -278,7 +279,7 @@ class ServiceSpec(pulumi.ComponentResource):
                 environment=environment,
                 queue_name=queues.name,
                 queue_url=queues.queue.url,
-                policy_json=roles.task_policy_json,
+                policy_json=policy_json(task_statements(role_args)),
                 tagging=self.tagging,
             ),
             opts=pulumi.ResourceOptions(parent=self),

@@ -7,8 +7,8 @@ from collections import Counter
 
 from flowhost.infra.service_routes import FIRST_STACK_PRIORITY, LAST_STACK_PRIORITY
 from flowhost.lambdas.aws.fleet import ecs_service_name
-from flowhost.lambdas.aws.routes import FIRST_PRIORITY, LAST_PRIORITY, path_patterns
 from flowhost.lambdas.aws.queues import SQSQueues
+from flowhost.lambdas.aws.routes import FIRST_PRIORITY, LAST_PRIORITY, path_patterns
 from tests.infra.services.conftest import ServicesRun
 from tests.infra.services.harness import ACTIVATOR_TG, BOUNDARY, KMS_KEY, LISTENER_ARN
 
@@ -55,7 +55,8 @@ def test_ecs_service_starts_at_min_and_leaves_the_count_to_autoscaling(
         "assignPublicIp": False,
     }
     (balancer,) = service.inputs["loadBalancers"]
-    assert balancer["containerName"] == "service" and balancer["containerPort"] == 8080
+    assert balancer["containerName"] == "service"
+    assert balancer["containerPort"] == 8080
     rules = {services.named(f"tiny-route-{a}").urn for a in ("v1", "production")}
     assert rules <= set(service.dependencies)
     assert services.named("scored-v2-service").inputs["desiredCount"] == 1
@@ -167,6 +168,7 @@ def test_every_role_has_the_boundary_and_every_resource_the_tags(services: Servi
 def test_code_package_is_uploaded_encrypted_at_its_content_key(services: ServicesRun) -> None:
     package = services.named("tiny-package").inputs
     assert package["key"] == services.specs["tiny"].package_key
-    assert package["key"].startswith("packages/sha256-") and package["key"].endswith(".tar.gz")
+    assert package["key"].startswith("packages/sha256-")
+    assert package["key"].endswith(".tar.gz")
     assert package["serverSideEncryption"] == "aws:kms"
     assert package["kmsKeyId"] == KMS_KEY

@@ -23,6 +23,8 @@ from policies.engine import PolicyConfig, evaluate  # noqa: E402
 
 # Statements on things shared by every service (the reason is in infra/service_role.py).
 SHARED = {"BucketKey", "CollectorMetrics", "CollectorConfig", "Traces", "RegistryLogin"}
+SSM = "arn:aws:ssm:us-east-1:123456789012"
+QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:flowhost-dev-tiny-v1"
 STAR = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "ecr:GetAuthorizationToken"}
 
 
@@ -49,6 +51,7 @@ def register_task_definition(task: Recorded) -> dict[str, Any]:
 def test_container_definitions_are_valid_for_ecs(services: ServicesRun, component: str) -> None:
     model = botocore.session.get_session().get_service_model("ecs")
     shape = model.operation_model("RegisterTaskDefinition").input_shape
+    assert shape is not None
     request = register_task_definition(services.named(f"{component}-task"))
     report = ParamValidator().validate(request, shape)
     assert not report.has_errors(), report.generate_report()
@@ -60,7 +63,7 @@ def test_container_definitions_are_valid_for_ecs(services: ServicesRun, componen
     assert collector["secrets"] == [
         {
             "name": "AOT_CONFIG_CONTENT",
-            "valueFrom": "arn:aws:ssm:us-east-1:123456789012:parameter/flowhost/dev/adot-collector-config",
+            "valueFrom": f"{SSM}:parameter/flowhost/dev/adot-collector-config",
         }
     ]
 
@@ -82,7 +85,8 @@ def test_the_container_environment_contract(services: ServicesRun) -> None:
     assert env["FLOWHOST_ASYNC_PREFIX"] == "async/tiny/"
     assert env["FLOWHOST_QUEUE_NAME"] == "flowhost-dev-tiny-v1"
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:4318"
-    assert "FLOWHOST_RUN" not in env and "METAFLOW_DEFAULT_DATASTORE" not in env
+    assert "FLOWHOST_RUN" not in env
+    assert "METAFLOW_DEFAULT_DATASTORE" not in env
     scored = environment(services, "scored-v2")
     assert scored["FLOWHOST_RUN"] == PINNED_RUN
     assert scored["FLOWHOST_ARTIFACT_FLOW"] == "TrainFlow"
@@ -137,9 +141,7 @@ def test_queue_statement_names_only_the_services_queue(services: ServicesRun) ->
         by_sid["OwnQueue"]["Resource"] == "arn:aws:sqs:us-east-1:123456789012:flowhost-dev-tiny-v1"
     )
     assert by_sid["OwnQueueKey"]["Condition"] == {
-        "StringEquals": {
-            "kms:EncryptionContext:aws:sqs:arn": "arn:aws:sqs:us-east-1:123456789012:flowhost-dev-tiny-v1"
-        }
+        "StringEquals": {"kms:EncryptionContext:aws:sqs:arn": QUEUE_ARN}
     }
     assert (
         by_sid["OwnAsyncObjects"]["Resource"] == "arn:aws:s3:::flowhost-dev-data-0004/async/tiny/*"
