@@ -48,9 +48,13 @@ _EKS_ONLY = frozenset(f for f in OUTPUT_NAMES if f.startswith("eks_") and f != "
 
 @dataclass(frozen=True)
 class PlatformRef:
-    """The platform's outputs as Pulumi inputs. ``eks_*`` are None without EKS."""
+    """The platform's outputs as Pulumi inputs. ``eks_*`` are None without EKS.
 
-    environment: pulumi.Input[str]
+    ``environment`` is a plain string (it goes into names and tags that must be known when
+    the program runs): the platform stack's name, checked against its output at deploy.
+    """
+
+    environment: str
     vpc_id: pulumi.Input[str]
     vpc_cidr: pulumi.Input[str]
     private_subnet_ids: pulumi.Input[list[str]]
@@ -83,6 +87,12 @@ class PlatformRef:
         raises ``ValueError`` naming it."""
         enabled = bool(outputs.get("eksEnabled", False)) if eks_enabled is None else eks_enabled
         values: dict[str, Any] = {"eks_enabled": enabled}
+        if not isinstance(outputs.get("environment"), str):
+            raise ValueError(
+                "PlatformRef: 'environment' must be a plain string (got "
+                f"{type(outputs.get('environment')).__name__}). Pass the platform stack's "
+                "environment name, e.g. 'dev'."
+            )
         missing: list[str] = []
         for field in fields(cls):
             if field.name == "eks_enabled":
@@ -101,16 +111,35 @@ class PlatformRef:
         return cls(**values)
 
     @classmethod
-    def from_stack(cls, stack: str, *, eks_enabled: bool = False) -> PlatformRef:
-        """From the platform stack ``org/project/stack``. ``eks_enabled`` must say whether
-        that stack has EKS (a stack output is only known at deploy time, and whether a GPU
-        service can be placed is checked before anything is created)."""
+    def from_stack(
+        cls, stack: str, *, eks_enabled: bool = False, environment: str | None = None
+    ) -> PlatformRef:
+        """From the platform stack ``org/project/stack``. Two facts must be known before
+        anything is created, while stack outputs arrive only at deploy time: whether that
+        stack has EKS (``eks_enabled``: can a GPU service be placed?) and its environment
+        (default: the stack's name, ``dev`` in ``acme/flowhost-platform/dev``; names and
+        tags carry it). The deploy fails if the platform's ``environment`` output differs.
+        """
+        env = environment or stack.rsplit("/", 1)[-1]
         ref = pulumi.StackReference(stack)
         wanted = {
             name: output
             for name, output in OUTPUT_NAMES.items()
-            if name != "eks_enabled" and (name not in _EKS_ONLY or eks_enabled)
+            if name not in ("eks_enabled", "environment") and (name not in _EKS_ONLY or eks_enabled)
         }
-        return cls.from_outputs(
-            {output: ref.get_output(output) for output in wanted.values()}, eks_enabled=eks_enabled
-        )
+        values: dict[str, Any] = {output: ref.get_output(output) for output in wanted.values()}
+
+        def same_environment(actual: object) -> object:
+            if actual != env:
+                raise ValueError(
+                    f"PlatformRef: stack {stack!r} is the {actual!r} environment, not {env!r}. "
+                    f"Pass environment={actual!r} to PlatformRef.from_stack, or point it at "
+                    f"the {env!r} platform stack."
+                )
+            return actual
+
+        # Checked when the bucket name resolves: every service's code package needs it.
+        values["bucketName"] = pulumi.Output.all(
+            ref.get_output("environment"), values["bucketName"]
+        ).apply(lambda pair: (same_environment(pair[0]), pair[1])[1])
+        return cls.from_outputs({**values, "environment": env}, eks_enabled=eks_enabled)
