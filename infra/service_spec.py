@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -25,6 +25,8 @@ from flowhost.infra.iam import Account, policy_json
 from flowhost.infra.platform_ref import PlatformRef
 from flowhost.infra.service_code import cached_package, code_location, service_environment
 from flowhost.infra.service_ecs import EcsArgs, create_ecs_service, create_log_group
+from flowhost.infra.service_gpu import GpuWorkload, GpuWorkloadArgs
+from flowhost.infra.service_observability import ServiceObservability, ServiceObservabilityArgs
 from flowhost.infra.service_queue import QueueArgs, ServiceQueues, create_queues
 from flowhost.infra.service_role import RoleArgs, ServiceRoles, create_roles, task_statements
 from flowhost.infra.service_routes import RouteArgs, create_routes
@@ -34,9 +36,6 @@ from flowhost.infra.tags import Tagging
 from flowhost.services.definition import ServiceDefinition
 from flowhost.services.packaging import build_package, package_key
 from flowhost.services.spec import WebServiceSpec, definition_of
-
-if TYPE_CHECKING:
-    from flowhost.infra.service_observability import ServiceObservability
 
 __all__ = ["DEFAULT_IMAGE", "DEFAULT_OWNER", "ServiceSpec"]
 
@@ -81,7 +80,7 @@ class ServiceSpec(pulumi.ComponentResource):
         self.definition, self.platform, self.version = definition, platform, version
         service = definition.name
         # platform.environment is an Output when read from a StackReference; tags take it.
-        self.tagging = Tagging(cast(str, platform.environment), owner, service)
+        self.tagging = Tagging(platform.environment, owner, service)
         self.account = account = Account.current(parent=self)
         self._adot_arn = account.arn(
             "ssm",
@@ -265,10 +264,6 @@ class ServiceSpec(pulumi.ComponentResource):
     ) -> dict[str, Any]:  # fmt: skip
         """The EKS workload; its IRSA role gets the task policy (no execution role there)."""
         platform = self.platform
-        try:
-            from flowhost.infra.service_gpu import GpuWorkload, GpuWorkloadArgs
-        except ImportError:  # pragma: no cover - until the GPU module lands
-            return {}
         gpu = GpuWorkload(
             f"{name}-gpu",
             GpuWorkloadArgs(
@@ -294,13 +289,6 @@ class ServiceSpec(pulumi.ComponentResource):
     def _observability(
         self, name: str, queues: ServiceQueues, observe: dict[str, Any]
     ) -> ServiceObservability | None:
-        try:
-            from flowhost.infra.service_observability import (
-                ServiceObservability,
-                ServiceObservabilityArgs,
-            )
-        except ImportError:  # pragma: no cover - until the observability module lands
-            return None
         return ServiceObservability(
             f"{name}-observability",
             ServiceObservabilityArgs(

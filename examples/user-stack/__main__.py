@@ -27,6 +27,7 @@ sentiment = ServiceSpec(
 )
 pulumi.export("sentimentQueueUrl", sentiment.queue_url)
 pulumi.export("sentimentDashboard", sentiment.dashboard_name)
+pulumi.export("sentimentGrafanaDashboard", sentiment.grafana_json)  # import into Grafana
 
 if eks:
     scorer = ServiceSpec(
@@ -38,3 +39,4 @@ if eks:
     )
     pulumi.export("batchScorerQueueUrl", scorer.queue_url)
     pulumi.export("batchScorerDashboard", scorer.dashboard_name)
+    pulumi.export("batchScorerGrafanaDashboard", scorer.grafana_json)
