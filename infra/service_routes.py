@@ -27,6 +27,7 @@ from pulumi.runtime.settings import get_root_resource
 
 from flowhost.infra.network import SERVICE_PORT
 from flowhost.infra.tags import Tagging
+from flowhost.services.routing import PRODUCTION, path_patterns
 
 __all__ = [
     "ALIAS",
@@ -41,9 +42,7 @@ __all__ = [
     "target_group_name",
 ]
 
-PRODUCTION = "production"
 ALIAS = re.compile(r"^[a-z][a-z0-9-]*$")
-MAX_PATTERN = 128  # characters in one ALB path-pattern value
 FIRST_STACK_PRIORITY = 25000  # AlbRoutes' band is 1000-49999, filled from the bottom
 LAST_STACK_PRIORITY = 49999
 _SPAN = LAST_STACK_PRIORITY - FIRST_STACK_PRIORITY + 1
@@ -51,17 +50,6 @@ MAX_TARGET_GROUP_NAME = 32
 # Priorities (and aliases) taken in the running program, per root stack resource.
 _TAKEN: weakref.WeakKeyDictionary[object, dict[int, str]] = weakref.WeakKeyDictionary()
 _GLOBAL_KEY = type("_NoRoot", (), {})()
-
-
-def path_patterns(service: str, alias: str) -> tuple[str, str]:
-    """As ``flowhost.lambdas.aws.routes.path_patterns`` (infra may not import lambdas)."""
-    base = f"/{service}" if alias == PRODUCTION else f"/{service}@{alias}"
-    if len(base) + 2 > MAX_PATTERN:
-        raise ValueError(
-            f"route {service}@{alias}: the path pattern {base + '/*'!r} is longer than ALB's "
-            f"{MAX_PATTERN} characters (got {len(base) + 2}). Use a shorter alias."
-        )
-    return base, base + "/*"
 
 
 def rule_priority(service: str, alias: str) -> int:

@@ -33,26 +33,14 @@ from botocore.exceptions import ClientError
 from flowhost.errors import NotFoundError
 from flowhost.lambdas.aws.errors import AwsError, aws_errors, error_code
 from flowhost.lambdas.store import PRODUCTION
+from flowhost.services.routing import path_patterns
 
 __all__ = ["FIRST_PRIORITY", "LAST_PRIORITY", "AlbRoutes", "Route", "path_patterns"]
 
 FIRST_PRIORITY = 1000
 LAST_PRIORITY = 49999
-MAX_PATTERN = 128  # characters in one ALB path-pattern value
 _CREATE_ATTEMPTS = 5
 _RULE_MISSING = ("RuleNotFound",)
-
-
-def path_patterns(service: str, alias: str) -> tuple[str, str]:
-    """The paths of ``service``'s ``alias``: ``/svc``, ``/svc/*`` for production,
-    ``/svc@alias``, ``/svc@alias/*`` otherwise (versions too: ``/svc@v3``)."""
-    base = f"/{service}" if alias == PRODUCTION else f"/{service}@{alias}"
-    if len(base) + 2 > MAX_PATTERN:
-        raise ValueError(
-            f"route {service}@{alias}: the path pattern {base + '/*'!r} is longer than ALB's "
-            f"{MAX_PATTERN} characters (got {len(base) + 2}). Use a shorter alias."
-        )
-    return base, base + "/*"
 
 
 def _parse_patterns(values: list[str]) -> tuple[str, str] | None:

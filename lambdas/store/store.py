@@ -27,10 +27,10 @@ from flowhost.lambdas.store.records import (
     version_number,
 )
 from flowhost.services.definition import ServiceDefinition
+from flowhost.services.routing import PRODUCTION
 
 __all__ = ["PRODUCTION", "StateStore"]
 
-PRODUCTION = "production"
 _ALIAS = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 
 
