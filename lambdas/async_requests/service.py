@@ -213,7 +213,10 @@ class AsyncRequests:
                 if key is not None:
                     self.objects.delete(key)
         for service, number in list(self.versions()):
-            self._settle_dead_letters(service, number)
+            try:
+                self._settle_dead_letters(service, number)
+            except NotFoundError:  # no queue (yet): on AWS the service's stack makes it
+                continue
         return [r for r in self.requests.pending_callbacks() if r.id not in self._delivering]
 
     def _settle_dead_letters(self, service: str, number: int) -> None:
