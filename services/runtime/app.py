@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import flowhost
 from flowhost.services.openapi import build_openapi
 from flowhost.services.runtime.dispatch import EndpointHandler
+from flowhost.services.runtime.emf import EmfPublisher
 from flowhost.services.runtime.instance import InstanceState
 from flowhost.services.runtime.jobs import JobSource
 from flowhost.services.runtime.logs import AccessLog
@@ -82,6 +83,17 @@ class ServingApp:
                 on_running=on_jobs,
             )
             if jobs is not None
+            else None
+        )
+        self.emf = (
+            EmfPublisher(
+                self.metrics,
+                service=self.definition.name,
+                version=settings.version,
+                environment=settings.environment,
+                interval=settings.metrics_interval,
+            )
+            if settings.metrics == "emf"
             else None
         )
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -178,10 +190,14 @@ class ServingApp:
             if message["type"] == "lifespan.startup":
                 self._loop = asyncio.get_running_loop()
                 self.state.start(self.settings.run)
+                if self.emf is not None:
+                    self.emf.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self.worker is not None:
                     await self.worker.stop()
+                if self.emf is not None:
+                    await self.emf.stop()  # a last flush, with the drained requests
                 self.executor.shutdown(wait=False, cancel_futures=True)
                 self.access.flush()
                 await send({"type": "lifespan.shutdown.complete"})

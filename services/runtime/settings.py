@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,7 +12,8 @@ DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
 class RuntimeSettings(BaseModel):
-    """How one instance serves: body limit, pinned run, version label, threads, logging."""
+    """How one instance serves: body limit, pinned run, version label, threads, logging,
+    metrics (``"emf"`` also writes CloudWatch EMF lines to stdout, see ``runtime.emf``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -23,3 +24,13 @@ class RuntimeSettings(BaseModel):
     version: Annotated[str, Field(description="version label, e.g. 'v3' or 'dev'")] = "dev"
     threads: Annotated[int, Field(ge=1, le=1024, description="threads for def endpoints")] = 32
     access_log: bool = True
+    metrics: Annotated[
+        Literal["prometheus", "emf"],
+        Field(description="'emf': also write CloudWatch EMF lines to stdout"),
+    ] = "prometheus"
+    environment: Annotated[
+        str, Field(min_length=1, description="the platform's environment (EMF dimension)")
+    ] = "local"
+    metrics_interval: Annotated[
+        float, Field(ge=1, le=3600, description="seconds between EMF flushes")
+    ] = 60.0
