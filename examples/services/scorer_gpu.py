@@ -4,9 +4,8 @@
 scales from zero). Locally (``flowhost up``) it runs like any other service.
 """
 
-import math
-
 from pydantic import BaseModel
+from sentiment import positive_probability  # the sibling service's model
 
 from flowhost.services import Artifacts, Resources, Scaling, WebServiceSpec, endpoint
 
@@ -32,20 +31,10 @@ class BatchScorer(WebServiceSpec):
         self.priors: dict[str, float] = model["priors"]
         self.loglik: dict[str, dict[str, float]] = model["loglik"]
 
-    def positive(self, text: str) -> float:
-        """The probability that ``text`` is positive (the sentiment service's model)."""
-        words = "".join(c if c.isalnum() else " " for c in text.lower()).split()
-        scores = {
-            label: prior
-            + sum(self.loglik[label].get(w, self.loglik[label]["<unk>"]) for w in words)
-            for label, prior in self.priors.items()
-        }
-        top = max(scores.values())
-        odds = {label: math.exp(s - top) for label, s in scores.items()}
-        return odds["positive"] / sum(odds.values())
-
     @endpoint(
         description="Score a batch of texts: the probability each is positive.", timeout="10m"
     )
     def score(self, request: Batch) -> Scores:
-        return Scores(scores=[self.positive(text) for text in request.texts])
+        return Scores(
+            scores=[positive_probability(self.priors, self.loglik, t) for t in request.texts]
+        )

@@ -22,6 +22,20 @@ def _tokenize(text: str) -> list[str]:
     return [w for w in "".join(c if c.isalnum() else " " for c in text.lower()).split() if w]
 
 
+def positive_probability(
+    priors: dict[str, float], loglik: dict[str, dict[str, float]], text: str
+) -> float:
+    """The model's probability that ``text`` is positive (naive Bayes over its words)."""
+    words = _tokenize(text)
+    scores = {
+        label: prior + sum(loglik[label].get(w, loglik[label]["<unk>"]) for w in words)
+        for label, prior in priors.items()
+    }
+    top = max(scores.values())
+    odds = {label: math.exp(s - top) for label, s in scores.items()}
+    return odds["positive"] / sum(odds.values())
+
+
 class Sentiment(WebServiceSpec):
     """Scores the sentiment of short texts."""
 
@@ -38,13 +52,5 @@ class Sentiment(WebServiceSpec):
 
     @endpoint(description="Score one text: its label and the probability it is positive.")
     def predict(self, request: PredictIn) -> PredictOut:
-        words = _tokenize(request.text)
-        scores = {
-            label: prior
-            + sum(self.loglik[label].get(w, self.loglik[label]["<unk>"]) for w in words)
-            for label, prior in self.priors.items()
-        }
-        top = max(scores.values())
-        odds = {label: math.exp(s - top) for label, s in scores.items()}
-        positive = odds["positive"] / sum(odds.values())
+        positive = positive_probability(self.priors, self.loglik, request.text)
         return PredictOut(label="positive" if positive >= 0.5 else "negative", score=positive)
