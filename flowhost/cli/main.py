@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 import flowhost
+from flowhost.cli.platform import checked_otlp_endpoint
 from flowhost.cli.platform import register as register_platform_commands
 from flowhost.errors import FlowhostError
 
@@ -45,6 +46,13 @@ def serve(
     threads: Annotated[
         int, typer.Option(help="Worker threads for def endpoints.", min=1, max=1024)
     ] = 32,
+    otlp_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="OTLP/HTTP collector for traces, e.g. http://127.0.0.1:4318 (default: off).",
+            envvar="FLOWHOST_OTLP_ENDPOINT",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run one instance of a service: its endpoints, /docs, /healthz, /readyz, /info, /metrics."""
@@ -69,8 +77,9 @@ def serve(
     if run is not None and binding is not None:  # check the pin now, not at the first read
         run = resolve_run(ArtifactBinding(flow=binding.flow_name, run=run))
     settings = RuntimeSettings(
-        max_body_bytes=max_body_bytes, run=run, version=version, threads=threads
-    )
+        max_body_bytes=max_body_bytes, run=run, version=version, threads=threads,
+        otlp_endpoint=checked_otlp_endpoint(otlp_endpoint),
+    )  # fmt: skip
     raise typer.Exit(serve_app(cls, host=host, port=port, settings=settings, log_level=log_level))
 
 

@@ -38,6 +38,19 @@ def _version_number(ref: str) -> int:
     return number
 
 
+def checked_otlp_endpoint(value: str | None) -> str | None:
+    """``--otlp-endpoint`` checked as RuntimeSettings checks it, as one CLI line."""
+    from flowhost.services.runtime import RuntimeSettings
+
+    try:
+        return RuntimeSettings(otlp_endpoint=value).otlp_endpoint
+    except ValueError:
+        raise FlowhostError(
+            f"--otlp-endpoint: expected an http(s) URL such as http://127.0.0.1:4318 "
+            f"(got {value!r})."
+        ) from None
+
+
 def up(
     port: Annotated[int, typer.Option(help="Port for the API and router.")] = 8080,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
@@ -87,6 +100,14 @@ def up(
             help="Seconds between async expiry, dead-letter and callback sweeps.", min=0.05
         ),
     ] = 1.0,
+    otlp_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="OTLP/HTTP collector (e.g. http://127.0.0.1:4318): the router and instances "
+            "send traces there, W3C context from the router to the instance.",
+            envvar="FLOWHOST_OTLP_ENDPOINT",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Start the local platform: API, router, activator and scaler on one port.
@@ -103,6 +124,7 @@ def up(
         PlatformSettings(
             home=home, host=host, port=port, store_url=store_url,
             cold_start_timeout=cold_start_timeout, scaler_tick=scaler_tick,
+            otlp_endpoint=checked_otlp_endpoint(otlp_endpoint),
             scale_down_window=scale_down_window, health_interval=health_interval,
             asynchronous=AsyncSettings(
                 result_ttl=result_ttl, max_attempts=async_attempts, visibility=async_visibility,

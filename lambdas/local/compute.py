@@ -39,6 +39,7 @@ class LocalCompute:
         drain_timeout: float = 30.0,
         on_exit: Callable[[Pool, Instance, int], None] | None = None,
         jobs: Callable[[VersionRecord], dict[str, Any]] | None = None,
+        otlp_endpoint: str | None = None,
     ) -> None:
         self.home = home
         self.objects = objects
@@ -51,6 +52,7 @@ class LocalCompute:
         self.drain_timeout = drain_timeout
         self.on_exit = on_exit
         self.jobs = jobs  # how a version's instances reach its async queue
+        self.otlp_endpoint = otlp_endpoint  # where instances send traces (None: no tracing)
 
     def code_dir(self, digest: str) -> Path:
         """The unpacked code package, extracted once per digest."""
@@ -86,7 +88,9 @@ class LocalCompute:
         version = pool.version
         launcher = await self.launcher_for(version.environment_digest)
         entry_file, _, class_name = version.definition.entrypoint.partition(":")
-        settings = RuntimeSettings(run=version.artifact_run, version=f"v{version.number}")
+        settings = RuntimeSettings(
+            run=version.artifact_run, version=f"v{version.number}", otlp_endpoint=self.otlp_endpoint
+        )
         logs = self.home / "logs" / version.service
         proc = await launcher.spawn(
             code_dir=self.code_dir(version.code_digest),

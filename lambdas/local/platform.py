@@ -40,6 +40,7 @@ from flowhost.lambdas.objectstore import LocalObjectStore
 from flowhost.lambdas.store import StateStore, VersionRecord
 from flowhost.lambdas.store.requests import RequestStore
 from flowhost.services.runtime.logs import configure_logging
+from flowhost.services.runtime.tracing import Tracing
 
 __all__ = ["LocalPlatform", "PlatformSettings"]
 
@@ -59,6 +60,7 @@ class PlatformSettings:
     health_interval: float = 5.0
     asynchronous: AsyncSettings = field(default_factory=AsyncSettings)
     callback_secret: str | None = None  # default: $FLOWHOST_CALLBACK_SECRET, else one kept in home
+    otlp_endpoint: str | None = None  # OTLP/HTTP collector for the router's and instances' traces
 
 
 def callback_secret(home: Path, given: str | None) -> bytes:
@@ -89,7 +91,7 @@ class LocalPlatform:
         self.routes = RouteTable()
         self.compute = LocalCompute(
             home, self.objects, self.launcher, ready_timeout=settings.ready_timeout,
-            jobs=self._jobs_config,
+            jobs=self._jobs_config, otlp_endpoint=settings.otlp_endpoint,
         )  # fmt: skip
         self.scaler = Scaler(
             self.compute, self.routes.all_pools, tick=settings.scaler_tick,
@@ -111,9 +113,15 @@ class LocalPlatform:
             on_submit=self._submitted,
         )  # fmt: skip
         self.async_app = create_async_app(self.async_requests)
-        self.router = Router(
-            self.routes, self.scaler, cold_start_timeout=settings.cold_start_timeout
+        self.tracing = (
+            Tracing("flowhost-router", endpoint=settings.otlp_endpoint)
+            if settings.otlp_endpoint is not None
+            else None
         )
+        self.router = Router(
+            self.routes, self.scaler, cold_start_timeout=settings.cold_start_timeout,
+            tracing=self.tracing,
+        )  # fmt: skip
         self.api = create_api(self.deployments, instances=self.instances, logs=self.logs)
         self.catalog = create_catalog(self.deployments)
         self.gateway = Gateway(
@@ -226,6 +234,8 @@ class LocalPlatform:
         await self.compute.close()
         self.queues.close()
         self.store.close()
+        if self.tracing is not None:
+            await asyncio.to_thread(self.tracing.shutdown)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":

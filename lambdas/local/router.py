@@ -16,12 +16,15 @@ import time
 import uuid
 from typing import Any
 
+from opentelemetry.trace import Span
+
 from flowhost.errors import FlowhostError
 from flowhost.lambdas.local.pool import Instance, Pool
 from flowhost.lambdas.local.routes import RouteTable
 from flowhost.lambdas.local.scaler import Scaler
 from flowhost.lambdas.local.upstream import UpstreamError
 from flowhost.services.runtime.responses import HttpError, error_body, send_json
+from flowhost.services.runtime.tracing import Tracing, finish_span
 
 __all__ = ["Router"]
 
@@ -38,10 +41,18 @@ _NOT_FORWARDED = _HOP_BY_HOP | {b"date", b"server"}
 class Router:
     """ASGI app that proxies endpoint calls to instances."""
 
-    def __init__(self, routes: RouteTable, scaler: Scaler, *, cold_start_timeout: float = 60.0):
+    def __init__(
+        self,
+        routes: RouteTable,
+        scaler: Scaler,
+        *,
+        cold_start_timeout: float = 60.0,
+        tracing: Tracing | None = None,
+    ):
         self.routes = routes
         self.scaler = scaler
         self.cold_start_timeout = cold_start_timeout
+        self.tracing = tracing  # when set: a span per request, its context sent to the instance
 
     def _target(self, path: str) -> tuple[Pool, str]:
         target, _, endpoint = path.lstrip("/").partition("/")
@@ -92,6 +103,25 @@ class Router:
                 return b"".join(chunks)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        tracing = self.tracing
+        if tracing is None:
+            await self._proxy(scope, receive, send, None)
+            return
+        span = tracing.start(
+            f"{scope['method']} router",
+            scope["headers"],
+            attributes={"http.request.method": scope["method"], "url.path": scope["path"]},
+        )
+        status = 500
+        try:
+            status = await self._proxy(scope, receive, send, span)
+        finally:
+            finish_span(span, status, None)
+
+    async def _proxy(
+        self, scope: dict[str, Any], receive: Any, send: Any, span: Span | None
+    ) -> int:
+        """Answer one request; returns the status sent."""
         request_id: str | None = None
         headers: list[tuple[bytes, bytes]] = []
         for key, value in scope["headers"]:
@@ -102,6 +132,8 @@ class Router:
         if request_id is None:
             request_id = uuid.uuid4().hex
             headers.append((b"x-request-id", request_id.encode()))
+        if span is not None:
+            span.set_attribute("flowhost.request_id", request_id)
         pool: Pool | None = None
         inst: Instance | None = None
         try:
@@ -110,8 +142,17 @@ class Router:
             pool.in_flight += 1
             try:
                 body = await self._body(receive)
+                if span is not None:
+                    span.update_name(f"{scope['method']} /{pool.service}/{endpoint}")
+                    span.set_attributes({"flowhost.service": pool.service,
+                                         "flowhost.version": f"v{pool.number}",
+                                         "flowhost.endpoint": endpoint,
+                                         "flowhost.cold_start": not pool.live})  # fmt: skip
                 inst = await self._instance(pool)
                 inst.in_flight += 1
+                if span is not None:
+                    assert self.tracing is not None
+                    self.tracing.inject(span, headers)  # the instance's span is its child
                 query: bytes = scope.get("query_string", b"")
                 target = f"/{endpoint}?{query.decode('latin-1')}" if query else f"/{endpoint}"
                 response = await inst.upstream.request(
@@ -126,7 +167,7 @@ class Router:
             out.append((b"content-length", str(len(response.body)).encode()))
             await send({"type": "http.response.start", "status": response.status, "headers": out})
             await send({"type": "http.response.body", "body": response.body})
-            return
+            return response.status
         except HttpError as exc:
             status, payload, extra = (
                 exc.status,
@@ -157,3 +198,4 @@ class Router:
                 request_id,
             )
         await send_json(send, status, payload, request_id, extra)
+        return status

@@ -30,6 +30,7 @@ from flowhost.services.runtime.logs import AccessLog
 from flowhost.services.runtime.metrics import InstanceMetrics
 from flowhost.services.runtime.responses import error_body
 from flowhost.services.runtime.settings import RuntimeSettings
+from flowhost.services.runtime.tracing import Tracing
 from flowhost.services.runtime.worker import AsyncWorker
 from flowhost.services.spec import WebServiceSpec, compiled
 
@@ -57,6 +58,21 @@ class ServingApp:
             max_workers=settings.threads, thread_name_prefix="flowhost-endpoint"
         )
         self.access = AccessLog()
+        self.tracing = (
+            Tracing(
+                self.definition.name,
+                endpoint=settings.otlp_endpoint,
+                attributes={
+                    "service.version": settings.version,
+                    "deployment.environment.name": settings.environment,
+                    "flowhost.service": self.definition.name,
+                    "flowhost.version": settings.version,
+                },
+                sample_ratio=settings.trace_sample_ratio,
+            )
+            if settings.otlp_endpoint is not None
+            else None
+        )
         base_headers = [
             (b"x-flowhost-service", self.definition.name.encode()),
             (b"x-flowhost-version", settings.version.encode()),
@@ -70,6 +86,7 @@ class ServingApp:
                 settings.max_body_bytes,
                 base_headers,
                 self.access,
+                self.tracing,
             )
             for name, binding in service.bindings.items()
         }
@@ -81,6 +98,7 @@ class ServingApp:
                 access=self.access,
                 version=settings.version,
                 on_running=on_jobs,
+                tracing=self.tracing,
             )
             if jobs is not None
             else None
@@ -200,6 +218,8 @@ class ServingApp:
                     await self.emf.stop()  # a last flush, with the drained requests
                 self.executor.shutdown(wait=False, cancel_futures=True)
                 self.access.flush()
+                if self.tracing is not None:
+                    await asyncio.to_thread(self.tracing.shutdown)  # export the last spans
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
+from opentelemetry.trace import Span
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError
 
@@ -33,6 +34,7 @@ from flowhost.services.runtime.responses import (
     malformed_json,
     validation_failed,
 )
+from flowhost.services.runtime.tracing import Tracing, finish_span, trace_id
 
 __all__ = ["EndpointHandler", "validation_details"]
 
@@ -68,6 +70,7 @@ class EndpointHandler:
         max_body_bytes: int,
         base_headers: list[tuple[bytes, bytes]],
         access: AccessLog,
+        tracing: Tracing | None = None,
     ) -> None:
         d = binding.definition
         self.definition = d
@@ -81,6 +84,8 @@ class EndpointHandler:
         self.max_body_bytes = max_body_bytes
         self.base_headers = base_headers
         self.access = access
+        self.tracing = tracing
+        self.span_name = f"{{}} /{d.name}"
         self.request_adapter: TypeAdapter[Any] | None = (
             TypeAdapter(binding.request_type) if binding.request_type is not None else None
         )
@@ -188,6 +193,27 @@ class EndpointHandler:
     # -- ASGI -------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        tracing = self.tracing
+        if tracing is None:
+            await self._handle(scope, receive, send, None)
+            return
+        span = tracing.start(
+            self.span_name.format(scope["method"]),
+            scope["headers"],
+            attributes={"http.request.method": scope["method"], "url.path": scope["path"],
+                        "http.route": f"/{self.name}", "flowhost.endpoint": self.name},
+        )  # fmt: skip
+        token = tracing.attach(span)  # the endpoint's own spans nest under this one
+        try:
+            await self._handle(scope, receive, send, span)
+        except BaseException:  # the client went away mid-response: the span still ends
+            if span.is_recording():
+                finish_span(span, 499, "client_disconnected")
+            raise
+        finally:
+            tracing.detach(token)
+
+    async def _handle(self, scope: Scope, receive: Any, send: Any, span: Span | None) -> None:
         started = time.perf_counter()
         request_id: str | None = None
         declared: int | None = None
@@ -260,16 +286,20 @@ class EndpointHandler:
         elapsed = time.perf_counter() - started
         metrics.record(status, elapsed, error_code)
         if self.access.enabled:
-            self.access.write(
-                {
-                    "request_id": request_id,
-                    "method": method,
-                    "path": scope["path"],
-                    "endpoint": self.name,
-                    "status": status,
-                    "error_code": error_code,
-                    "duration_ms": round(elapsed * 1000, 3),
-                    "response_bytes": len(payload),
-                    "run": self.state.run,
-                }
-            )
+            line: dict[str, Any] = {
+                "request_id": request_id,
+                "method": method,
+                "path": scope["path"],
+                "endpoint": self.name,
+                "status": status,
+                "error_code": error_code,
+                "duration_ms": round(elapsed * 1000, 3),
+                "response_bytes": len(payload),
+                "run": self.state.run,
+            }
+            if span is not None:
+                line["trace_id"] = trace_id(span)
+            self.access.write(line)
+        if span is not None:
+            span.set_attribute("flowhost.request_id", request_id)
+            finish_span(span, status, error_code)

@@ -39,6 +39,8 @@ def serve(
     """
     configure_logging(log_level)
     app: ServingApp = create_app(cls, settings, jobs, on_jobs)
+    if app.tracing is not None:
+        app.tracing.install()  # one service per process: its own spans join the traces
     config = uvicorn.Config(
         app,
         host=host,

@@ -13,7 +13,8 @@ DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 class RuntimeSettings(BaseModel):
     """How one instance serves: body limit, pinned run, version label, threads, logging,
-    metrics (``"emf"`` also writes CloudWatch EMF lines to stdout, see ``runtime.emf``)."""
+    metrics (``"emf"`` also writes CloudWatch EMF lines to stdout, see ``runtime.emf``),
+    traces (to an OTLP/HTTP collector when ``otlp_endpoint`` is set, see ``runtime.tracing``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -34,3 +35,14 @@ class RuntimeSettings(BaseModel):
     metrics_interval: Annotated[
         float, Field(ge=1, le=3600, description="seconds between EMF flushes")
     ] = 60.0
+    otlp_endpoint: Annotated[
+        str | None,
+        Field(
+            pattern=r"^https?://[^\s/]+(/\S*)?$",
+            description="OTLP/HTTP collector base URL (traces to <url>/v1/traces); unset: off",
+        ),
+    ] = None
+    trace_sample_ratio: Annotated[
+        float,
+        Field(ge=0, le=1, description="share of new traces sampled (callers' decision wins)"),
+    ] = 1.0

@@ -27,6 +27,7 @@ from flowhost.services.runtime.dispatch import EndpointHandler
 from flowhost.services.runtime.jobs import Job, JobSource
 from flowhost.services.runtime.logs import AccessLog
 from flowhost.services.runtime.responses import HttpError
+from flowhost.services.runtime.tracing import SpanKind, Tracing
 
 __all__ = ["AsyncWorker"]
 
@@ -45,8 +46,10 @@ class AsyncWorker:
         access: AccessLog,
         version: str,
         on_running: Callable[[int], None] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._make_source = source
+        self.tracing = tracing
         self.on_running = on_running  # hears how many jobs run, whenever that changes
         self.handlers = handlers
         self.concurrency = concurrency
@@ -135,6 +138,20 @@ class AsyncWorker:
         started = time.perf_counter()
         outcome, code = "succeeded", None
         heartbeat = asyncio.create_task(self._heartbeat(source, job))
+        tracing = self.tracing
+        span = token = None
+        if tracing is not None:
+            span = tracing.start(
+                f"job /{job.endpoint}",
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "flowhost.request_id": job.request_id,
+                    "flowhost.async": True,
+                    "flowhost.endpoint": job.endpoint,
+                    "flowhost.attempt": job.attempt,
+                },
+            )
+            token = tracing.attach(span)
         try:
             handler = self.handlers.get(f"/{job.endpoint}")
             if handler is None:
@@ -164,6 +181,9 @@ class AsyncWorker:
         finally:
             heartbeat.cancel()
             self._log(job, outcome, code, time.perf_counter() - started)
+            if tracing is not None and span is not None:
+                tracing.detach(token)
+                tracing.end_job(span, outcome, code)
 
     def _log(self, job: Job, outcome: str, code: str | None, seconds: float) -> None:
         if self.access.enabled:

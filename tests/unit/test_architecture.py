@@ -31,6 +31,7 @@ SERVICES_THIRD_PARTY = frozenset(
         "starlette",
         "uvicorn",
         "prometheus_client",
+        "opentelemetry",  # the runtime's traces (runtime/tracing.py)
         "metaflow",
         "typing_extensions",
     }
@@ -201,7 +202,8 @@ def test_the_import_check_flags_bad_sources() -> None:
     found = check_source("import boto3\n", "services/x.py", "flowhost.services", services_rule)
     assert found == [
         "services/x.py:1: imports boto3 (boto3 is not a services dependency (stdlib, "
-        "fastapi, fastapi_offline, metaflow, prometheus_client, pydantic, pydantic_core, "
+        "fastapi, fastapi_offline, metaflow, opentelemetry, prometheus_client, pydantic, "
+        "pydantic_core, "
         "starlette, typing_extensions, uvicorn))"
     ]
     lambdas = """\
