@@ -9,7 +9,7 @@ is ready (:func:`queue_jobs`): payloads and results in the platform bucket, outc
 by an ``ObjectLedger`` there (tasks have no database access).
 
 Settings errors exit with 2, a package or class that cannot be loaded with 1; both print
-one line to stderr. SIGTERM stops the server gracefully (exit 0).
+one line to stderr. SIGTERM stops the server gracefully, then the process (exit 0).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import zlib
@@ -191,6 +192,12 @@ def queue_jobs(settings: ContainerSettings, s3: S3Client, sqs: SQSClient) -> Que
     )
 
 
+def _stopped(signum: int, frame: object) -> None:
+    """SIGTERM once serving: uvicorn handles it (a graceful shutdown: requests finish,
+    running jobs are handed back) and raises it again when done; that ends here, with 0."""
+    raise SystemExit(0)
+
+
 def _fail(message: str, code: int) -> int:
     sys.stderr.write(f"flowhost container: {message}\n")
     sys.stderr.flush()
@@ -216,6 +223,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
     if settings.async_jobs:
         sqs: SQSClient = session.client("sqs")  # pyright: ignore[reportUnknownMemberType]
         jobs = lambda: queue_jobs(settings, s3, sqs)  # noqa: E731  (called once ready)
+    signal.signal(signal.SIGTERM, _stopped)
     return serve(
         cls, host=settings.host, port=settings.port, settings=settings.runtime(), jobs=jobs
     )
