@@ -1,9 +1,12 @@
 """``QueueJobs``: the instance's JobSource over the platform's ports.
 
-A queue message carries a pointer (request id, endpoint, payload key); the payload and
-the result live in the ObjectStore; the request record (RequestStore) is the authority
-on the outcome, written once. Works on any Queue (the local SQLite queue or SQS) and any
-ObjectStore (a directory or S3).
+A queue message carries a pointer (request id, endpoint, payload key, timeout); the
+payload and the result live in the ObjectStore; the outcome is recorded once through an
+``OutcomeLedger``: the request records themselves (``RequestStore``, where the instance
+may reach the database: the local platform), or objects beside the payload
+(``flowhost.lambdas.ledger.ObjectLedger``, for ECS tasks that may touch only their own
+S3 prefix; the control plane settles them into the records). Works on any Queue (the
+local SQLite queue or SQS) and any ObjectStore (a directory or S3).
 
 The life of one delivery: ``receive`` claims the message and marks the record running
 (a request that already finished is acknowledged and skipped); ``heartbeat`` extends
@@ -22,17 +25,31 @@ import json
 import logging
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from flowhost.errors import NotFoundError
 from flowhost.lambdas.objectstore import ObjectStore
 from flowhost.lambdas.queue import Message, Queue, QueueError, StaleReceipt
-from flowhost.lambdas.store.requests import RequestStore
 from flowhost.services.runtime.jobs import Job
 
-__all__ = ["QueueJobs", "error_text", "job_message", "payload_key", "result_key"]
+__all__ = [
+    "DEFAULT_JOB_TIMEOUT",
+    "OutcomeLedger",
+    "QueueJobs",
+    "Started",
+    "error_text",
+    "job_message",
+    "outcome_key",
+    "payload_key",
+    "progress_key",
+    "result_key",
+]
 
 log = logging.getLogger("flowhost.jobs")
+
+# A run's time limit when neither the ledger nor the message names one (messages queued
+# before they carried ``timeout_seconds``): the API's default, AsyncSettings.default_timeout.
+DEFAULT_JOB_TIMEOUT = 3600.0
 
 
 def payload_key(service: str, request_id: str) -> str:
@@ -43,14 +60,64 @@ def result_key(service: str, request_id: str, delivery: str) -> str:
     return f"async/{service}/{request_id}/result-{delivery}.json"
 
 
-def job_message(request_id: str, endpoint: str, key: str) -> str:
-    """The queue message of one request: a pointer, never the payload itself."""
-    return json.dumps({"request_id": request_id, "endpoint": endpoint, "payload_key": key})
+def outcome_key(service: str, request_id: str) -> str:
+    """The request's outcome as an ObjectLedger records it: written once."""
+    return f"async/{service}/{request_id}/outcome.json"
+
+
+def progress_key(service: str, request_id: str) -> str:
+    """Where an ObjectLedger keeps attempts and the last error until the outcome."""
+    return f"async/{service}/{request_id}/progress.json"
+
+
+def job_message(
+    request_id: str, endpoint: str, key: str, *, timeout_seconds: float | None = None
+) -> str:
+    """The queue message of one request: a pointer, never the payload itself, and the
+    run's time limit for workers that cannot read the request record."""
+    pointer: dict[str, Any] = {"request_id": request_id, "endpoint": endpoint, "payload_key": key}
+    if timeout_seconds is not None:
+        pointer["timeout_seconds"] = timeout_seconds
+    return json.dumps(pointer)
 
 
 def error_text(code: str, message: str) -> str:
     """How a request's error is kept: ``{"code", "message"}`` as JSON."""
     return json.dumps({"code": code, "message": message})
+
+
+class Started(Protocol):
+    """What a ledger knows of a delivery it marked running."""
+
+    @property
+    def timeout_seconds(self) -> float | None:
+        """The run's time limit, if the ledger keeps it (else the message's is used)."""
+        ...
+
+
+class OutcomeLedger(Protocol):
+    """Where QueueJobs records a request's progress and its outcome: ``RequestStore``
+    or ``flowhost.lambdas.ledger.ObjectLedger``. The first outcome wins."""
+
+    def start(self, request_id: str, version: int) -> Started | None:
+        """Mark a delivery running (one more attempt); None if the request finished."""
+        ...
+
+    def finish(
+        self,
+        request_id: str,
+        status: Literal["succeeded", "failed"],
+        *,
+        ttl: timedelta,
+        result_key: str | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Record the outcome once: False if another delivery already finished it."""
+        ...
+
+    def retry(self, request_id: str, error: str | None) -> bool:
+        """Back to queued with the error (None keeps the last); False if finished."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -65,7 +132,7 @@ class QueueJobs:
         self,
         queue: Queue,
         objects: ObjectStore,
-        requests: RequestStore,
+        requests: OutcomeLedger,
         *,
         service: str,
         version: int,
@@ -114,6 +181,7 @@ class QueueJobs:
             pointer: dict[str, Any] = json.loads(message.body)
             request_id, endpoint = str(pointer["request_id"]), str(pointer["endpoint"])
             key = str(pointer["payload_key"])
+            timeout = float(pointer.get("timeout_seconds", DEFAULT_JOB_TIMEOUT))
         except (ValueError, KeyError, TypeError):
             log.error("dropping a malformed queue message", extra={"fields": {"id": message.id}})
             self._ack(message)
@@ -122,11 +190,10 @@ class QueueJobs:
         if record is None:  # finished by an earlier delivery (or expired): nothing to run
             self._ack(message)
             return None
+        if record.timeout_seconds is not None:  # the record's, where the ledger keeps it
+            timeout = record.timeout_seconds
         final = message.receive_count >= self.queue.max_receive_count
-        job = Job(
-            request_id, endpoint, b"", record.timeout_seconds, message.receive_count, final,
-            _Claim(message),
-        )  # fmt: skip
+        job = Job(request_id, endpoint, b"", timeout, message.receive_count, final, _Claim(message))
         try:
             return replace(job, payload=self.objects.get(key))
         except NotFoundError:

@@ -1,7 +1,9 @@
 """The ObjectStore port: code packages, artifacts, async payloads and results.
 
 Locally a directory (the embedded default); on AWS an S3 bucket. Keys are
-slash-separated paths like ``packages/sha256-<hex>.tar.gz``.
+slash-separated paths like ``packages/sha256-<hex>.tar.gz``. ``put_if_absent`` is a
+create-only write: of two concurrent writers of one key exactly one wins, and readers
+never see a partial object.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ __all__ = ["LocalObjectStore", "ObjectStore"]
 
 class ObjectStore(Protocol):
     def put(self, key: str, data: bytes) -> None: ...
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Write ``key`` only if it does not exist yet; False (nothing written) if it did."""
+        ...
+
     def get(self, key: str) -> bytes: ...
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
@@ -36,13 +42,30 @@ class LocalObjectStore:
             raise ValueError(f"object key escapes the store (got {key!r})")
         return path
 
-    def put(self, key: str, data: bytes) -> None:
-        path = self._path(key)
+    def _staged(self, path: Path, data: bytes) -> str:
+        """``data`` in a temporary file beside ``path``, complete on disk."""
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.replace(tmp, path)
+        return tmp
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        os.replace(self._staged(path, data), path)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        # link(2) fails if the name exists: atomic create-only, and the file is complete
+        # before it gets the name.
+        path = self._path(key)
+        tmp = self._staged(path, data)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+        return True
 
     def get(self, key: str) -> bytes:
         path = self._path(key)

@@ -1,12 +1,13 @@
 """The ObjectStore port on AWS: one S3 bucket, keys under an optional prefix.
 
 Writes are server-side encrypted with the platform's KMS key when one is given;
-reads of a missing key raise ``NotFoundError`` like the local store.
+reads of a missing key raise ``NotFoundError`` like the local store. ``put_if_absent``
+is S3's conditional write (``If-None-Match: *``): 412 means the key exists.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -18,10 +19,18 @@ if TYPE_CHECKING:
 __all__ = ["S3ObjectStore"]
 
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+_EXISTS = frozenset({"PreconditionFailed", "412"})
+# A conditional write racing another one on the same key; S3 asks to retry it.
+_CONFLICT = frozenset({"ConditionalRequestConflict", "409"})
+_CONFLICT_RETRIES = 3
+
+
+def _code(exc: ClientError) -> str | None:
+    return exc.response.get("Error", {}).get("Code")
 
 
 class S3ObjectStore:
-    """``put``/``get``/``exists``/``delete`` on ``s3://bucket/prefix/key``."""
+    """``put``/``put_if_absent``/``get``/``exists``/``delete`` on ``s3://bucket/prefix/key``."""
 
     def __init__(
         self, client: S3Client, bucket: str, *, prefix: str = "", kms_key_id: str | None = None
@@ -36,20 +45,35 @@ class S3ObjectStore:
             raise ValueError(f"object key escapes the store (got {key!r})")
         return self.prefix + key
 
+    def _put_args(self, key: str, data: bytes) -> dict[str, Any]:
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key), "Body": data}
+        if self.kms_key_id is not None:
+            args.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.kms_key_id)
+        return args
+
     def put(self, key: str, data: bytes) -> None:
-        if self.kms_key_id is None:
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
-        else:
-            self.client.put_object(
-                Bucket=self.bucket, Key=self._key(key), Body=data,
-                ServerSideEncryption="aws:kms", SSEKMSKeyId=self.kms_key_id,
-            )  # fmt: skip
+        self.client.put_object(**self._put_args(key, data))
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        args = self._put_args(key, data)
+        attempt = 1
+        while True:
+            try:
+                self.client.put_object(**args, IfNoneMatch="*")
+            except ClientError as exc:
+                if _code(exc) in _EXISTS:
+                    return False
+                if _code(exc) not in _CONFLICT or attempt == _CONFLICT_RETRIES:
+                    raise
+                attempt += 1  # once the other write settles, this one meets 412 or wins
+                continue
+            return True
 
     def get(self, key: str) -> bytes:
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING:
+            if _code(exc) in _MISSING:
                 raise NotFoundError(
                     f"no object {key!r} in s3://{self.bucket}/{self.prefix}."
                 ) from None
@@ -64,7 +88,7 @@ class S3ObjectStore:
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING:
+            if _code(exc) in _MISSING:
                 return False
             raise
         return True

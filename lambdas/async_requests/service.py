@@ -2,7 +2,9 @@
 
 Port-only code (RequestStore, ObjectStore, a QueueProvider), so the same class serves
 the local platform and the control-plane Lambda. Blocking calls are the caller's to run
-off the event loop; ``run`` (the sweeper) does so itself.
+off the event loop; ``run`` (the sweeper) does so itself. With
+``AsyncSettings.settle_outcomes`` (AWS), outcomes that workers recorded as objects are
+settled into the records on reads and sweeps (``settling.Settler``).
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ import httpx
 from flowhost.errors import FlowhostError, NotFoundError
 from flowhost.lambdas.async_requests.queues import QueueProvider
 from flowhost.lambdas.async_requests.settings import AsyncSettings
+from flowhost.lambdas.async_requests.settling import Settler
 from flowhost.lambdas.async_requests.validation import PayloadValidator, SubmitOptions
 from flowhost.lambdas.callbacks import deliver
 from flowhost.lambdas.jobs import error_text, job_message, payload_key
 from flowhost.lambdas.objectstore import ObjectStore
+from flowhost.lambdas.store.models import utcnow
 from flowhost.lambdas.store.records import VersionRecord
 from flowhost.lambdas.store.requests import AsyncRequest, RequestStore, new_request_id
 
@@ -91,6 +95,7 @@ class AsyncRequests:
         self.versions = versions
         self.on_submit = on_submit
         self.validator = PayloadValidator()
+        self.settler = Settler(requests, objects) if settings.settle_outcomes else None
         self._delivering: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
@@ -118,7 +123,7 @@ class AsyncRequests:
         if options.idempotency_key is not None:  # cheap path for a replay: no payload write
             existing = self.requests.find(version.service, options.idempotency_key)
             if existing is not None:
-                return existing, False
+                return self._settled(existing), False
         request_id = new_request_id()
         key = payload_key(version.service, request_id)
         self.objects.put(key, payload)
@@ -132,7 +137,7 @@ class AsyncRequests:
             return record, False
         try:
             self.queues.queue(version.service, version.number).send(
-                job_message(request_id, endpoint, key)
+                job_message(request_id, endpoint, key, timeout_seconds=options.timeout)
             )
         except Exception as exc:
             self.requests.finish(
@@ -147,9 +152,13 @@ class AsyncRequests:
     def _ttl(self) -> timedelta:
         return timedelta(seconds=self.settings.result_ttl)
 
+    def _settled(self, record: AsyncRequest) -> AsyncRequest:
+        return record if self.settler is None else self.settler.settle(record)
+
     def get(self, request_id: str) -> AsyncRequest:
+        """The request's record (with settling on: its ledger's outcome recorded)."""
         try:
-            return self.requests.get(request_id)
+            return self._settled(self.requests.get(request_id))
         except NotFoundError as exc:
             raise RequestNotFound(exc.message) from None
 
@@ -207,11 +216,16 @@ class AsyncRequests:
     # -- the sweeper ------------------------------------------------------------------
 
     def sweep_once(self) -> list[AsyncRequest]:
-        """Expire old results, fail dead-lettered requests; returns callbacks to deliver."""
+        """Expire old results, settle a page of outcomes (with settling on), fail
+        dead-lettered requests; returns callbacks to deliver."""
         for record in self.requests.expire():
             for key in (record.payload_key, record.result_key):
                 if key is not None:
                     self.objects.delete(key)
+            if self.settler is not None:
+                self.settler.forget(record)
+        if self.settler is not None:
+            self.settler.sweep()
         for service, number in list(self.versions()):
             try:
                 self._settle_dead_letters(service, number)
@@ -232,12 +246,24 @@ class AsyncRequests:
                 log.error("removing a malformed dead letter", extra={"fields": {"id": letter.id}})
                 queue.remove_dead_letter(letter.receipt)
         for record in self.requests.unfinished(list(ids)):
+            record = self._settled(record)  # its outcome, or its deliveries and last error
+            if record.status not in ("queued", "running"):
+                continue
             error = record.error or error_text(
                 "dead_lettered",
                 f"delivered {record.attempts} times without finishing: the instance running "
                 "it exited or stopped heartbeating each time (see the version's log).",
             )
-            self.requests.finish(record.id, "failed", ttl=self._ttl(), error=error)
+            if self.settler is None:
+                self.requests.finish(record.id, "failed", ttl=self._ttl(), error=error)
+            else:  # the ledger's attempts and version go into the record too
+                now = utcnow()
+                self.requests.settle(
+                    record.model_copy(update={
+                        "status": "failed", "error": error,
+                        "finished_at": now, "expires_at": now + self._ttl(),
+                    })
+                )  # fmt: skip
         for request_id, receipt in ids.items():
             queue.remove_dead_letter(receipt)
             log.warning(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flowhost.lambdas.callbacks import CallbackPolicy
+from flowhost.lambdas.jobs import DEFAULT_JOB_TIMEOUT
 from flowhost.lambdas.store.requests import MAX_ASYNC_TIMEOUT
 
 __all__ = ["AsyncSettings"]
@@ -13,7 +14,7 @@ __all__ = ["AsyncSettings"]
 @dataclass(frozen=True)
 class AsyncSettings:
     result_ttl: float = 24 * 3600.0  # seconds a finished request and its result are kept
-    default_timeout: float = 3600.0  # a run's time limit when the caller names none
+    default_timeout: float = DEFAULT_JOB_TIMEOUT  # a run's time limit when the caller names none
     max_timeout: float = MAX_ASYNC_TIMEOUT
     max_attempts: int = 3  # deliveries before the dead-letter queue (maxReceiveCount)
     visibility: float = 60.0  # seconds a claimed job stays hidden between heartbeats
@@ -22,3 +23,6 @@ class AsyncSettings:
     inline_result_bytes: int = 256 * 1024  # callbacks carry results up to this size inline
     sweep_interval: float = 1.0  # seconds between expiry / dead-letter / callback sweeps
     callback: CallbackPolicy = field(default_factory=CallbackPolicy)
+    # Workers record outcomes as objects (ObjectLedger: ECS tasks have no database), so
+    # reads and sweeps settle them into the records. Off locally (workers write records).
+    settle_outcomes: bool = False

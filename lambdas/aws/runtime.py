@@ -82,7 +82,9 @@ class ControlPlane:
         self.requests = AsyncRequests(
             RequestStore(store.engine), self.objects, self.queues,
             lambda service, ref: store.resolve(service, ref or PRODUCTION),
-            settings=AsyncSettings(), secret=secret, public_url=settings.public_url,
+            # the service's tasks record outcomes as S3 objects (they have no database)
+            settings=AsyncSettings(settle_outcomes=True), secret=secret,
+            public_url=settings.public_url,
             versions=lambda: [
                 (v.service, v.number) for v in store.all_versions() if v.status == "ready"
             ],

@@ -173,6 +173,24 @@ class RequestStore:
     ) -> bool:
         """Record the outcome once: False if another delivery already finished it."""
         now = utcnow()
+        return self._finish(
+            request_id, status=status, result_key=result_key, error=error,
+            finished_at=now, expires_at=now + ttl,
+        )  # fmt: skip
+
+    def settle(self, record: AsyncRequest) -> bool:
+        """Record an outcome reached elsewhere (a worker's ObjectLedger): ``record``'s
+        status, result key, error, attempts, version and times, once, like ``finish``."""
+        if record.status not in _FINISHED:
+            raise ValueError(f"settle: {record.id} is not finished (got {record.status!r})")
+        return self._finish(
+            record.id, status=record.status, result_key=record.result_key, error=record.error,
+            attempts=record.attempts, version_number=record.version,
+            started_at=record.started_at, finished_at=record.finished_at,
+            expires_at=record.expires_at,
+        )  # fmt: skip
+
+    def _finish(self, request_id: str, **values: Any) -> bool:
         with self._tx() as s:
             done = s.execute(
                 update(AsyncRequestRow)
@@ -180,13 +198,7 @@ class RequestStore:
                     AsyncRequestRow.id == request_id,
                     AsyncRequestRow.status.not_in((*_FINISHED, "expired")),
                 )
-                .values(
-                    status=status,
-                    result_key=result_key,
-                    error=error,
-                    finished_at=now,
-                    expires_at=now + ttl,
-                )
+                .values(**values)
             )
             return _changed(done) > 0
 
@@ -211,6 +223,16 @@ class RequestStore:
                     AsyncRequestRow.id.in_(ids), AsyncRequestRow.status.in_(("queued", "running"))
                 )
             )
+            return [_record(r) for r in rows]
+
+    def unfinished_page(self, after: str | None, limit: int = 100) -> list[AsyncRequest]:
+        """Up to ``limit`` requests still queued or running, by id after ``after``: pass
+        the last id back to walk them all in bounded pages (an empty page: start over)."""
+        query = select(AsyncRequestRow).where(AsyncRequestRow.status.in_(("queued", "running")))
+        if after is not None:
+            query = query.where(AsyncRequestRow.id > after)
+        with self._tx() as s:
+            rows = s.scalars(query.order_by(AsyncRequestRow.id).limit(limit))
             return [_record(r) for r in rows]
 
     def pending_callbacks(self, limit: int = 100) -> list[AsyncRequest]:
