@@ -35,6 +35,7 @@ from flowhost.errors import FlowhostError
 from flowhost.lambdas.aws.container_settings import ContainerSettings, ContainerSettingsError
 from flowhost.lambdas.aws.errors import error_code
 from flowhost.lambdas.jobs import QueueJobs
+from flowhost.lambdas.ledger import ObjectLedger
 from flowhost.lambdas.queue.port import QueueError
 from flowhost.lambdas.queue.sqs import SQSQueue
 from flowhost.lambdas.s3objects import S3ObjectStore
@@ -171,8 +172,6 @@ def _max_receive_count(sqs: SQSClient, url: str) -> int:
 
 def queue_jobs(settings: ContainerSettings, s3: S3Client, sqs: SQSClient) -> QueueJobs:
     """The instance's JobSource: the version's SQS queue, the platform bucket."""
-    from flowhost.lambdas.ledger import ObjectLedger  # only instances that take jobs
-
     queue = SQSQueue(
         sqs,
         settings.queue_url,

@@ -1,6 +1,6 @@
 """The serving container's bootstrap (``python -m flowhost.lambdas.aws.container``): the
 environment ServiceSpec really sets, ``fetch_package`` on moto's S3, the process end to end
-(package from S3, HTTP, metrics, EMF on stdout, SIGTERM),
+(package from S3, HTTP, metrics, EMF on stdout, an async job through SQS and S3, SIGTERM),
 and the runtime Dockerfile that runs it."""
 
 from __future__ import annotations
@@ -27,7 +27,10 @@ import pytest
 
 from flowhost.lambdas.aws.container import PackageError, fetch_package
 from flowhost.lambdas.aws.container_settings import CONTRACT, KNOBS, ContainerSettings
+from flowhost.lambdas.jobs import job_message, payload_key
+from flowhost.lambdas.ledger import read_outcome
 from flowhost.lambdas.queue.sqs import SQSQueue
+from flowhost.lambdas.s3objects import S3ObjectStore
 from flowhost.services.packaging import build_package, package_key
 from tests.integration.support import ROOT, free_port, poll
 
@@ -387,10 +390,39 @@ def test_the_container_serves_the_package_from_s3(
         assert (line["Service"], line["Version"], line["Environment"]) == (SERVICE, "1", "test")
         assert line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "flowhost/services"
 
+        run_an_async_job(platform, container)
+
     assert container.stop() == 0, container.output()
     log = container.stderr.read_text()
     assert "Application shutdown complete." in log, container.output()
     assert "Traceback" not in log, container.output()
+
+
+def run_an_async_job(platform: Platform, container: Container) -> None:
+    """A request the way the control plane queues one (``AsyncRequests.submit``): the
+    payload in the bucket, a pointer on the version's queue; the outcome comes back as
+    an object beside the payload (``ObjectLedger``)."""
+    objects = S3ObjectStore(platform.s3, platform.bucket)
+    request_id = "req_" + uuid.uuid4().hex
+    key = payload_key(SERVICE, request_id)
+    objects.put(key, json.dumps({"text": "later"}).encode())
+    platform.queue.send(job_message(request_id, "echo", key, timeout_seconds=30))
+
+    def outcome() -> Any:
+        container.check_alive()
+        return read_outcome(objects, SERVICE, request_id)
+
+    done = poll("the async job's outcome object", outcome, 30.0)
+    assert done.status == "succeeded", done
+    assert done.result_key is not None
+    assert json.loads(objects.get(done.result_key))["text"] == "LATER!"
+    stored = platform.s3.head_object(Bucket=platform.bucket, Key=done.result_key)
+    assert (stored["ServerSideEncryption"], stored["SSEKMSKeyId"]) == (
+        "aws:kms",
+        platform.kms_key_arn,
+    )
+    assert done.version == 1
+    assert poll("the queue to be empty", lambda: platform.queue.depth().total == 0 or None)
 
 
 # -- the runtime image ------------------------------------------------------------------------
