@@ -9,7 +9,9 @@ only ``async/<service>/`` of the bucket). Under ``async/<service>/<request id>/`
   or failed, the result key or the error, attempts, when it finished and expires.
 
 The first outcome wins, as with the records: a later delivery's ``finish`` returns
-False (QueueJobs deletes its result object again) and its ``start`` returns None. The
+False (QueueJobs deletes its result object again) and its ``start`` returns None.
+Progress is read, then rewritten: two deliveries starting at the same moment may count
+one attempt (the outcome is exact; attempts are for reporting). The
 control plane reads both objects (``read_outcome``, ``read_progress``) and settles the
 outcome into the RequestStore (``flowhost.lambdas.async_requests.settling``).
 """
