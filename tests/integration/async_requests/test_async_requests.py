@@ -372,7 +372,10 @@ def test_large_payloads_and_results_go_through_the_object_store(
         queue.extend(message.receipt, 0)
     for record in (big_in, big_out):
         body = seen[record.id]
-        expected = job_message(record.id, record.endpoint, payload_key(SERVICE, record.id))
+        expected = job_message(
+            record.id, record.endpoint, payload_key(SERVICE, record.id),
+            timeout_seconds=record.timeout_seconds,
+        )  # fmt: skip
         assert body == expected.encode()
         assert len(body) < 512
 
