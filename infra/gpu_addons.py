@@ -6,7 +6,10 @@
   from zero), with an IRSA role that may read the platform's queues and metrics;
 - the cluster autoscaler (adds GPU nodes when GPU pods are pending, removes idle ones,
   so the GPU node group sits at zero), with an IRSA role limited to this cluster's groups;
-- the ``flowhost-services`` namespace user stacks deploy GPU services into.
+- the ``flowhost-services`` namespace user stacks deploy GPU services into;
+- AWS's Fluent Bit (``gpu_logs.py``): that namespace's container logs, EMF lines included,
+  to the ``/flowhost/<env>/eks/containers`` log group, with an IRSA role that may only
+  write to it.
 
 Charts are pinned; the Kubernetes provider is built from the cluster's kubeconfig.
 """
@@ -22,6 +25,13 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from flowhost.infra.gpu import GPU_LABEL, GPU_TAINT_KEY, SYSTEM_LABEL
+from flowhost.infra.gpu_logs import (
+    FLUENT_BIT_ACCOUNT,
+    FLUENT_BIT_CHART,
+    container_log_group_name,
+    fluent_bit_statements,
+    fluent_bit_values,
+)
 from flowhost.infra.iam import Account, Statement, policy_json
 from flowhost.infra.tags import Tagging
 
@@ -44,6 +54,7 @@ CHARTS = {
         "9.46.6",
         "kube-system",
     ),
+    "aws-for-fluent-bit": FLUENT_BIT_CHART,
 }
 
 
@@ -56,6 +67,10 @@ class GpuAddonsArgs:
     account: Account
     queue_name_prefix: str
     tagging: Tagging
+    log_retention_days: int  # of the container log group
+    # The services' permissions boundary, for the Fluent Bit role (whose one grant is
+    # inside it). KEDA's and the autoscaler's roles need actions it does not allow.
+    permissions_boundary_arn: pulumi.Input[str]
 
 
 def irsa_trust_policy(provider_arn: str, issuer: str, namespace: str, account: str) -> str:
@@ -83,7 +98,8 @@ def irsa_trust_policy(provider_arn: str, issuer: str, namespace: str, account: s
 
 
 class GpuAddons(pulumi.ComponentResource):
-    """Kubernetes provider, namespaces, IRSA roles and the three Helm releases."""
+    """Kubernetes provider, namespaces, IRSA roles, the container log group and the four
+    Helm releases."""
 
     def __init__(
         self, name: str, args: GpuAddonsArgs, opts: pulumi.ResourceOptions | None = None
@@ -165,7 +181,36 @@ class GpuAddons(pulumi.ComponentResource):
             },
             in_cluster,
         )
-        self.register_outputs({})
+        self.container_log_group = self._container_logs(in_cluster)
+        self.register_outputs({"container_log_group": self.container_log_group.name})
+
+    def _container_logs(self, in_cluster: pulumi.ResourceOptions) -> aws.cloudwatch.LogGroup:
+        """The log group GPU services' container output goes to, and Fluent Bit."""
+        args, key = self._args, "container-logs"
+        name = container_log_group_name(args.tagging.environment)
+        group = aws.cloudwatch.LogGroup(
+            f"{self._name}-{key}",
+            name=name,
+            retention_in_days=args.log_retention_days,
+            tags=args.tagging.tags(f"{self._name}-{key}"),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        role = self._irsa_role(
+            "aws-for-fluent-bit",
+            FLUENT_BIT_CHART[3],
+            FLUENT_BIT_ACCOUNT,
+            fluent_bit_statements(args.account, name),
+            boundary=args.permissions_boundary_arn,
+        )
+        values = fluent_bit_values(
+            namespace=SERVICES_NAMESPACE, log_group=name, region=args.account.region,
+            role_arn=role.arn,
+        )  # fmt: skip
+        # Streams go into the group Pulumi made (Fluent Bit may not create groups).
+        self._release("aws-for-fluent-bit", values, in_cluster.merge(
+            pulumi.ResourceOptions(depends_on=[group])
+        ))  # fmt: skip
+        return group
 
     def _release(
         self, key: str, values: Mapping[str, object], opts: pulumi.ResourceOptions
@@ -185,7 +230,12 @@ class GpuAddons(pulumi.ComponentResource):
         )
 
     def _irsa_role(
-        self, key: str, namespace: str, service_account: str, statements: list[Statement]
+        self,
+        key: str,
+        namespace: str,
+        service_account: str,
+        statements: list[Statement],
+        boundary: pulumi.Input[str] | None = None,
     ) -> aws.iam.Role:
         args = self._args
         trust = pulumi.Output.all(args.oidc_provider_arn, args.oidc_issuer).apply(
@@ -195,6 +245,7 @@ class GpuAddons(pulumi.ComponentResource):
             f"{self._name}-{key}",
             description=f"IRSA: {namespace}/{service_account}",
             assume_role_policy=trust,
+            permissions_boundary=boundary,
             tags=args.tagging.tags(f"{self._name}-{key}"),
             opts=pulumi.ResourceOptions(parent=self),
         )

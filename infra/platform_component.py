@@ -257,7 +257,9 @@ class Platform(pulumi.ComponentResource):
             "eksEnabled": cfg.eks_enabled,
         }
         if cfg.eks_enabled:
-            self.outputs |= self._gpu(name, cfg, account, net, kms.key_arn, queue_prefix, tagging)
+            self.outputs |= self._gpu(
+                name, cfg, account, net, kms.key_arn, queue_prefix, boundary.policy_arn, tagging
+            )
         self.register_outputs(dict(self.outputs))
 
     def _gpu(
@@ -268,6 +270,7 @@ class Platform(pulumi.ComponentResource):
         net: Network,
         kms_key_arn: pulumi.Output[str],
         queue_prefix: str,
+        boundary_arn: pulumi.Output[str],
         tagging: Tagging,
     ) -> dict[str, pulumi.Input[object]]:
         cluster_name = f"flowhost-{cfg.environment}-gpu"
@@ -300,6 +303,8 @@ class Platform(pulumi.ComponentResource):
                 account=account,
                 queue_name_prefix=queue_prefix,
                 tagging=tagging,
+                log_retention_days=cfg.log_retention_days,
+                permissions_boundary_arn=boundary_arn,
             ),
             pulumi.ResourceOptions(parent=self, depends_on=[gpu]),
         )

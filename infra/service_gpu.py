@@ -1,5 +1,6 @@
 """``GpuWorkload``: one version of a GPU service on the platform's EKS cluster: an IRSA
-role, a ServiceAccount, a Deployment on the GPU nodes, a ClusterIP Service, a
+role, a ServiceAccount, a Deployment on the GPU nodes (the serving container and the ADOT
+collector as a native sidecar, built in ``gpu_pod.py``), a ClusterIP Service, a
 PodDisruptionBudget, and a KEDA ScaledObject (``aws-sqs-queue`` read with the KEDA
 operator's role through a TriggerAuthentication; ``metrics-api`` summing in-flight requests
 over the pods, as the platform runs no Prometheus server). KEDA owns ``spec.replicas``.
@@ -21,8 +22,8 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes.core.v1 import ServicePortArgsDict
 
-from flowhost.infra.gpu import GPU_LABEL, GPU_TAINT_KEY
 from flowhost.infra.gpu_addons import irsa_trust_policy
+from flowhost.infra.gpu_pod import RUN_AS, pod_spec
 from flowhost.infra.network import SERVICE_PORT
 from flowhost.infra.platform_ref import OUTPUT_NAMES, PlatformRef
 from flowhost.infra.tags import Tagging
@@ -32,20 +33,10 @@ __all__ = ["IN_FLIGHT_METRIC", "KEDA_API", "RUN_AS", "GpuWorkload", "GpuWorkload
 
 KEDA_API = "keda.sh/v1alpha1"
 IN_FLIGHT_METRIC = "flowhost_requests_in_flight"
-RUN_AS = 65532  # an unprivileged uid/gid (distroless "nonroot"); the image's files must be readable
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
-# Paths inside the pod, each a private emptyDir (not this host's /tmp).
-SCRATCH, SHM = "/tmp", "/dev/shm"  # noqa: S108
 _OUTPUTS = ("deployment_name", "service_name", "role_arn")
 _HTTP: ServicePortArgsDict = {"name": "http", "port": SERVICE_PORT, "target_port": "http"}
 _SQS_HOST = re.compile(r"^(?:sqs\.([a-z0-9-]+)|([a-z0-9-]+)\.queue)\.amazonaws\.com")
-POD_SECURITY: k8s.core.v1.PodSecurityContextArgsDict = {
-    "run_as_non_root": True,
-    "run_as_user": RUN_AS,
-    "run_as_group": RUN_AS,
-    "fs_group": RUN_AS,
-    "seccomp_profile": {"type": "RuntimeDefault"},
-}
 
 
 @dataclass(frozen=True)
@@ -115,63 +106,6 @@ def _inherits_k8s_provider(opts: pulumi.ResourceOptions | None) -> bool:
     return any(isinstance(p, k8s.Provider) for p in given)
 
 
-def _probe(path: str, *, period: int, timeout: int) -> k8s.core.v1.ProbeArgsDict:
-    return {
-        "http_get": {"path": path, "port": "http"},
-        "period_seconds": period,
-        "timeout_seconds": timeout,
-    }
-
-
-def container(args: GpuWorkloadArgs) -> k8s.core.v1.ContainerArgsDict:
-    """The serving container: GPU limits, CPU and memory, probes on SERVICE_PORT."""
-    res = args.definition.resources
-    amounts = {"cpu": f"{round(res.cpu * 1000)}m", "memory": f"{res.memory}Mi"}
-    amounts["nvidia.com/gpu"] = str(res.gpu)
-    env = {"TMPDIR": SCRATCH, "XDG_CACHE_HOME": f"{SCRATCH}/.cache", **args.environment}
-    port: k8s.core.v1.ContainerPortArgsDict = {"name": "http", "container_port": SERVICE_PORT}
-    return {
-        "name": "serve",
-        "image": args.image,
-        "ports": [port],
-        "env": [{"name": k, "value": env[k]} for k in sorted(env)],
-        "resources": {"requests": amounts, "limits": amounts},
-        "readiness_probe": _probe("/readyz", period=5, timeout=2),
-        # /healthz answers while initialize() runs (slow for big models) and fails only
-        # once initialize has failed, so no startup probe is needed.
-        "liveness_probe": _probe("/healthz", period=10, timeout=5),
-        "security_context": {
-            "allow_privilege_escalation": False,
-            "read_only_root_filesystem": True,
-            "run_as_non_root": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
-        "volume_mounts": [
-            {"name": "tmp", "mount_path": SCRATCH},
-            {"name": "dshm", "mount_path": SHM},
-        ],
-    }
-
-
-def pod_spec(args: GpuWorkloadArgs, service_account: str) -> k8s.core.v1.PodSpecArgsDict:
-    longest = max((ep.timeout for ep in args.definition.endpoints), default=60.0)
-    shm_size = f"{max(64, args.definition.resources.memory // 4)}Mi"
-    shm: k8s.core.v1.EmptyDirVolumeSourceArgsDict = {"medium": "Memory", "size_limit": shm_size}
-    return {
-        "service_account_name": service_account,
-        # IRSA injects its own projected token; the app never calls the Kubernetes API.
-        "automount_service_account_token": False,
-        "node_selector": dict(GPU_LABEL),
-        "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
-        "security_context": POD_SECURITY,
-        # Let requests in flight finish when KEDA scales in.
-        "termination_grace_period_seconds": min(math.ceil(longest) + 30, 1230),
-        "containers": [container(args)],
-        # PyTorch's DataLoader and NCCL need more shared memory than the default 64Mi.
-        "volumes": [{"name": "tmp", "empty_dir": {}}, {"name": "dshm", "empty_dir": shm}],
-    }
-
-
 def scaled_object_spec(args: GpuWorkloadArgs, name: str, ns: pulumi.Input[str]) -> dict[str, Any]:
     """KEDA ScaledObject spec (keda.sh/v1alpha1): SQS depth and in-flight requests."""
     scaling = args.definition.scaling
@@ -215,8 +149,9 @@ def scaled_object_spec(args: GpuWorkloadArgs, name: str, ns: pulumi.Input[str]) 
 
 
 class GpuWorkload(pulumi.ComponentResource):
-    """One GPU service version on EKS: IRSA role, ServiceAccount, Deployment, Service,
-    PodDisruptionBudget and a KEDA ScaledObject."""
+    """One GPU service version on EKS: IRSA role, ServiceAccount, Deployment (serving
+    container + ADOT collector sidecar), Service, PodDisruptionBudget and a KEDA
+    ScaledObject."""
 
     deployment_name: pulumi.Output[str]
     service_name: pulumi.Output[str]

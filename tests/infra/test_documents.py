@@ -100,7 +100,7 @@ def findings_above_low(document: dict[str, Any], kind: str) -> list[str]:
 
 def test_every_policy_document_is_found(dev: PlatformRun, prod: PlatformRun) -> None:
     assert len(documents(dev)) == 3 + 1 + 3 + 1 + 1
-    assert len(documents(prod)) == 5 + 1 + 7 + 1 + 1
+    assert len(documents(prod)) == 6 + 1 + 8 + 1 + 1
 
 
 def test_policy_documents_pass_parliament(stack: PlatformRun) -> None:
@@ -148,6 +148,7 @@ def test_trust_policies_name_one_principal(stack: PlatformRun) -> None:
             "ec2.amazonaws.com",
             "system:serviceaccount:keda:keda-operator",
             "system:serviceaccount:kube-system:cluster-autoscaler",
+            "system:serviceaccount:kube-system:aws-for-fluent-bit",
         ]
     assert sorted(principals) == sorted(expected)
 

@@ -14,6 +14,7 @@ import pulumi
 
 from flowhost.infra import EKS_OUTPUTS, OUTPUTS
 from flowhost.infra.functions import HANDLERS
+from flowhost.infra.gpu import GPU_LABEL
 from flowhost.infra.network import INTERFACE_ENDPOINTS
 from tests.infra.recording import PlatformRun, Recorded
 
@@ -88,7 +89,7 @@ DEV = COMMON | {
 # prod: 3 AZs with public subnets and a NAT gateway, EKS with add-ons, JWT authorizer.
 PROD = COMMON | {
     "aws:apigatewayv2/authorizer:Authorizer": 1,
-    "aws:cloudwatch/logGroup:LogGroup": 7,
+    "aws:cloudwatch/logGroup:LogGroup": 8,
     "aws:ec2/eip:Eip": 1,
     "aws:ec2/internetGateway:InternetGateway": 1,
     "aws:ec2/natGateway:NatGateway": 1,
@@ -100,13 +101,13 @@ PROD = COMMON | {
     "aws:eks/cluster:Cluster": 1,
     "aws:eks/nodeGroup:NodeGroup": 2,
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": 1,
-    "aws:iam/role:Role": 7,
-    "aws:iam/rolePolicy:RolePolicy": 5,
+    "aws:iam/role:Role": 8,
+    "aws:iam/rolePolicy:RolePolicy": 6,
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": 7,
     "flowhost:platform:GpuAddons": 1,
     "flowhost:platform:GpuCluster": 1,
     "kubernetes:core/v1:Namespace": 2,
-    "kubernetes:helm.sh/v3:Release": 3,
+    "kubernetes:helm.sh/v3:Release": 4,
     "pulumi:providers:kubernetes": 1,
 }
 # AWS resources that take no tags (sub-resources of a tagged parent, or untaggable).
@@ -465,7 +466,12 @@ def test_gpu_cluster_scales_from_zero_with_allowed_types(prod: PlatformRun) -> N
     for release in prod.of_type("kubernetes:helm.sh/v3:Release"):
         assert release.provider.startswith(provider.urn + "::")
     releases = {r.inputs["name"]: r.inputs for r in prod.of_type("kubernetes:helm.sh/v3:Release")}
-    assert set(releases) == {"nvidia-device-plugin", "keda", "cluster-autoscaler"}
+    assert set(releases) == {
+        "nvidia-device-plugin",
+        "keda",
+        "cluster-autoscaler",
+        "aws-for-fluent-bit",
+    }
     assert releases["nvidia-device-plugin"]["values"]["tolerations"] == [
         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
     ]
@@ -495,3 +501,74 @@ def test_outputs_have_stable_names(dev: PlatformRun, prod: PlatformRun) -> None:
     assert prod.outputs["eksOidcProviderArn"].startswith("arn:aws:iam::123456789012:oidc-provider/")
     kubeconfig: dict[str, Any] = json.loads(prod.outputs["eksKubeconfig"])
     assert kubeconfig["users"][0]["user"]["exec"]["command"] == "aws"
+
+
+FLUENT_BIT = "aws-for-fluent-bit"
+
+
+def test_gpu_container_logs_go_to_one_retained_log_group(
+    dev: PlatformRun, prod: PlatformRun
+) -> None:
+    """Fluent Bit, its role and its log group exist with EKS only; the role may write to
+    that one group, under the services' permissions boundary, and nothing else."""
+    for run in (dev, prod):
+        env = run.outputs["environment"]
+        names = {g.inputs["name"] for g in run.of_type(LOG_GROUP)}
+        assert (f"/flowhost/{env}/eks/containers" in names) is (env == "prod")
+        assert any(FLUENT_BIT in r.name for r in run.resources) is (env == "prod")
+    group = prod.named("flowhost-prod-eks-addons-container-logs")
+    assert group.inputs["name"] == "/flowhost/prod/eks/containers"
+    assert group.inputs["retentionInDays"] == 90
+    # The role, its policy and the release share the name (each is another type).
+    key = f"flowhost-prod-eks-addons-{FLUENT_BIT}"
+    (role,) = [r for r in prod.of_type("aws:iam/role:Role") if r.name == key]
+    (policy,) = [r for r in prod.of_type("aws:iam/rolePolicy:RolePolicy") if r.name == key]
+    boundary = prod.named("flowhost-prod-boundary-policy")
+    assert role.inputs["permissionsBoundary"] == prod.outputs["servicePermissionsBoundaryArn"]
+    assert policy.inputs["role"] == role.id
+    stream_arn = "arn:aws:logs:us-east-1:123456789012:log-group:/flowhost/prod/eks/containers:*"
+    assert json.loads(policy.inputs["policy"])["Statement"] == [
+        {
+            "Sid": "WriteContainerLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": stream_arn,
+        }
+    ]
+    # Every action it has is one the boundary allows on the platform's log groups.
+    allowed = json.loads(boundary.inputs["policy"])["Statement"]
+    (logs,) = [s for s in allowed if s["Sid"] == "ServiceLogs"]
+    assert set(logs["Action"]) >= {"logs:CreateLogStream", "logs:PutLogEvents"}
+    assert stream_arn.startswith(logs["Resource"].removesuffix("*"))
+
+    (release,) = [
+        r for r in prod.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["name"] == FLUENT_BIT
+    ]
+    assert release.inputs["chart"] == FLUENT_BIT
+    assert release.inputs["repositoryOpts"] == {"repo": "https://aws.github.io/eks-charts"}
+    assert release.inputs["version"].count(".") == 2  # pinned
+    assert group.urn in release.dependencies
+    values = release.inputs["values"]
+    assert values["input"]["path"] == "/var/log/containers/*_flowhost-services_*.log"
+    assert values["cloudWatchLogs"] == {
+        "enabled": True,
+        "match": "kube.*",
+        "region": "us-east-1",
+        "logGroupName": "/flowhost/prod/eks/containers",
+        "logStreamTemplate": "$kubernetes['pod_name']",
+        "logStreamPrefix": "unmatched-",
+        "logKey": "log",
+        "autoCreateGroup": False,
+    }
+    assert {k for k, v in values.items() if isinstance(v, dict) and v.get("enabled")} == {
+        "cloudWatchLogs"
+    }
+    assert values["serviceAccount"]["name"] == FLUENT_BIT
+    annotations = values["serviceAccount"]["annotations"]
+    assert annotations == {
+        "eks.amazonaws.com/role-arn": f"arn:aws:iam::123456789012:role/{role.name}"
+    }
+    assert values["nodeSelector"] == GPU_LABEL  # where the services' pods run
+    assert values["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
