@@ -5,6 +5,7 @@ and the runtime Dockerfile that runs it."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import importlib.util
 import json
@@ -116,6 +117,11 @@ def platform(aws_client: ClientFactory) -> Platform:
 def service_spec_environments() -> dict[str, dict[str, str]]:
     """The serving container's environment of two ServiceSpecs (a plain service; one with
     an Artifacts binding and a pinned run), as the recording mock receives them."""
+    policy = asyncio.get_event_loop_policy()
+    try:
+        policy.get_event_loop()
+    except RuntimeError:  # an earlier asyncio.run() left none; Pulumi's test runner needs one
+        policy.set_event_loop(policy.new_event_loop())
     with warnings.catch_warnings():  # pulumi_aws's own deprecated modules warn on load
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pulumi_aws\.")
         from flowhost.infra import ServiceSpec
