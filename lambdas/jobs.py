@@ -71,13 +71,21 @@ def progress_key(service: str, request_id: str) -> str:
 
 
 def job_message(
-    request_id: str, endpoint: str, key: str, *, timeout_seconds: float | None = None
+    request_id: str,
+    endpoint: str,
+    key: str,
+    *,
+    timeout_seconds: float | None = None,
+    traceparent: str | None = None,
 ) -> str:
-    """The queue message of one request: a pointer, never the payload itself, and the
-    run's time limit for workers that cannot read the request record."""
+    """The queue message of one request: a pointer, never the payload itself, the run's
+    time limit for workers that cannot read the request record, and the submitter's
+    trace context (the job's span continues that trace)."""
     pointer: dict[str, Any] = {"request_id": request_id, "endpoint": endpoint, "payload_key": key}
     if timeout_seconds is not None:
         pointer["timeout_seconds"] = timeout_seconds
+    if traceparent is not None:
+        pointer["traceparent"] = traceparent
     return json.dumps(pointer)
 
 
@@ -182,6 +190,7 @@ class QueueJobs:
             request_id, endpoint = str(pointer["request_id"]), str(pointer["endpoint"])
             key = str(pointer["payload_key"])
             timeout = float(pointer.get("timeout_seconds", DEFAULT_JOB_TIMEOUT))
+            traceparent = pointer.get("traceparent")
         except (ValueError, KeyError, TypeError):
             log.error("dropping a malformed queue message", extra={"fields": {"id": message.id}})
             self._ack(message)
@@ -193,7 +202,10 @@ class QueueJobs:
         if record.timeout_seconds is not None:  # the record's, where the ledger keeps it
             timeout = record.timeout_seconds
         final = message.receive_count >= self.queue.max_receive_count
-        job = Job(request_id, endpoint, b"", timeout, message.receive_count, final, _Claim(message))
+        job = Job(
+            request_id, endpoint, b"", timeout, message.receive_count, final, _Claim(message),
+            traceparent if isinstance(traceparent, str) else None,
+        )  # fmt: skip
         try:
             return replace(job, payload=self.objects.get(key))
         except NotFoundError:

@@ -137,7 +137,13 @@ class AsyncRequests:
             return record, False
         try:
             self.queues.queue(version.service, version.number).send(
-                job_message(request_id, endpoint, key, timeout_seconds=options.timeout)
+                job_message(
+                    request_id,
+                    endpoint,
+                    key,
+                    timeout_seconds=options.timeout,
+                    traceparent=options.traceparent,
+                )
             )
         except Exception as exc:
             self.requests.finish(

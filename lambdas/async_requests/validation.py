@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +35,10 @@ class SubmitOptions:
     idempotency_key: str | None
     callback_url: str | None
     timeout: float
+    traceparent: str | None = None  # kept for the job's span when well-formed, else dropped
+
+
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
@@ -77,7 +82,10 @@ def parse_options(headers: list[tuple[bytes, bytes]], settings: AsyncSettings) -
                 f"{settings.max_timeout:g} (got {raw!r}). Asynchronous requests run for at "
                 "most 12 hours.",
             )
-    return SubmitOptions(key, url, timeout)
+    parent = _header(headers, b"traceparent")
+    if parent is not None and not _TRACEPARENT.fullmatch(parent):
+        parent = None  # W3C: a malformed traceparent is ignored, never an error
+    return SubmitOptions(key, url, timeout, parent)
 
 
 class PayloadValidator:

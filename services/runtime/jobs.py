@@ -24,6 +24,7 @@ class Job:
     attempt: int  # deliveries so far, this one included
     final: bool  # no retry after this one: a failure is the request's outcome
     handle: object = field(default=None, repr=False, compare=False)  # the source's own
+    traceparent: str | None = None  # the submitter's W3C trace context, if it sent one
 
 
 class JobSource(Protocol):

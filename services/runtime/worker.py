@@ -141,8 +141,10 @@ class AsyncWorker:
         tracing = self.tracing
         span = token = None
         if tracing is not None:
+            parent = [(b"traceparent", job.traceparent.encode())] if job.traceparent else None
             span = tracing.start(
                 f"job /{job.endpoint}",
+                parent,
                 kind=SpanKind.CONSUMER,
                 attributes={
                     "flowhost.request_id": job.request_id,

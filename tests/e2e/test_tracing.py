@@ -82,7 +82,7 @@ def test_a_call_without_context_starts_a_trace_at_the_router(
     (instance,) = receiver.wait_for(
         lambda s: s.attributes.get("flowhost.request_id") == "trace-e2e-2" and s.service == "jobs"
     )
-    router = next(s for s in receiver.spans if s.span_id == instance.parent_span_id)
+    (router,) = receiver.wait_for(lambda s: s.span_id == instance.parent_span_id)
     assert router.parent_span_id == ""
     assert router.service == "flowhost-router"
     assert instance.attributes["http.response.status_code"] == 422
@@ -101,15 +101,28 @@ def test_router_errors_are_traced(traced: Platform, receiver: OtlpReceiver) -> N
     assert router.name == "POST router"
 
 
-def test_async_jobs_are_consumer_spans(traced: Platform, receiver: OtlpReceiver) -> None:
-    response = traced.http.post("/jobs/echo/async", json={"text": "later"})
+def test_async_jobs_are_consumer_spans_in_the_submitters_trace(
+    traced: Platform, receiver: OtlpReceiver
+) -> None:
+    response = traced.http.post(
+        "/jobs/echo/async",
+        json={"text": "later"},
+        headers={"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"},
+    )
     assert response.status_code == 202, response.text
     request_id = response.json()["id"]
+    untraced = traced.http.post(
+        "/jobs/echo/async", json={"text": "x"}, headers={"traceparent": "not-a-context"}
+    )
+    assert untraced.status_code == 202, untraced.text  # a bad context is ignored, not refused
 
-    def job() -> list[ReceivedSpan] | None:
-        found = [s for s in receiver.spans if s.attributes.get("flowhost.request_id") == request_id]
+    def job(rid: str) -> list[ReceivedSpan] | None:
+        found = [s for s in receiver.spans if s.attributes.get("flowhost.request_id") == rid]
         return found or None
 
-    (span,) = poll("the job's span", job, 30)
+    (span,) = poll("the job's span", lambda: job(request_id), 30)
     assert (span.name, span.kind, span.service) == ("job /echo", "consumer", "jobs")
     assert span.attributes["flowhost.outcome"] == "succeeded"
+    assert (span.trace_id, span.parent_span_id) == (CALLER_TRACE, CALLER_SPAN)
+    (other,) = poll("the other job's span", lambda: job(untraced.json()["id"]), 30)
+    assert other.parent_span_id == ""
