@@ -65,6 +65,10 @@ KNOBS: dict[str, str] = {
     "FLOWHOST_METRICS_INTERVAL": "Set the seconds between EMF flushes, 1-3600 (default 60)",
     "FLOWHOST_THREADS": "Set the threads for def endpoints, 1-1024 (default 32)",
     "FLOWHOST_CODE_DIR": "Set an absolute, writable directory (default /tmp/flowhost/code)",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "Set the collector's OTLP/HTTP base URL, e.g. "
+    "http://127.0.0.1:4318 (the ADOT sidecar; unset: no traces)",
+    "FLOWHOST_TRACE_SAMPLE_RATIO": "Set the share of new traces recorded, 0-1 (default 0.05; "
+    "a caller's sampled traceparent is always followed)",
 }
 _OPTIONAL = frozenset({"FLOWHOST_RUN", "FLOWHOST_ARTIFACT_FLOW", *KNOBS})
 _UNSET_FIX = (
@@ -124,6 +128,10 @@ class ContainerSettings(BaseModel):
     metrics_interval: Annotated[float, _field("FLOWHOST_METRICS_INTERVAL", ge=1, le=3600)] = 60.0
     threads: Annotated[int, _field("FLOWHOST_THREADS", ge=1, le=1024)] = 32
     code_dir: Annotated[Path, _field("FLOWHOST_CODE_DIR")] = Path("/tmp/flowhost/code")  # noqa: S108
+    otlp_endpoint: Annotated[
+        str | None, _field("OTEL_EXPORTER_OTLP_ENDPOINT", pattern=r"^https?://[^\s/]+(/\S*)?$")
+    ] = None
+    trace_sample_ratio: Annotated[float, _field("FLOWHOST_TRACE_SAMPLE_RATIO", ge=0, le=1)] = 0.05
 
     @field_validator("version", mode="before")
     @classmethod
@@ -196,6 +204,7 @@ class ContainerSettings(BaseModel):
         return RuntimeSettings(
             version=self.label, environment=self.environment, run=self.run,
             metrics=self.metrics, metrics_interval=self.metrics_interval, threads=self.threads,
+            otlp_endpoint=self.otlp_endpoint, trace_sample_ratio=self.trace_sample_ratio,
         )  # fmt: skip
 
     @classmethod

@@ -33,6 +33,7 @@ from flowhost.lambdas.ledger import read_outcome
 from flowhost.lambdas.queue.sqs import SQSQueue
 from flowhost.lambdas.s3objects import S3ObjectStore
 from flowhost.services.packaging import build_package, package_key
+from tests.integration.otlp import OtlpReceiver
 from tests.integration.support import ROOT, free_port, poll
 
 ClientFactory = Callable[[str], Any]
@@ -156,6 +157,7 @@ def test_the_bootstrap_reads_exactly_what_service_spec_sets() -> None:
 
     tiny = ContainerSettings.from_env(envs["tiny"])
     assert (tiny.service, tiny.label, tiny.port, tiny.run) == ("tiny", "v1", 8080, None)
+    assert tiny.runtime().otlp_endpoint == "http://127.0.0.1:4318"  # traces to the sidecar
     assert tiny.package_location[1] == package_key(tiny.code_digest)
     scored = ContainerSettings.from_env(envs["scored"])
     assert (scored.run, scored.artifact_flow, scored.version) == ("TrainFlow/42", "TrainFlow", 2)
@@ -357,14 +359,23 @@ def emf_lines(container: Container) -> list[dict[str, Any]]:
     return lines
 
 
+@pytest.fixture
+def receiver() -> Iterator[OtlpReceiver]:
+    """Stands in for the ADOT sidecar's OTLP/HTTP receiver."""
+    with OtlpReceiver() as receiver:
+        yield receiver
+
+
 def test_the_container_serves_the_package_from_s3(
     base_env: dict[str, str], moto_endpoint: str, platform: Platform, package: Package,
-    tmp_path: Path, start: Callable[[dict[str, str]], Container],
+    tmp_path: Path, start: Callable[[dict[str, str]], Container], receiver: OtlpReceiver,
 ) -> None:  # fmt: skip
     uri = platform.upload(package)
     env = container_env(
         base_env, moto_endpoint, platform, uri, package.digest, tmp_path,
         FLOWHOST_METRICS_INTERVAL="1", FLOWHOST_ASYNC_VISIBILITY="10",
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, FLOWHOST_TRACE_SAMPLE_RATIO="1",
+        OTEL_BSP_SCHEDULE_DELAY="100", OTEL_RESOURCE_ATTRIBUTES="flowhost.environment=test",
     )  # fmt: skip
     container = start(env)
     client = httpx.Client(base_url=f"http://127.0.0.1:{container.port}", timeout=10.0)
@@ -395,6 +406,10 @@ def test_the_container_serves_the_package_from_s3(
         line = poll("an EMF line for the echo endpoint on stdout", emf_for_echo, 15.0)
         assert (line["Service"], line["Version"], line["Environment"]) == (SERVICE, "1", "test")
         assert line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "flowhost/services"
+        (span,) = receiver.wait_for(lambda s: s.name == "POST /echo")
+        assert (span.service, span.kind) == (SERVICE, "server")
+        assert span.resource["flowhost.environment"] == "test"  # OTEL_RESOURCE_ATTRIBUTES
+        assert span.resource["service.version"] == "v1"
 
         run_an_async_job(platform, container)
 
