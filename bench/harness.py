@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -34,6 +35,7 @@ __all__ = [
     "free_port",
     "machine_busy_seconds",
     "machine_facts",
+    "otlp_receiver",
     "package_versions",
     "proc_stats",
     "run_wrk",
@@ -367,3 +369,33 @@ def machine_facts() -> dict[str, Any]:
         "python": platform.python_version(),
         "wrk": (wrk.stdout or wrk.stderr).split("[")[0].strip(),
     }
+
+
+_RECEIVER = """
+import sys
+sys.path.insert(0, {root!r})
+from tests.integration.otlp import OtlpReceiver
+with OtlpReceiver() as r:
+    print(r.url, flush=True)
+    sys.stdin.read()  # until the benchmark closes our stdin
+    print(len(r.spans), flush=True)
+"""
+
+
+@contextlib.contextmanager
+def otlp_receiver() -> Iterator[tuple[str, list[int]]]:
+    """An OTLP/HTTP traces receiver in its own process (the tests' ``OtlpReceiver``):
+    yields its URL and a list that holds, after the block, how many spans it got."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _RECEIVER.format(root=str(ROOT))],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    received: list[int] = []
+    try:
+        yield proc.stdout.readline().strip(), received
+    finally:
+        proc.stdin.close()
+        received.append(int(proc.stdout.readline() or 0))
+        proc.wait(timeout=30)

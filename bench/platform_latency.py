@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -33,6 +34,7 @@ from harness import (
     ensure_wrk,
     free_port,
     machine_facts,
+    otlp_receiver,
     run_wrk,
     wait_quiet,
 )
@@ -111,16 +113,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--cold-starts", type=int, default=20)
+    parser.add_argument(
+        "--traced",
+        action="store_true",
+        help="run flowhost up with --otlp-endpoint (a receiver in another process): every "
+        "request traced by the router and the instance; writes platform_latency-traced.*",
+    )
     args = parser.parse_args()
     ensure_wrk()
     RESULTS.mkdir(parents=True, exist_ok=True)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory(prefix="flowhost-bench-") as home:
+    with contextlib.ExitStack() as stack:
+        home = stack.enter_context(tempfile.TemporaryDirectory(prefix="flowhost-bench-"))
+        traced: list[str] = []
+        if args.traced:
+            endpoint, _ = stack.enter_context(otlp_receiver())
+            traced = ["--otlp-endpoint", endpoint]
         platform = Server(
             "flowhost up",
             [FLOWHOST, "up", "--home", home, "--port", str(port), "--scaler-tick", "0.05",
-             "--scale-down-window", "0", "--log-level", "warning"],
+             "--scale-down-window", "0", "--log-level", "warning", *traced],
             ROOT, port, RESULTS / "logs" / "platform.log",
         )  # fmt: skip
         console.print(f"[bold]flowhost up[/] on {base}")
@@ -145,8 +158,9 @@ def main() -> None:
         f"max {cold['max_ms']:.0f} ms over {cold['count']}"
     )
     report = {"machine": machine_facts(), "router": rows, "cold_start": cold}
-    (RESULTS / "platform_latency.json").write_text(json.dumps(report, indent=2))
-    (RESULTS / "platform_latency.md").write_text(_markdown(rows, cold))
+    stem = "platform_latency-traced" if args.traced else "platform_latency"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2))
+    (RESULTS / f"{stem}.md").write_text(_markdown(rows, cold))
     print(_markdown(rows, cold))
 
 

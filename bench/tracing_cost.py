@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,22 +26,12 @@ from typing import Any
 
 import uvloop
 from dispatch_cost import BenchClassify, per_request_us
-from harness import ROOT
+from harness import ROOT, otlp_receiver
 from rich.console import Console
 from rich.table import Table
 
 from flowhost.services.runtime import RuntimeSettings, create_app
 from flowhost.services.runtime.logs import configure_logging
-
-RECEIVER = f"""
-import sys, time
-sys.path.insert(0, {str(ROOT)!r})
-from tests.integration.otlp import OtlpReceiver
-with OtlpReceiver() as r:
-    print(r.url, flush=True)
-    sys.stdin.read()  # until the benchmark closes our stdin
-    print(len(r.spans), flush=True)
-"""
 
 TRACEPARENT = (b"traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
 
@@ -87,14 +76,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.cpu >= 0:
         os.sched_setaffinity(0, {args.cpu})
-    receiver = subprocess.Popen(
-        [sys.executable, "-c", RECEIVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert receiver.stdout is not None
-    assert receiver.stdin is not None
-    endpoint = receiver.stdout.readline().strip()
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with otlp_receiver() as (endpoint, counted), tempfile.TemporaryDirectory() as tmp:
         log_file = (Path(tmp) / "stderr.log").open("w", buffering=1)
         real_stderr, sys.stderr = sys.stderr, log_file
         try:
@@ -106,9 +89,7 @@ def main() -> int:
         finally:
             sys.stderr = real_stderr
             log_file.close()
-    receiver.stdin.close()
-    received = int(receiver.stdout.readline() or 0)
-    receiver.wait(timeout=30)
+    received = counted[0]
     table = Table(title=f"tracing cost per request (best of 3 x {args.requests:,}, def endpoint)")
     for col in ("configuration", "µs/request", "CPU µs/request", "+CPU vs off"):
         table.add_column(col, justify="left" if col == "configuration" else "right")
