@@ -7,9 +7,8 @@ local platform and the AWS platform each provide one.
 from __future__ import annotations
 
 import asyncio
-import gzip
-import hashlib
 import logging
+import zlib
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,7 +23,7 @@ from flowhost.lambdas.store import PRODUCTION, StateStore, VersionRecord
 from flowhost.services.artifacts import resolve_run
 from flowhost.services.config import ArtifactBinding
 from flowhost.services.definition import ServiceDefinition
-from flowhost.services.packaging import package_key
+from flowhost.services.packaging import package_digest, package_key
 
 __all__ = ["AuditResult", "DeployRequest", "Deployments", "Fleet"]
 
@@ -70,8 +69,8 @@ class Deployments:
     def upload(self, digest: str, archive: bytes) -> bool:
         """Store a code package; returns False if it was already there. Checks the digest."""
         try:
-            actual = "sha256-" + hashlib.sha256(gzip.decompress(archive)).hexdigest()
-        except (OSError, EOFError):
+            actual = package_digest(archive)
+        except (OSError, EOFError, zlib.error):
             raise DeployError(
                 "the package is not a gzip archive. Upload what flowhost built."
             ) from None

@@ -15,7 +15,14 @@ from pathlib import Path
 
 from flowhost.errors import DeployError
 
-__all__ = ["EXCLUDED", "MAX_PACKAGE_BYTES", "build_package", "package_key", "unpack"]
+__all__ = [
+    "EXCLUDED",
+    "MAX_PACKAGE_BYTES",
+    "build_package",
+    "package_digest",
+    "package_key",
+    "unpack",
+]
 
 EXCLUDED = frozenset(
     {"__pycache__", ".git", ".venv", "venv", ".flowhost", ".metaflow", ".mypy_cache",
@@ -53,6 +60,12 @@ def build_package(root: Path) -> tuple[str, bytes]:
         )
     digest = "sha256-" + hashlib.sha256(tar_bytes).hexdigest()
     return digest, gzip.compress(tar_bytes, mtime=0)
+
+
+def package_digest(archive: bytes) -> str:
+    """The digest of a package archive, as ``build_package`` makes it: sha256 of the
+    uncompressed tar. Raises ``OSError``/``EOFError``/``zlib.error`` if it is not gzip."""
+    return "sha256-" + hashlib.sha256(gzip.decompress(archive)).hexdigest()
 
 
 def package_key(digest: str) -> str:

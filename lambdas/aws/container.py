@@ -14,8 +14,6 @@ one line to stderr. SIGTERM stops the server gracefully, then the process (exit 
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
 import logging
 import os
@@ -40,7 +38,7 @@ from flowhost.lambdas.queue.port import QueueError
 from flowhost.lambdas.queue.sqs import SQSQueue
 from flowhost.lambdas.s3objects import S3ObjectStore
 from flowhost.services.loader import load_service
-from flowhost.services.packaging import unpack
+from flowhost.services.packaging import package_digest, unpack
 from flowhost.services.runtime.jobs import JobSource
 from flowhost.services.runtime.logs import configure_logging
 from flowhost.services.runtime.server import serve
@@ -63,11 +61,6 @@ class PackageError(FlowhostError):
 
     code = "package_unavailable"
     status = 424
-
-
-def _digest_of(archive: bytes) -> str:
-    """The package digest as ``build_package`` makes it: sha256 of the uncompressed tar."""
-    return "sha256-" + hashlib.sha256(gzip.decompress(archive)).hexdigest()
 
 
 def _split(uri: str) -> tuple[str, str]:
@@ -109,7 +102,7 @@ def fetch_package(s3_client: S3Client, uri: str, digest: str, target: Path) -> P
             "(a VPC endpoint or NAT) and the credentials."
         ) from None
     try:
-        actual = _digest_of(archive)
+        actual = package_digest(archive)
     except (OSError, EOFError, zlib.error):
         raise PackageError(
             f"code package {uri}: not a gzip archive ({len(archive)} bytes). Upload what "
