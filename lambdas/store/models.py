@@ -116,7 +116,10 @@ class AsyncRequestRow(Base):
     __tablename__ = "async_requests"
     __table_args__ = (
         UniqueConstraint("service", "idempotency_key", name="uq_async_requests_idempotency"),
-        Index("ix_async_requests_expires", "expires_at"),
+        # The sweeps' paths: unfinished requests by id (settling), finished ones by expiry
+        # (expiry, callbacks); expired rows stay, so the status comes first.
+        Index("ix_async_requests_status_id", "status", "id"),
+        Index("ix_async_requests_status_expires", "status", "expires_at"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)

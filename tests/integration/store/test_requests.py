@@ -7,6 +7,7 @@ from datetime import timedelta
 from threading import Barrier
 
 import pytest
+from sqlalchemy import event
 
 from flowhost.errors import NotFoundError
 from flowhost.lambdas.store import StateStore
@@ -114,3 +115,35 @@ def test_callback_outcome_is_recorded(requests: RequestStore) -> None:
     rid = submit(requests)
     requests.set_callback_status(rid, "gave_up")
     assert requests.get(rid).callback_status == "gave_up"
+
+
+def test_the_sweep_queries_use_the_status_indexes(store: StateStore, store_url: str) -> None:
+    """Expired rows stay in the table: the sweeps must reach their rows by index, never by
+    scanning every request ever made (SQLite's plan; PostgreSQL's depends on statistics)."""
+    if not store_url.startswith("sqlite"):
+        pytest.skip("EXPLAIN QUERY PLAN is SQLite's")
+    requests = RequestStore(store.engine)
+    submit(requests)
+    statements: list[tuple[str, object]] = []
+
+    def capture(conn: object, cursor: object, statement: str, params: object, *_: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "async_requests" in statement:
+            statements.append((statement, params))
+
+    event.listen(store.engine, "before_cursor_execute", capture)
+    try:
+        requests.unfinished_page(None)
+        requests.unfinished_page("req_0")
+        requests.pending_callbacks()
+        requests.expire()
+    finally:
+        event.remove(store.engine, "before_cursor_execute", capture)
+    assert len(statements) == 4
+    with store.engine.connect() as conn:
+        for statement, params in statements:
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            plan = " | ".join(
+                row[3] for row in raw.execute(f"EXPLAIN QUERY PLAN {statement}", params)
+            )
+            assert "INDEX ix_async_requests_status_" in plan, f"{statement}\n-> {plan}"
