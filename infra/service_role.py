@@ -14,7 +14,7 @@ few shared things a service must reach and nothing narrower exists for:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pulumi
 import pulumi_aws as aws
@@ -39,7 +39,7 @@ TASKS_PRINCIPAL = "ecs-tasks.amazonaws.com"
 ECR_PULL = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
 _ECR_IMAGE = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
-    r"(?P<repository>[a-z0-9._/-]+?)(?::[\w.-]+|@sha256:[0-9a-f]{64})?$"
+    r"(?P<repository>[a-z0-9._/-]+?)(?::[\w.-]+)?(?:@sha256:[0-9a-f]{64})?$"
 )
 
 
@@ -170,10 +170,15 @@ def create_roles(name: str, args: RoleArgs, parent: pulumi.Resource) -> ServiceR
     """Both roles, each with its one inline policy and the platform's boundary."""
     child = pulumi.ResourceOptions(parent=parent)
     task_policy = policy_json(task_statements(args))
+    # The image may be an Output (the platform's runtimeImage): the pull grant is decided
+    # once its reference is known.
+    execution_policy = pulumi.Output.from_input(args.image).apply(
+        lambda image: policy_json(execution_statements(replace(args, image=image)))
+    )
     roles: list[aws.iam.Role] = []
     for key, what, document in (
         ("task", "the serving container", task_policy),
-        ("execution", "ECS starting the task", policy_json(execution_statements(args))),
+        ("execution", "ECS starting the task", execution_policy),
     ):
         role = aws.iam.Role(
             f"{name}-{key}-role",
