@@ -46,6 +46,13 @@ _INSTANCE_TYPE = re.compile(
 )
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SLUG = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
+# registry[:port]/repository[/...]:tag and/or @sha256:digest (a tag or a digest required).
+_REGISTRY = r"(?:(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)+|localhost)(?::[0-9]+)?/)?"
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE = re.compile(
+    rf"^{_REGISTRY}{_COMPONENT}(?:/{_COMPONENT})*"
+    r"(?=[:@])(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@sha256:[0-9a-f]{64})?$"
+)
 
 Count = Annotated[int, Field(ge=0)]
 
@@ -105,6 +112,9 @@ class PlatformConfig(BaseModel):
     scaler_schedule: str = "rate(1 minute)"
     queue_name_prefix: str = "flowhost"
     tracing_sample_rate: Annotated[float, Field(ge=0, le=1)] = 0.05
+
+    # the serving runtime image: None = the platform builds and pushes it
+    runtime_image: str | None = None
 
     @field_validator("environment")
     @classmethod
@@ -184,6 +194,18 @@ class PlatformConfig(BaseModel):
     def _schedule(cls, value: str) -> str:
         if not re.match(r"^(rate\(.+\)|cron\(.+\))$", value):
             raise ValueError("must be an EventBridge schedule, rate(...) or cron(...)")
+        return value
+
+    @field_validator("runtime_image")
+    @classmethod
+    def _runtime_image(cls, value: str | None) -> str | None:
+        match = _IMAGE.match(value) if value is not None else None
+        if value is not None and (match is None or match["tag"] == "latest"):
+            raise ValueError(
+                "must be an image reference with a fixed tag or a digest, e.g. "
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com/flowhost-runtime:0.1.0 (not "
+                ":latest); or remove the key to have the platform build the image"
+            )
         return value
 
     @model_validator(mode="after")

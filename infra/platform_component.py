@@ -2,10 +2,8 @@
 
 The class only wires the parts together; each part is a small component in its own
 module. What user stacks compose with is collected in :attr:`Platform.outputs`, whose
-keys are the stack outputs' stable names (see docs/aws.md).
-
-(The module is not named ``platform.py``: Pulumi runs ``infra/`` as a directory, which
-puts it first on ``sys.path``, where that name would shadow the standard library.)
+keys are the stack outputs' stable names (see docs/aws.md). (Not named ``platform.py``: on
+Pulumi's ``sys.path`` that would shadow the standard library; see test_structure.py.)
 """
 
 from __future__ import annotations
@@ -29,6 +27,7 @@ from flowhost.infra.iam import Account
 from flowhost.infra.loadbalancer import LoadBalancer, LoadBalancerArgs
 from flowhost.infra.network import Network, NetworkArgs
 from flowhost.infra.observability import Observability, ObservabilityArgs
+from flowhost.infra.runtime_image import runtime_image
 from flowhost.infra.signing import CallbackSecret, CallbackSecretArgs
 from flowhost.infra.storage import ASYNC_PREFIX, REQUEST_LOG_PREFIX, Storage, StorageArgs
 from flowhost.infra.tags import Tagging
@@ -61,6 +60,7 @@ OUTPUTS = (
     "alarmTopicArn",
     "adotConfigParameter",
     "eksEnabled",
+    "runtimeImage",
 )
 # Present only when the stack enables EKS.
 EKS_OUTPUTS = (
@@ -255,6 +255,7 @@ class Platform(pulumi.ComponentResource):
             "alarmTopicArn": obs.topic_arn,
             "adotConfigParameter": obs.adot_config.name,
             "eksEnabled": cfg.eks_enabled,
+            "runtimeImage": runtime_image(f"{name}-runtime", cfg, kms.key_arn, tagging, self),
         }
         if cfg.eks_enabled:
             self.outputs |= self._gpu(

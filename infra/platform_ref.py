@@ -36,6 +36,7 @@ OUTPUT_NAMES: dict[str, str] = {
     "log_group_prefix": "serviceLogGroupPrefix",
     "alarm_topic_arn": "alarmTopicArn",
     "adot_config_parameter": "adotConfigParameter",
+    "runtime_image": "runtimeImage",
     "eks_enabled": "eksEnabled",
     "eks_cluster_name": "eksClusterName",
     "eks_kubeconfig": "eksKubeconfig",
@@ -72,6 +73,7 @@ class PlatformRef:
     log_group_prefix: pulumi.Input[str]
     alarm_topic_arn: pulumi.Input[str]
     adot_config_parameter: pulumi.Input[str]
+    runtime_image: pulumi.Input[str]  # ServiceSpec's image unless it is given image=
     eks_enabled: bool
     eks_cluster_name: pulumi.Input[str] | None = None
     eks_kubeconfig: pulumi.Input[str] | None = None
@@ -138,6 +140,17 @@ class PlatformRef:
                 )
             return actual
 
+        def has_image(image: object) -> object:
+            if not image:
+                raise ValueError(
+                    f"PlatformRef: stack {stack!r} exports no runtimeImage (got {image!r}). "
+                    "Update the platform stack (pulumi up in the flowhost repository) so it "
+                    "builds and exports the runtime image, or pass image= to ServiceSpec."
+                )
+            return image
+
+        # Checked when a service uses it: a platform stack from before the runtime image.
+        values["runtimeImage"] = values["runtimeImage"].apply(has_image)
         # Checked when the bucket name resolves: every service's code package needs it.
         values["bucketName"] = pulumi.Output.all(
             ref.get_output("environment"), values["bucketName"]

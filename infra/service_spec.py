@@ -3,6 +3,9 @@
     platform = PlatformRef.from_stack("acme/flowhost-platform/prod")
     ServiceSpec("sentiment", spec=Sentiment, platform=platform, version=3)
 
+The container runs the platform's runtime image (``platform.runtime_image``, the stack
+output ``runtimeImage``) unless ``image=`` names another.
+
 From the service's ``ServiceDefinition`` (compiled from the class; the class itself is
 only used to find its source directory, the code package) it creates the code package
 object, the version's queue and dead-letter queue, its task and execution roles, and
@@ -37,10 +40,8 @@ from flowhost.services.definition import ServiceDefinition
 from flowhost.services.packaging import build_package, package_key
 from flowhost.services.spec import WebServiceSpec, definition_of
 
-__all__ = ["DEFAULT_IMAGE", "DEFAULT_OWNER", "ServiceSpec"]
+__all__ = ["DEFAULT_OWNER", "ServiceSpec"]
 
-# The flowhost serving runtime image (a config knob of the user stack: pass image=...).
-DEFAULT_IMAGE = "ghcr.io/flowhost/runtime:latest"
 DEFAULT_OWNER = "platform-team"
 
 
@@ -63,7 +64,7 @@ class ServiceSpec(pulumi.ComponentResource):
         platform: PlatformRef,
         *,
         version: int = 1,
-        image: pulumi.Input[str] = DEFAULT_IMAGE,
+        image: pulumi.Input[str] | None = None,
         run: str | None = None,
         code_dir: Path | None = None,
         aliases: Sequence[str] = (),
@@ -74,6 +75,7 @@ class ServiceSpec(pulumi.ComponentResource):
         definition = spec if isinstance(spec, ServiceDefinition) else definition_of(spec)
         options = options or ServiceOptions()
         sizes = validate(name, definition, platform, version, run, aliases, options)
+        image = platform.runtime_image if image is None else image
         root, entrypoint = code_location(spec, definition, code_dir)
         digest, archive = build_package(root)
         super().__init__("flowhost:service:ServiceSpec", name, None, opts)

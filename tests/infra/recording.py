@@ -25,8 +25,11 @@ from flowhost.infra import main
 
 __all__ = [
     "ACCOUNT_ID",
+    "ECR_PASSWORD",
+    "IMAGE_DIGEST",
     "PROJECT",
     "REGION",
+    "REGISTRY",
     "PlatformRun",
     "Recorded",
     "RecordingMocks",
@@ -40,6 +43,9 @@ PROJECT = "flowhost-platform"
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]
+REGISTRY = f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com"
+IMAGE_DIGEST = "sha256:" + "5e" * 32
+ECR_PASSWORD = "ecr-token-password"
 Stack = Literal["dev", "prod"]
 
 
@@ -150,6 +156,11 @@ def _outputs(args: MockResourceArgs, mock_id: str) -> dict[str, Any]:
         state |= {"arn": secret, "secretArn": secret}
     elif token == "aws:cloudwatch/logGroup:LogGroup":
         state |= {"arn": f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{given_name}"}
+    elif token == "aws:ecr/repository:Repository":
+        state |= {"registryId": ACCOUNT_ID, "repositoryUrl": f"{REGISTRY}/{given_name}"}
+    elif token == "docker-build:index:Image":
+        # What a push reports: the (only) tag, pinned to the pushed manifest's digest.
+        state = {"digest": IMAGE_DIGEST, "ref": f"{inputs['tags'][0]}@{IMAGE_DIGEST}"}
     return {"name": given_name, **state, **inputs}
 
 
@@ -204,6 +215,17 @@ class RecordingMocks(Mocks):
                 "groupNames": [REGION],
                 "id": REGION,
                 "state": "available",
+            }, []
+        if token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            return {
+                "authorizationToken": "QVdTOmVjci10b2tlbi1wYXNzd29yZA==",
+                "expiresAt": "2030-01-01T00:00:00Z",
+                "id": REGION,
+                "password": ECR_PASSWORD,
+                "proxyEndpoint": f"https://{REGISTRY}",
+                "region": REGION,
+                "registryId": args.args.get("registryId", ACCOUNT_ID),
+                "userName": "AWS",
             }, []
         if token == "aws:secretsmanager/getRandomPassword:getRandomPassword":
             length = int(args.args.get("passwordLength", 32))

@@ -33,6 +33,8 @@ COMMON = {
     "aws:cloudwatch/metricAlarm:MetricAlarm": 6,
     "aws:ec2/vpc:Vpc": 1,
     "aws:ec2/vpcEndpoint:VpcEndpoint": 12,
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": 1,
+    "aws:ecr/repository:Repository": 1,
     "aws:ecs/cluster:Cluster": 1,
     "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders": 1,
     "aws:iam/policy:Policy": 1,
@@ -61,6 +63,7 @@ COMMON = {
     "aws:ssm/parameter:Parameter": 1,
     "aws:xray/group:Group": 1,
     "aws:xray/samplingRule:SamplingRule": 1,
+    "docker-build:index:Image": 1,
     "flowhost:platform:Alarms": 1,
     "flowhost:platform:Boundary": 1,
     "flowhost:platform:CallbackSecret": 1,
@@ -73,6 +76,7 @@ COMMON = {
     "flowhost:platform:Network": 1,
     "flowhost:platform:Observability": 1,
     "flowhost:platform:Platform": 1,
+    "flowhost:platform:RuntimeImage": 1,
     "flowhost:platform:Storage": 1,
 }
 # dev: 2 AZs, no NAT, no EKS, IAM authorizer.
@@ -118,6 +122,7 @@ UNTAGGED = {
     "aws:cloudwatch/eventTarget:EventTarget",
     "aws:ec2/route:Route",
     "aws:ec2/routeTableAssociation:RouteTableAssociation",
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy",
     "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders",
     "aws:iam/rolePolicy:RolePolicy",
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
@@ -188,7 +193,11 @@ def test_every_taggable_resource_carries_the_required_tags(stack: PlatformRun) -
 
 
 def test_only_the_api_is_the_public_edge(stack: PlatformRun) -> None:
-    edge = sorted(r.type for r in stack.resources if r.inputs.get("tags", {}).get("flowhost:edge"))
+    edge = sorted(
+        r.type
+        for r in stack.resources
+        if r.type.startswith("aws:") and r.inputs.get("tags", {}).get("flowhost:edge")
+    )
     assert edge == ["aws:apigatewayv2/api:Api", "aws:apigatewayv2/stage:Stage"]
     assert one(stack, "aws:apigatewayv2/api:Api").inputs["tags"]["flowhost:edge"] == "public"
 

@@ -41,6 +41,7 @@ OUTPUTS: dict[str, Any] = {
     "serviceLogGroupPrefix": "/flowhost/prod/services",
     "alarmTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:flowhost-prod-alarms",
     "adotConfigParameter": "/flowhost/prod/adot-config",
+    "runtimeImage": f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/flowhost-prod-runtime:0.1.0-0a1b",
     "eksEnabled": True,
     "eksClusterName": "flowhost-prod",
     "eksKubeconfig": json.dumps({"apiVersion": "v1", "kind": "Config"}),

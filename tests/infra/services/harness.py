@@ -14,7 +14,9 @@ from flowhost.infra import PlatformRef
 from tests.infra.recording import (
     ACCOUNT_ID,
     ELB,
+    IMAGE_DIGEST,
     REGION,
+    REGISTRY,
     PlatformRun,
     RecordingMocks,
     RecordingMonitor,
@@ -27,6 +29,9 @@ ACTIVATOR_TG = f"{ELB}:targetgroup/flowhost-dev-activator/73e2d6bc24d8a067"
 BUCKET = "flowhost-dev-data-0004"
 KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 BOUNDARY = f"arn:aws:iam::{ACCOUNT_ID}:policy/flowhost-dev-boundary-policy"
+# The platform's runtimeImage: its ECR repository, content tag, pushed digest.
+RUNTIME_REPOSITORY = "flowhost-dev-runtime"
+RUNTIME_IMAGE = f"{REGISTRY}/{RUNTIME_REPOSITORY}:0.1.0-0123456789ab@{IMAGE_DIGEST}"
 PLATFORM_OUTPUTS: dict[str, Any] = {
     "environment": ENV,
     "vpcId": "vpc-0abc",
@@ -46,6 +51,7 @@ PLATFORM_OUTPUTS: dict[str, Any] = {
     "serviceLogGroupPrefix": "/flowhost/dev/",
     "alarmTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:flowhost-dev-alarms",
     "adotConfigParameter": "/flowhost/dev/adot-collector-config",
+    "runtimeImage": RUNTIME_IMAGE,
     "eksEnabled": False,
 }
 EKS_OUTPUTS: dict[str, Any] = {

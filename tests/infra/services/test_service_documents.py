@@ -21,8 +21,16 @@ load_policy_pack()
 
 from policies.engine import PolicyConfig, evaluate  # noqa: E402
 
-# Statements on things shared by every service (the reason is in infra/service_role.py).
-SHARED = {"BucketKey", "CollectorMetrics", "CollectorConfig", "Traces", "RegistryLogin"}
+# Statements on things shared by every service (the reason is in infra/service_role.py);
+# PullImage: the platform's runtime image repository (no image= given).
+SHARED = {
+    "BucketKey",
+    "CollectorMetrics",
+    "CollectorConfig",
+    "Traces",
+    "RegistryLogin",
+    "PullImage",
+}
 SSM = "arn:aws:ssm:us-east-1:123456789012"
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:flowhost-dev-tiny-v1"
 STAR = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "ecr:GetAuthorizationToken"}
@@ -130,7 +138,8 @@ def test_every_statement_is_scoped_to_the_service(
             own = (f":{service}", f"/{service}", f"-{service}-", key, "/metaflow/TrainFlow/")
             assert any(part in scope for part in own), statement
     expected = {"OwnCodePackage", "OwnAsyncObjects", "OwnQueue", "OwnQueueKey", "BucketKey",
-                "CollectorMetrics", "Traces", "OwnLogGroup", "CollectorConfig"}  # fmt: skip
+                "CollectorMetrics", "Traces", "OwnLogGroup", "CollectorConfig",
+                "PullImage", "RegistryLogin"}  # fmt: skip
     assert set(sids) == expected | ({"OwnArtifacts"} if service == "scored" else set())
 
 
