@@ -4,6 +4,7 @@ when the platform has EKS; everything it creates passes the policy pack."""
 
 from __future__ import annotations
 
+import json
 import runpy
 from typing import Any
 
@@ -12,8 +13,9 @@ import pytest
 from pulumi.runtime import settings
 from pulumi.runtime.mocks import MockResourceArgs
 
+from tests.infra.gpu_services.harness import manifest
 from tests.infra.recording import ROOT, PlatformRun, RecordingMonitor
-from tests.infra.services.harness import EKS_OUTPUTS, PLATFORM_OUTPUTS, ServiceMocks
+from tests.infra.services.harness import EKS_OUTPUTS, PLATFORM_OUTPUTS, RUNTIME_IMAGE, ServiceMocks
 from tests.infra.test_policy_pack import as_policy_resource
 from tests.policies.loader import load_policy_pack
 
@@ -37,10 +39,13 @@ class PlatformStackMocks(ServiceMocks):
         return super().new_resource(args)
 
 
-def run_user_stack(stack: str, *, eks: bool, environment: str | None = None) -> PlatformRun:
+def run_user_stack(
+    stack: str, *, eks: bool, environment: str | None = None, without: tuple[str, ...] = ()
+) -> PlatformRun:
     outputs = {
         **PLATFORM_OUTPUTS, **(EKS_OUTPUTS if eks else {}), "environment": environment or stack
     }  # fmt: skip
+    outputs = {k: v for k, v in outputs.items() if k not in without}
     mocks = PlatformStackMocks(outputs)
     monitor = RecordingMonitor(mocks)
     settings.ROOT.set(None)
@@ -80,3 +85,22 @@ def test_the_example_user_stack(stack: str, eks: bool) -> None:
 def test_a_platform_stack_of_another_environment_is_refused() -> None:
     with pytest.raises(Exception, match="is the 'prod' environment, not 'dev'"):
         run_user_stack("dev", eks=False, environment="prod")
+
+
+@pytest.mark.parametrize(("stack", "eks"), [("dev", False), ("prod", True)])
+def test_the_services_run_the_platforms_runtime_image(stack: str, eks: bool) -> None:
+    """The example passes no image=: the image is the platform stack's runtimeImage."""
+    run = run_user_stack(stack, eks=eks)
+    (task,) = run.of_type("aws:ecs/taskDefinition:TaskDefinition")
+    serving, _ = json.loads(task.inputs["containerDefinitions"])
+    assert serving["image"] == RUNTIME_IMAGE
+    deployments = run.of_type("kubernetes:apps/v1:Deployment")
+    assert len(deployments) == int(eks)
+    for deployment in deployments:
+        (container,) = manifest(deployment)["spec"]["template"]["spec"]["containers"]
+        assert container["image"] == RUNTIME_IMAGE
+
+
+def test_a_platform_stack_without_a_runtime_image_says_so() -> None:
+    with pytest.raises(Exception, match=r"exports no runtimeImage .*or pass image= to ServiceSpec"):
+        run_user_stack("dev", eks=False, without=("runtimeImage",))
