@@ -7,16 +7,17 @@ encryption, public access, backups, tracing, retention), tags and stack outputs.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from typing import Any
 
 import pulumi
 
-from flowhost.infra import EKS_OUTPUTS, OUTPUTS
+from flowhost.infra import EKS_OUTPUTS, OUTPUTS, PlatformConfig
 from flowhost.infra.functions import HANDLERS
 from flowhost.infra.gpu import GPU_LABEL
 from flowhost.infra.network import INTERFACE_ENDPOINTS
-from tests.infra.recording import PlatformRun, Recorded
+from tests.infra.recording import ROOT, PlatformRun, Recorded
 
 SG = "aws:ec2/securityGroup:SecurityGroup"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
@@ -581,3 +582,17 @@ def test_gpu_container_logs_go_to_one_retained_log_group(
     assert values["tolerations"] == [
         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
     ]
+
+
+def test_docs_list_every_output_and_config_key() -> None:
+    """docs/aws.md's tables of stack outputs and `flowhost:` keys name every one."""
+    text = (ROOT / "docs" / "aws.md").read_text()
+    outputs = text.split("## Stack outputs", 1)[1].split("\n## ", 1)[0]
+    config = text.split("## Config (`flowhost:` keys)", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1] for line in outputs.splitlines() if line.startswith("| `")]
+    documented = set(re.findall(r"`(\w+)`", "".join(rows)))
+    assert documented == set(OUTPUTS) | set(EKS_OUTPUTS)
+    keys = [line.split("|")[1] for line in config.splitlines() if line.startswith("| `")]
+    assert set(re.findall(r"`(\w+)`", "".join(keys))) == {
+        field.alias or name for name, field in PlatformConfig.model_fields.items()
+    }
