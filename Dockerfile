@@ -2,8 +2,9 @@
 # point is the bootstrap (flowhost.lambdas.aws.container): it reads the environment that
 # ServiceSpec sets, fetches the service's code package from S3 and serves it on 8080.
 #
-#   docker build -t flowhost-runtime .
-#   (push to ECR and pass image= to ServiceSpec: docs/aws.md, "The runtime image")
+# The platform stack builds and pushes it to its own ECR repository (infra/runtime_image.py)
+# and ServiceSpec uses it by default; to build it elsewhere (CI), `docker build .`, push it
+# and set flowhost:runtimeImage (docs/aws.md, "The runtime image and its bootstrap").
 #
 # Runs as uid 65532 with a read-only root file system: it writes only under /tmp (the code
 # package, Metaflow's caches). ECS and the GPU Deployment define the health checks.
