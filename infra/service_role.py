@@ -79,9 +79,9 @@ def task_statements(args: RoleArgs) -> list[Statement]:
             ["s3:GetObject"],
             [pulumi.Output.concat(bucket, "/", args.package_key)],
         ),
-        Statement(
+        Statement(  # Delete: a duplicate delivery removes its own result again
             "OwnAsyncObjects",
-            ["s3:GetObject", "s3:PutObject"],
+            ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
             [pulumi.Output.concat(bucket, "/", own_async, "*")],
         ),
         Statement(

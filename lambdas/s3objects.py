@@ -3,6 +3,11 @@
 Writes are server-side encrypted with the platform's KMS key when one is given;
 reads of a missing key raise ``NotFoundError`` like the local store. ``put_if_absent``
 is S3's conditional write (``If-None-Match: *``): 412 means the key exists.
+
+S3 answers a read of a missing key with 404 only to callers that may list the bucket;
+to others it says 403, so as not to tell them what exists. A serving task's role may
+read its own prefix but not list the bucket (that would show every service's keys), so
+its store is made with ``denied_is_missing=True``: a 403 on a read counts as missing.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["S3ObjectStore"]
 
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+_DENIED = frozenset({"AccessDenied", "403", "Forbidden"})
 _EXISTS = frozenset({"PreconditionFailed", "412"})
 # A conditional write racing another one on the same key; S3 asks to retry it.
 _CONFLICT = frozenset({"ConditionalRequestConflict", "409"})
@@ -33,12 +39,20 @@ class S3ObjectStore:
     """``put``/``put_if_absent``/``get``/``exists``/``delete`` on ``s3://bucket/prefix/key``."""
 
     def __init__(
-        self, client: S3Client, bucket: str, *, prefix: str = "", kms_key_id: str | None = None
+        self,
+        client: S3Client,
+        bucket: str,
+        *,
+        prefix: str = "",
+        kms_key_id: str | None = None,
+        denied_is_missing: bool = False,
     ) -> None:
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.kms_key_id = kms_key_id
+        # Without s3:ListBucket, S3 says 403 for a missing key (see the module's docstring).
+        self._missing = _MISSING | _DENIED if denied_is_missing else _MISSING
 
     def _key(self, key: str) -> str:
         if key.startswith("/") or ".." in key.split("/"):
@@ -73,7 +87,7 @@ class S3ObjectStore:
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as exc:
-            if _code(exc) in _MISSING:
+            if _code(exc) in self._missing:
                 raise NotFoundError(
                     f"no object {key!r} in s3://{self.bucket}/{self.prefix}."
                 ) from None
@@ -88,7 +102,7 @@ class S3ObjectStore:
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as exc:
-            if _code(exc) in _MISSING:
+            if _code(exc) in self._missing:
                 return False
             raise
         return True

@@ -171,7 +171,11 @@ def queue_jobs(settings: ContainerSettings, s3: S3Client, sqs: SQSClient) -> Que
         settings.dead_letter_queue_url,
         max_receive_count=_max_receive_count(sqs, settings.queue_url),
     )
-    objects = S3ObjectStore(s3, settings.bucket, kms_key_id=settings.kms_key_arn)
+    # The task's role reads its own prefix but may not list the bucket: S3 says 403, not
+    # 404, for the ledger's not-yet-written objects.
+    objects = S3ObjectStore(
+        s3, settings.bucket, kms_key_id=settings.kms_key_arn, denied_is_missing=True
+    )
     return QueueJobs(
         queue,
         objects,

@@ -13,6 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from flowhost.errors import NotFoundError
 from flowhost.lambdas.jobs import DEFAULT_JOB_TIMEOUT, job_message
 from flowhost.lambdas.s3objects import S3ObjectStore
 
@@ -91,3 +92,28 @@ def test_the_job_message_carries_the_timeout_when_given() -> None:
     with_timeout = job_message("req_1", "predict", "k", timeout_seconds=90.0)
     assert json.loads(with_timeout) == {**pointer, "timeout_seconds": 90.0}
     assert DEFAULT_JOB_TIMEOUT == 3600.0  # AsyncSettings.default_timeout, documented
+
+
+@pytest.mark.parametrize("denied_is_missing", [True, False])
+def test_a_403_read_counts_as_missing_only_for_a_store_without_list_rights(
+    denied_is_missing: bool,
+) -> None:
+    """S3 says 403, not 404, for a missing key to a caller that may not list the bucket
+    (a serving task's role): that store reads 403 as missing; others raise it."""
+    client: Any = boto3.client(  # pyright: ignore[reportUnknownMemberType]
+        "s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    store = S3ObjectStore(client, BUCKET, denied_is_missing=denied_is_missing)
+    with Stubber(client) as stubber:
+        stubber.add_client_error("get_object", "AccessDenied", http_status_code=403)
+        stubber.add_client_error("head_object", "403", http_status_code=403)
+        if denied_is_missing:
+            with pytest.raises(NotFoundError):
+                store.get("async/s/r/progress.json")
+            assert store.exists("async/s/r/outcome.json") is False
+        else:
+            with pytest.raises(ClientError):
+                store.get("async/s/r/progress.json")
+            with pytest.raises(ClientError):
+                store.exists("async/s/r/outcome.json")
+        stubber.assert_no_pending_responses()
