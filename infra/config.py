@@ -112,6 +112,7 @@ class PlatformConfig(BaseModel):
     scaler_schedule: str = "rate(1 minute)"
     queue_name_prefix: str = "flowhost"
     tracing_sample_rate: Annotated[float, Field(ge=0, le=1)] = 0.05
+    callback_allow_private: bool = False  # async callbacks to non-public addresses (SSRF)
 
     # the serving runtime image: None = the platform builds and pushes it
     runtime_image: str | None = None

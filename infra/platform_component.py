@@ -207,6 +207,7 @@ class Platform(pulumi.ComponentResource):
                     "FLOWHOST_SERVICE_SUBNETS": pulumi.Output.all(*subnets).apply(",".join),
                     "FLOWHOST_SERVICE_SECURITY_GROUP": net.service_sg.id,
                     "FLOWHOST_CALLBACK_SECRET_ARN": callbacks.secret_arn,
+                    "FLOWHOST_CALLBACK_ALLOW_PRIVATE": str(cfg.callback_allow_private).lower(),
                     "FLOWHOST_PUBLIC_URL": edge.api_url,
                 },
                 grants=grants,

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from jsonschema import Draft202012Validator, ValidationError
 
 from flowhost.lambdas.async_requests.settings import AsyncSettings
+from flowhost.lambdas.callbacks import non_public_address
 from flowhost.services.definition import EndpointDefinition
 from flowhost.services.runtime.responses import HttpError, malformed_json, validation_failed
 
@@ -66,6 +67,14 @@ def parse_options(headers: list[tuple[bytes, bytes]], settings: AsyncSettings) -
                 "invalid_callback_url",
                 f"Flowhost-Callback-Url: must be an absolute http(s) URL of at most {MAX_URL} "
                 f"characters (got {url[:100]!r}). Example: https://example.com/hooks/flowhost.",
+            )
+        host = parts.hostname or ""
+        if not settings.callback.allow_private and non_public_address(host) is not None:
+            raise HttpError(
+                400,
+                "invalid_callback_url",
+                f"Flowhost-Callback-Url: {host!r} is not a public address; this platform "
+                "calls back only to public hosts. Use a public URL (https://...).",
             )
     timeout = settings.default_timeout
     raw = _header(headers, TIMEOUT_HEADER)

@@ -18,6 +18,7 @@ from flowhost.lambdas.aws.fleet import EcsFleet
 from flowhost.lambdas.aws.queues import SQSQueues
 from flowhost.lambdas.aws.routes import AlbRoutes
 from flowhost.lambdas.aws.settings import AwsSettings
+from flowhost.lambdas.callbacks import CallbackPolicy
 from flowhost.lambdas.deployments import Deployments
 from flowhost.lambdas.gateway import Gateway
 from flowhost.lambdas.s3objects import S3ObjectStore
@@ -83,7 +84,11 @@ class ControlPlane:
             RequestStore(store.engine), self.objects, self.queues,
             lambda service, ref: store.resolve(service, ref or PRODUCTION),
             # the service's tasks record outcomes as S3 objects (they have no database)
-            settings=AsyncSettings(settle_outcomes=True), secret=secret,
+            settings=AsyncSettings(
+                settle_outcomes=True,
+                callback=CallbackPolicy(allow_private=settings.callback_allow_private),
+            ),
+            secret=secret,
             public_url=settings.public_url,
             versions=lambda: [
                 (v.service, v.number) for v in store.all_versions() if v.status == "ready"

@@ -29,6 +29,7 @@ _ENV = {
     "queue_prefix": "FLOWHOST_QUEUE_PREFIX",
     "callback_secret_arn": "FLOWHOST_CALLBACK_SECRET_ARN",
     "public_url": "FLOWHOST_PUBLIC_URL",
+    "callback_allow_private": "FLOWHOST_CALLBACK_ALLOW_PRIVATE",
     "balancer_url": "FLOWHOST_BALANCER_URL",
 }
 
@@ -49,6 +50,7 @@ class AwsSettings(BaseModel):
     queue_prefix: str = ""
     callback_secret_arn: str | None = None  # a Secrets Manager secret; None: no callbacks
     public_url: str = ""  # the API's URL, for status/result links in callbacks
+    callback_allow_private: bool = False  # True: callbacks may go to non-public addresses
     balancer_url: str | None = None  # the internal ALB, e.g. http://internal-x.elb...:80
 
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 
 import pytest
@@ -28,6 +29,17 @@ with warnings.catch_warnings():
     import parliament  # noqa: F401
 
 from tests.infra.recording import PlatformRun, run_program, stack_config
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _an_event_loop() -> None:
+    """Pulumi's mocks run on the thread's current event loop; an ``asyncio.run()`` in a
+    test that ran earlier in the session (any order) leaves none."""
+    policy = asyncio.get_event_loop_policy()
+    try:
+        policy.get_event_loop()
+    except RuntimeError:
+        policy.set_event_loop(policy.new_event_loop())
 
 
 @pytest.fixture(scope="session")

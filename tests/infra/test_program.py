@@ -365,6 +365,7 @@ def test_lambdas_run_in_the_vpc_traced_with_retained_logs(stack: PlatformRun) ->
         assert variables["FLOWHOST_DB_SECRET_ARN"].startswith("arn:aws:secretsmanager:")
         assert variables["FLOWHOST_CALLBACK_SECRET_ARN"] == stack.outputs["callbackSecretArn"]
         assert variables["FLOWHOST_PUBLIC_URL"] == stack.outputs["apiUrl"]
+        assert variables["FLOWHOST_CALLBACK_ALLOW_PRIVATE"] == "false"  # public hosts only
     assert functions["scaler"]["reservedConcurrentExecutions"] == 1
     assert functions["api"]["timeout"] == 29
     rule = one(stack, "aws:cloudwatch/eventRule:EventRule").inputs

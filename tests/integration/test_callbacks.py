@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 from typing import Any
 
 import httpx
@@ -125,3 +127,53 @@ def test_the_receiver_rejects_a_tampered_body() -> None:
     asyncio.run(main())
     with pytest.raises(SignatureError, match="does not match the body"):
         verify_signature(SECRET, headers[SIGNATURE_HEADER.lower()], BODY + b"x")
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_only_public_addresses_are_called_back_when_so_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A loopback receiver is not posted to, neither by address nor by a name that
+    resolves to one (DNS answers are checked at delivery); allowed, the call lands."""
+    receiver = Receiver(failures=0)
+
+    async def attempt(host: str, allow_private: bool) -> bool:
+        server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            async with httpx.AsyncClient(trust_env=False) as client:
+                return await deliver(
+                    client, f"http://{host}:{port}/hook", BODY, SECRET,
+                    policy=CallbackPolicy(attempts=1, allow_private=allow_private),
+                )  # fmt: skip
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    real = socket.getaddrinfo
+
+    def resolve(host: Any, *args: Any, **kwargs: Any) -> Any:  # a name inside the network
+        return real("127.0.0.1" if host == "hooks.internal.example" else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    logger, seen = logging.getLogger("flowhost.callbacks"), Records()
+    logger.addHandler(seen)  # on the logger itself: flowhost's loggers may not propagate
+    monkeypatch.setattr(logger, "level", logging.WARNING)
+    try:
+        assert asyncio.run(attempt("127.0.0.1", allow_private=False)) is False
+        assert asyncio.run(attempt("hooks.internal.example", allow_private=False)) is False
+    finally:
+        logger.removeHandler(seen)
+    assert receiver.calls == []
+    refused = [r for r in seen.records if r.getMessage().startswith("callback refused")]
+    assert [r.fields["address"] for r in refused] == ["127.0.0.1", "127.0.0.1"]  # type: ignore[attr-defined]
+    assert asyncio.run(attempt("127.0.0.1", allow_private=True)) is True
+    assert len(receiver.calls) == 1

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from flowhost.lambdas.async_requests.settings import AsyncSettings
 from flowhost.lambdas.async_requests.validation import PayloadValidator, parse_options
+from flowhost.lambdas.callbacks import CallbackPolicy
 from flowhost.services import WebServiceSpec, endpoint
 from flowhost.services.runtime.responses import HttpError
 from flowhost.services.spec import definition_of
@@ -135,3 +136,33 @@ def test_bad_options_name_the_header(name: str, value: str, code: str) -> None:
     assert (caught.value.status, caught.value.code) == (400, code)
     header = {"flowhost_timeout": "Flowhost-Timeout", "idempotency_key": "Idempotency-Key"}
     assert header.get(name, "Flowhost-Callback-Url") in caught.value.message
+
+
+PUBLIC_ONLY = AsyncSettings(callback=CallbackPolicy(allow_private=False))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "http://10.0.3.7/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]:9000/hook",
+        "http://[fd00::5]/hook",
+        "https://192.168.1.20/hook",
+    ],
+)
+def test_a_non_public_callback_address_is_refused_when_only_public_ones_are_allowed(
+    url: str,
+) -> None:
+    with pytest.raises(HttpError) as caught:
+        parse_options(headers(flowhost_callback_url=url), PUBLIC_ONLY)
+    assert (caught.value.status, caught.value.code) == (400, "invalid_callback_url")
+    assert "not a public address" in caught.value.message
+    assert parse_options(headers(flowhost_callback_url=url), SETTINGS).callback_url == url
+
+
+@pytest.mark.parametrize("url", ["https://example.com/hook", "http://93.184.215.14/hook"])
+def test_public_callback_hosts_pass(url: str) -> None:
+    assert parse_options(headers(flowhost_callback_url=url), PUBLIC_ONLY).callback_url == url

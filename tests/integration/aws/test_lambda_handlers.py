@@ -250,13 +250,15 @@ def test_settings_name_the_missing_variables() -> None:
     with pytest.raises(Exception, match="FLOWHOST_BUCKET: Field required") as caught:
         AwsSettings.from_env({"FLOWHOST_ENVIRONMENT": "dev"})
     assert "redeploy the platform stack" in str(caught.value)
-    settings = AwsSettings.from_env(
-        {
-            "FLOWHOST_ENVIRONMENT": "dev", "FLOWHOST_BUCKET": "b", "FLOWHOST_DB_HOST": "db",
-            "FLOWHOST_DB_NAME": "flowhost", "FLOWHOST_DB_SECRET_ARN": "arn:s",
-            "FLOWHOST_ECS_CLUSTER": "c", "FLOWHOST_LISTENER_ARN": "arn:l",
-            "FLOWHOST_ACTIVATOR_TARGET_GROUP_ARN": "arn:t",
-        }
-    )  # fmt: skip
+    env = {
+        "FLOWHOST_ENVIRONMENT": "dev", "FLOWHOST_BUCKET": "b", "FLOWHOST_DB_HOST": "db",
+        "FLOWHOST_DB_NAME": "flowhost", "FLOWHOST_DB_SECRET_ARN": "arn:s",
+        "FLOWHOST_ECS_CLUSTER": "c", "FLOWHOST_LISTENER_ARN": "arn:l",
+        "FLOWHOST_ACTIVATOR_TARGET_GROUP_ARN": "arn:t",
+    }  # fmt: skip
+    settings = AwsSettings.from_env(env)
     url = settings.database_url('{"username": "flow host", "password": "p@ss/word"}')
     assert url == "postgresql+psycopg://flow%20host:p%40ss%2Fword@db:5432/flowhost?sslmode=require"
+    assert settings.callback_allow_private is False  # callbacks to public hosts only
+    opened = AwsSettings.from_env({**env, "FLOWHOST_CALLBACK_ALLOW_PRIVATE": "true"})
+    assert opened.callback_allow_private is True
