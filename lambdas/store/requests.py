@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from flowhost.errors import NotFoundError
 from flowhost.lambdas.store.models import AsyncRequestRow, utcnow
 from flowhost.lambdas.store.records import UtcDatetime
+from flowhost.lambdas.store.store import READ_ONLY
 
 __all__ = ["MAX_ASYNC_TIMEOUT", "AsyncRequest", "RequestStatus", "RequestStore"]
 
@@ -78,10 +79,19 @@ class RequestStore:
 
     def __init__(self, engine: Engine) -> None:
         self._session = sessionmaker(engine, expire_on_commit=False)
+        # Reads (status polls, sweeps' queries) take no write lock on SQLite.
+        self._reader = sessionmaker(
+            engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+        )
 
     @contextmanager
     def _tx(self) -> Generator[Session]:
         with self._session.begin() as session:
+            yield session
+
+    @contextmanager
+    def _read(self) -> Generator[Session]:
+        with self._reader.begin() as session:
             yield session
 
     def create(
@@ -122,7 +132,7 @@ class RequestStore:
         return _record(row), True
 
     def find(self, service: str, key: str) -> AsyncRequest | None:
-        with self._tx() as s:
+        with self._read() as s:
             row = s.scalars(
                 select(AsyncRequestRow).where(
                     AsyncRequestRow.service == service, AsyncRequestRow.idempotency_key == key
@@ -131,7 +141,7 @@ class RequestStore:
             return _record(row) if row is not None else None
 
     def get(self, request_id: str) -> AsyncRequest:
-        with self._tx() as s:
+        with self._read() as s:
             row = s.get(AsyncRequestRow, request_id)
             if row is None:
                 raise NotFoundError(
@@ -217,7 +227,7 @@ class RequestStore:
         """Those of ``ids`` still queued or running."""
         if not ids:
             return []
-        with self._tx() as s:
+        with self._read() as s:
             rows = s.scalars(
                 select(AsyncRequestRow).where(
                     AsyncRequestRow.id.in_(ids), AsyncRequestRow.status.in_(("queued", "running"))
@@ -231,13 +241,13 @@ class RequestStore:
         query = select(AsyncRequestRow).where(AsyncRequestRow.status.in_(("queued", "running")))
         if after is not None:
             query = query.where(AsyncRequestRow.id > after)
-        with self._tx() as s:
+        with self._read() as s:
             rows = s.scalars(query.order_by(AsyncRequestRow.id).limit(limit))
             return [_record(r) for r in rows]
 
     def pending_callbacks(self, limit: int = 100) -> list[AsyncRequest]:
         """Finished requests with a callback URL whose callback is not settled yet."""
-        with self._tx() as s:
+        with self._read() as s:
             rows = s.scalars(
                 select(AsyncRequestRow)
                 .where(

@@ -72,9 +72,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+READ_ONLY = "flowhost_read_only"  # an execution option: the transaction only reads
+
+
 def _sqlite_begin(connection: Any) -> None:
-    """Take the write lock up front (waiting up to busy_timeout), as FOR UPDATE would."""
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    """Take the write lock up front (waiting up to busy_timeout), as FOR UPDATE would;
+    a read-only transaction (``READ_ONLY``) takes none: in WAL mode it reads a snapshot
+    while a writer works."""
+    if connection.get_execution_options().get(READ_ONLY):
+        connection.exec_driver_sql("BEGIN DEFERRED")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class StateStore:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from threading import Barrier
@@ -147,3 +149,23 @@ def test_the_sweep_queries_use_the_status_indexes(store: StateStore, store_url: 
                 row[3] for row in raw.execute(f"EXPLAIN QUERY PLAN {statement}", params)
             )
             assert "INDEX ix_async_requests_status_" in plan, f"{statement}\n-> {plan}"
+
+
+def test_status_reads_do_not_wait_for_a_writer(store: StateStore, store_url: str) -> None:
+    """On SQLite every write transaction takes the write lock up front; reads (status
+    polls, the sweeps' queries) take none, so a long write elsewhere never holds them."""
+    if not store_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL readers never wait for writers")
+    requests = RequestStore(store.engine)
+    request_id = submit(requests)
+    writer = sqlite3.connect(store_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # another process mid-write
+        started = time.monotonic()
+        assert requests.get(request_id).status == "queued"
+        assert [r.id for r in requests.unfinished_page(None)] == [request_id]
+        assert requests.pending_callbacks() == []
+        assert time.monotonic() - started < 2  # busy_timeout is 10 s
+    finally:
+        writer.rollback()
+        writer.close()
