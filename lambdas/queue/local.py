@@ -129,11 +129,24 @@ class LocalQueue:
         check_receive(self.name, max_messages, visibility_timeout, wait)
         deadline = time.monotonic() + wait
         while True:
-            messages = self._receive_now(max_messages, visibility_timeout)
+            # An idle poll only reads (no write lock); the claim takes it when there is work.
+            ready = self._any_visible()
+            messages = self._receive_now(max_messages, visibility_timeout) if ready else []
             left = deadline - time.monotonic()
             if messages or left <= 0:
                 return messages
             time.sleep(min(self._poll_interval, left))
+
+    def _any_visible(self) -> bool:
+        """Whether a message is visible now (or due for the dead-letter queue): one indexed
+        read in autocommit mode, which waits for no writer."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM queue_messages WHERE queue = ? AND dead_at IS NULL "
+                "AND visible_at <= ? LIMIT 1",
+                (self.name, self._clock()),
+            ).fetchone()
+        return row is not None
 
     def _receive_now(self, max_messages: int, visibility_timeout: float) -> list[Message]:
         now = self._clock()

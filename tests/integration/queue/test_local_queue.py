@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -154,3 +155,22 @@ def test_unusable_files_get_a_clear_error(tmp_path: Path) -> None:
 def test_queue_names_follow_the_sqs_rules(tmp_path: Path, name: str) -> None:
     with pytest.raises(QueueError, match="must be 1 to 76 letters"):
         LocalQueue(tmp_path / "q.db", name)
+
+
+def test_an_idle_receive_takes_no_write_lock(tmp_path: Path) -> None:
+    """Idle workers poll their queue all the time: an empty poll only reads, so it neither
+    waits behind a writer nor holds writers up; work is still claimed when it comes."""
+    path = tmp_path / "queues.db"
+    with LocalQueue(path, "jobs", busy_timeout=10.0) as queue:
+        writer = sqlite3.connect(path, isolation_level=None)
+        try:
+            writer.execute("BEGIN IMMEDIATE")  # another process mid-write
+            started = time.monotonic()
+            assert queue.receive(visibility_timeout=30, wait=0.3) == []
+            assert time.monotonic() - started < 2  # not the 10 s busy timeout
+        finally:
+            writer.rollback()
+            writer.close()
+        queue.send(b"work")
+        [message] = queue.receive(visibility_timeout=30, wait=1)
+        assert message.body == b"work"
