@@ -222,8 +222,9 @@ class AsyncRequests:
     # -- the sweeper ------------------------------------------------------------------
 
     def sweep_once(self) -> list[AsyncRequest]:
-        """Expire old results, settle a page of outcomes (with settling on), fail
-        dead-lettered requests; returns callbacks to deliver."""
+        """Expire old results, settle a page of outcomes (with settling on), delete
+        records expired longer than ``expired_retention``, fail dead-lettered requests;
+        returns callbacks to deliver."""
         for record in self.requests.expire():
             for key in (record.payload_key, record.result_key):
                 if key is not None:
@@ -232,6 +233,8 @@ class AsyncRequests:
                 self.settler.forget(record)
         if self.settler is not None:
             self.settler.sweep()
+        retention = timedelta(seconds=self.settings.expired_retention)
+        self.requests.purge(utcnow() - retention)
         for service, number in list(self.versions()):
             try:
                 self._settle_dead_letters(service, number)

@@ -14,6 +14,9 @@ __all__ = ["AsyncSettings"]
 @dataclass(frozen=True)
 class AsyncSettings:
     result_ttl: float = 24 * 3600.0  # seconds a finished request and its result are kept
+    # seconds an expired request's record is kept (its status answers 410) before it is
+    # deleted (then 404): keeps the table to the requests of the last days
+    expired_retention: float = 7 * 24 * 3600.0
     default_timeout: float = DEFAULT_JOB_TIMEOUT  # a run's time limit when the caller names none
     max_timeout: float = MAX_ASYNC_TIMEOUT
     max_attempts: int = 3  # deliveries before the dead-letter queue (maxReceiveCount)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import CursorResult, Engine, Result, select, update
+from sqlalchemy import CursorResult, Engine, Result, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -283,3 +283,21 @@ class RequestStore:
             for row in rows:
                 row.status = "expired"
             return [_record(r) for r in rows]
+
+    def purge(self, expired_before: datetime, limit: int = 1000) -> int:
+        """Delete up to ``limit`` expired records whose expiry is older than
+        ``expired_before`` (their objects went when they expired); returns how many."""
+        with self._tx() as s:
+            ids = list(
+                s.scalars(
+                    select(AsyncRequestRow.id)
+                    .where(
+                        AsyncRequestRow.status == "expired",
+                        AsyncRequestRow.expires_at < expired_before,
+                    )
+                    .limit(limit)
+                )
+            )
+            if ids:
+                s.execute(delete(AsyncRequestRow).where(AsyncRequestRow.id.in_(ids)))
+            return len(ids)

@@ -113,6 +113,20 @@ def test_finished_requests_expire_after_their_ttl(requests: RequestStore) -> Non
     assert not requests.finish(old, "succeeded", ttl=TTL)  # expired stays expired
 
 
+def test_expired_records_are_deleted_after_their_retention(requests: RequestStore) -> None:
+    old, recent, live = submit(requests), submit(requests), submit(requests)
+    requests.finish(old, "succeeded", ttl=timedelta(days=-8), result_key="results/old")
+    requests.finish(recent, "failed", ttl=timedelta(seconds=-1), error="e")
+    requests.finish(live, "succeeded", ttl=TTL, result_key="results/live")
+    assert {r.id for r in requests.expire(utcnow())} == {old, recent}
+    assert requests.purge(utcnow() - timedelta(days=7)) == 1
+    with pytest.raises(NotFoundError):
+        requests.get(old)
+    assert requests.get(recent).status == "expired"  # still answers 410 for a while
+    assert requests.get(live).status == "succeeded"
+    assert requests.purge(utcnow() - timedelta(days=7)) == 0
+
+
 def test_callback_outcome_is_recorded(requests: RequestStore) -> None:
     rid = submit(requests)
     requests.set_callback_status(rid, "gave_up")
@@ -138,9 +152,10 @@ def test_the_sweep_queries_use_the_status_indexes(store: StateStore, store_url: 
         requests.unfinished_page("req_0")
         requests.pending_callbacks()
         requests.expire()
+        requests.purge(utcnow())
     finally:
         event.remove(store.engine, "before_cursor_execute", capture)
-    assert len(statements) == 4
+    assert len(statements) == 5
     with store.engine.connect() as conn:
         for statement, params in statements:
             raw = conn.connection.driver_connection
