@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from flowhost.lambdas.aws import AlbRoutes, EcsCompute
+from tests.integration.aws.container_support import Package, make_package, make_platform
+from tests.integration.aws.container_support import Platform as ServicePlatform
 from tests.integration.aws.support import (
     Balancer,
     Cluster,
@@ -44,3 +46,15 @@ def routes(balancer: Balancer) -> AlbRoutes:
 @pytest.fixture
 def compute(cluster: Cluster) -> EcsCompute:
     return EcsCompute(cluster.client, cluster.name, start_timeout=5, poll_interval=0.05)
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> Package:
+    """The echo service of the container tests, as a code package."""
+    return make_package(tmp_path_factory)
+
+
+@pytest.fixture
+def platform(aws_client: ClientFactory) -> ServicePlatform:
+    """A bucket, a KMS key and a version's queues, as the platform gives a service."""
+    return make_platform(aws_client)

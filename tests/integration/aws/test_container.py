@@ -1,25 +1,17 @@
 """The serving container's bootstrap (``python -m flowhost.lambdas.aws.container``): the
-environment ServiceSpec really sets, ``fetch_package`` on moto's S3, the process end to end
-(package from S3, HTTP, metrics, EMF on stdout, an async job through SQS and S3, SIGTERM),
-and the runtime Dockerfile that runs it."""
+environment ServiceSpec really sets, ``fetch_package`` on moto's S3, and the process end
+to end (package from S3, HTTP, metrics, EMF on stdout, traces, an async job through SQS
+and S3, SIGTERM). The image: test_container_image.py; the role: test_container_role.py."""
 
 from __future__ import annotations
 
-import asyncio
-import fnmatch
-import functools
 import gzip
-import importlib.util
 import json
-import os
 import re
-import shlex
 import signal
 import subprocess
 import sys
-import tomllib
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,124 +24,22 @@ from flowhost.lambdas.aws.container import PackageError, fetch_package
 from flowhost.lambdas.aws.container_settings import CONTRACT, KNOBS, ContainerSettings
 from flowhost.lambdas.jobs import job_message, payload_key
 from flowhost.lambdas.ledger import read_outcome
-from flowhost.lambdas.queue.sqs import SQSQueue
 from flowhost.lambdas.s3objects import S3ObjectStore
-from flowhost.services.packaging import build_package, package_key
+from flowhost.services.packaging import package_key
+from tests.integration.aws.container_support import (
+    HELPER_FILE,
+    MODULE,
+    SERVICE,
+    START_TIMEOUT,
+    STOP_TIMEOUT,
+    Package,
+    Platform,
+    container_env,
+    fresh,
+    service_spec_environments,
+)
 from tests.integration.otlp import OtlpReceiver
-from tests.integration.support import ROOT, free_port, poll
-
-ClientFactory = Callable[[str], Any]
-MODULE = "flowhost.lambdas.aws.container"
-SERVICE = "boot-echo"
-START_TIMEOUT = 60.0
-STOP_TIMEOUT = 15.0
-
-SERVICE_FILE = '''
-"""A service packaged and served by the tests of the container bootstrap."""
-
-import os
-
-from pydantic import BaseModel
-
-from flowhost.services import WebServiceSpec, endpoint
-from helper import shout
-
-
-class EchoIn(BaseModel):
-    text: str
-
-
-class Echo(WebServiceSpec):
-    name = "boot-echo"
-
-    @endpoint
-    def echo(self, request: EchoIn) -> dict[str, str]:
-        return {"text": shout(request.text), "cwd": os.getcwd()}
-'''
-HELPER_FILE = "def shout(text: str) -> str:\n    return text.upper() + '!'\n"
-
-
-def fresh(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-@dataclass(frozen=True)
-class Package:
-    digest: str
-    archive: bytes
-
-
-@dataclass(frozen=True)
-class Platform:
-    """What the platform stack gives a service: a bucket, a KMS key, the version's queues."""
-
-    s3: Any
-    bucket: str
-    kms_key_arn: str
-    queue: SQSQueue
-    queue_name: str
-
-    def upload(self, package: Package, key: str | None = None) -> str:
-        key = key or package_key(package.digest)
-        self.s3.put_object(Bucket=self.bucket, Key=key, Body=package.archive)
-        return f"s3://{self.bucket}/{key}"
-
-
-@pytest.fixture(scope="module")
-def package(tmp_path_factory: pytest.TempPathFactory) -> Package:
-    code = tmp_path_factory.mktemp("echo-service")
-    (code / "echo_service.py").write_text(SERVICE_FILE)
-    (code / "helper.py").write_text(HELPER_FILE)
-    return Package(*build_package(code))
-
-
-@pytest.fixture
-def platform(aws_client: ClientFactory) -> Platform:
-    s3 = aws_client("s3")
-    bucket = fresh("flowhost-test-data")
-    s3.create_bucket(Bucket=bucket)
-    key = aws_client("kms").create_key(Description="flowhost tests")["KeyMetadata"]["Arn"]
-    name = fresh("flowhost-test-boot-echo-v1")
-    queue = SQSQueue.create(aws_client("sqs"), name, max_receive_count=3)
-    return Platform(s3, bucket, key, queue, name)
-
-
-# -- the environment ServiceSpec sets ------------------------------------------------------
-
-
-@functools.cache
-def service_spec_run() -> Any:
-    """Two ServiceSpecs (a plain service; one with an Artifacts binding and a pinned run)
-    under the recording mock, as their resources would be created."""
-    policy = asyncio.get_event_loop_policy()
-    try:
-        policy.get_event_loop()
-    except RuntimeError:  # an earlier asyncio.run() left none; Pulumi's test runner needs one
-        policy.set_event_loop(policy.new_event_loop())
-    with warnings.catch_warnings():  # pulumi_aws's own deprecated modules warn on load
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pulumi_aws\.")
-        from flowhost.infra import ServiceSpec
-        from tests.infra.services.example.tiny import Scored, Tiny
-        from tests.infra.services.harness import platform as platform_ref
-        from tests.infra.services.harness import run_services
-
-        def build() -> dict[str, Any]:
-            ref = platform_ref()
-            ServiceSpec("tiny", spec=Tiny, platform=ref)
-            ServiceSpec("scored", spec=Scored, platform=ref, version=2, run="TrainFlow/42")
-            return {}
-
-        return run_services(build)
-
-
-def service_spec_environments() -> dict[str, dict[str, str]]:
-    """The serving container's environment of both ServiceSpecs of ``service_spec_run``."""
-    run = service_spec_run()
-    found: dict[str, dict[str, str]] = {}
-    for name in ("tiny", "scored"):
-        (serving, _collector) = json.loads(run.named(f"{name}-task").inputs["containerDefinitions"])
-        found[name] = {e["name"]: e["value"] for e in serving["environment"]}
-    return found
+from tests.integration.support import poll
 
 
 def test_the_bootstrap_reads_exactly_what_service_spec_sets() -> None:
@@ -236,40 +126,6 @@ def test_an_object_that_is_not_a_package(platform: Platform, package: Package, t
 
 
 # -- the process ----------------------------------------------------------------------------
-
-
-def container_env(
-    base_env: dict[str, str], moto_endpoint: str, platform: Platform, uri: str, digest: str,
-    tmp_path: Path, **extra: str,
-) -> dict[str, str]:  # fmt: skip
-    env = {k: v for k, v in base_env.items() if not k.startswith("AWS_")}
-    queue = platform.queue
-    env.update(
-        AWS_ENDPOINT_URL=moto_endpoint,  # every boto3 client of the process goes to moto
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-        AWS_EC2_METADATA_DISABLED="true",
-        AWS_REGION="us-east-1",
-        FLOWHOST_SERVICE=SERVICE,
-        FLOWHOST_VERSION="v1",
-        FLOWHOST_ENVIRONMENT="test",
-        FLOWHOST_PORT=str(free_port()),
-        FLOWHOST_HOST="127.0.0.1",
-        FLOWHOST_CODE_PACKAGE=uri,
-        FLOWHOST_CODE_DIGEST=digest,
-        FLOWHOST_ENTRYPOINT="echo_service.py:Echo",
-        FLOWHOST_BUCKET=platform.bucket,
-        FLOWHOST_KMS_KEY_ARN=platform.kms_key_arn,
-        FLOWHOST_ASYNC_PREFIX=f"async/{SERVICE}/",
-        FLOWHOST_QUEUE_NAME=platform.queue_name,
-        FLOWHOST_QUEUE_URL=queue.url,
-        FLOWHOST_DEAD_LETTER_QUEUE_URL=queue.dead_letter_url,
-        FLOWHOST_CODE_DIR=str(tmp_path / "code"),
-        **extra,
-    )
-    return env
 
 
 @dataclass
@@ -452,175 +308,3 @@ def run_an_async_job(platform: Platform, container: Container) -> None:
     )
     assert done.version == 1
     assert poll("the queue to be empty", lambda: platform.queue.depth().total == 0 or None)
-
-
-# -- the runtime image ------------------------------------------------------------------------
-
-
-def dockerfile() -> list[tuple[str, str]]:
-    """``(INSTRUCTION, arguments)`` of the Dockerfile, continuations joined, comments out."""
-    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
-    found: list[tuple[str, str]] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            word, _, rest = line.partition(" ")
-            found.append((word.upper(), rest.strip()))
-    return found
-
-
-def final_stage() -> list[tuple[str, str]]:
-    steps = dockerfile()
-    last = max(i for i, (word, _) in enumerate(steps) if word == "FROM")
-    return steps[last:]
-
-
-def test_the_image_runs_the_bootstrap() -> None:
-    cmds = [args for word, args in final_stage() if word == "CMD"]
-    assert len(cmds) == 1
-    assert json.loads(cmds[0]) == ["python", "-m", MODULE]
-    assert importlib.util.find_spec(MODULE) is not None
-    assert 'if __name__ == "__main__":' in (ROOT / "lambdas/aws/container.py").read_text()
-
-
-def test_the_image_runs_unprivileged_and_writes_only_tmp() -> None:
-    final = final_stage()
-    users = [args for word, args in final if word == "USER"]
-    assert users == ["65532:65532"]  # the GPU Deployment's runAsUser too
-    env = " ".join(args for word, args in final if word == "ENV")
-    assert "HOME=/tmp" in env
-    assert [args for word, args in final if word == "WORKDIR"] == ["/tmp"]
-    assert ContainerSettings.model_fields["code_dir"].default == Path("/tmp/flowhost/code")
-
-
-def test_the_image_is_built_from_the_lock_file() -> None:
-    steps = dockerfile()
-    args = {a.split("=", 1)[0]: a.split("=", 1)[1] for w, a in steps if w == "ARG" and "=" in a}
-    bases = [a.split()[0] for w, a in steps if w == "FROM"]
-    for base in bases:
-        image = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], base)
-        assert re.fullmatch(r"python:3\.11[\w.-]*-slim[\w.-]*(@sha256:[0-9a-f]{64})?", image), image
-    syncs = [shlex.split(a) for w, a in steps if w == "RUN" and "uv sync" in a]
-    assert syncs
-    for sync in syncs:
-        assert {"--locked", "--no-dev"} <= set(sync)
-        assert not {"--extra", "--all-extras", "--group", "--all-groups"} & set(sync)
-    uv_pin = next(d for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
-        "dependencies"] if d.startswith("uv=="))  # fmt: skip
-    assert any(w == "RUN" and uv_pin in a for w, a in steps), "the image's uv is the project's"
-
-
-def test_the_image_copies_every_package_folder() -> None:
-    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    needed = {"pyproject.toml", "uv.lock", "README.md", *setuptools["package-dir"].values()}
-    copied = {
-        source.rstrip("/")
-        for word, args in dockerfile()
-        if word == "COPY" and not args.startswith("--from")
-        for source in args.split()[:-1]
-    }
-    assert needed <= copied, f"not copied into the image: {sorted(needed - copied)}"
-    assert all((ROOT / source).exists() for source in copied)
-    ignored = (ROOT / ".dockerignore").read_text().split()
-    assert ignored[ignored.index("*") + 1 :]  # everything out, then what the image needs
-    for source in copied:
-        assert f"!{source}" in ignored, f".dockerignore keeps {source} out of the context"
-
-
-# -- the task role covers every call the container makes -----------------------------------
-
-# botocore operation -> the IAM action it needs (reads of a key need s3:GetObject).
-S3_ACTIONS = {
-    "GetObject": "s3:GetObject",
-    "HeadObject": "s3:GetObject",
-    "PutObject": "s3:PutObject",
-    "DeleteObject": "s3:DeleteObject",
-}
-
-
-def role_allows(document: dict[str, Any], action: str, resource: str) -> bool:
-    """Whether an Allow statement names ``action`` and a resource pattern matching
-    ``resource`` (conditions, which only narrow KMS use, are not evaluated)."""
-    for statement in document["Statement"]:
-        actions, resources = statement["Action"], statement["Resource"]
-        actions = actions if isinstance(actions, list) else [actions]
-        resources = resources if isinstance(resources, list) else [resources]
-        if (
-            statement["Effect"] == "Allow"
-            and action in actions
-            and any(fnmatch.fnmatchcase(resource, pattern) for pattern in resources)
-        ):
-            return True
-    return False
-
-
-def test_the_task_role_allows_every_call_the_container_makes(
-    base_env: dict[str, str], moto_endpoint: str, platform: Platform, package: Package,
-    tmp_path: Path, aws_client: Callable[[str], Any],
-) -> None:  # fmt: skip
-    """The container's AWS calls (fetch the package; claim, heartbeat, succeed, lose a race,
-    retry, fail and hand back jobs) against moto, each checked against the task role a
-    ServiceSpec gives its service: moto does not enforce IAM, so this is where a missing
-    grant shows (the tiny service's names stand in for this test's)."""
-    uri = platform.upload(package)
-    settings = ContainerSettings.from_env(
-        container_env(base_env, moto_endpoint, platform, uri, package.digest, tmp_path,
-                      FLOWHOST_ASYNC_VISIBILITY="3", FLOWHOST_ASYNC_RETRY_BACKOFF="0")
-    )  # fmt: skip
-    calls: list[tuple[str, str, dict[str, Any]]] = []
-    s3, sqs = aws_client("s3"), aws_client("sqs")  # the container's own clients, recorded
-    for client in (s3, sqs):
-        client.meta.events.register(
-            "before-parameter-build",
-            lambda model, params, **_: calls.append(
-                (model.service_model.service_name, model.name, params)
-            ),
-        )
-    fetch_package(s3, uri, package.digest, settings.code_dir)
-    from flowhost.lambdas.aws.container import queue_jobs
-
-    jobs = queue_jobs(settings, s3, sqs)
-    control = S3ObjectStore(platform.s3, platform.bucket)  # the control plane's side
-    ids = ["req_" + uuid.uuid4().hex for _ in range(3)]
-    for request_id in ids:
-        control.put(payload_key(SERVICE, request_id), b'{"text": "x"}')
-    platform.queue.send(job_message(ids[0], "echo", payload_key(SERVICE, ids[0])))
-    platform.queue.send(job_message(ids[0], "echo", payload_key(SERVICE, ids[0])))  # a duplicate
-    [first] = poll("the first delivery", lambda: jobs.receive(1, 0) or None, 10)
-    [second] = poll("the duplicate", lambda: jobs.receive(1, 0) or None, 10)
-    assert jobs.heartbeat(first)
-    assert jobs.succeed(first, b'{"text": "X!"}')
-    assert not jobs.succeed(second, b'{"text": "X!"}')  # lost: deletes its own result again
-    for request_id in ids[1:]:
-        platform.queue.send(job_message(request_id, "echo", payload_key(SERVICE, request_id)))
-    failing = poll("two more deliveries", lambda: jobs.receive(2, 0) or None, 10)
-    jobs.fail(failing[0], "endpoint_error", "boom", retry=True)  # back to the queue
-    jobs.fail(failing[-1], "invalid_request", "bad", retry=False)  # failed for good
-    if len(failing) > 1:
-        jobs.release(failing[0])
-    assert {op for _, op, _ in calls} >= {
-        "GetObject", "HeadObject", "PutObject", "DeleteObject", "ReceiveMessage",
-        "DeleteMessage", "ChangeMessageVisibility", "GetQueueAttributes",
-    }  # fmt: skip
-
-    document = json.loads(service_spec_run().named("tiny-task-policy").inputs["policy"])
-    by_sid = {s["Sid"]: s for s in document["Statement"]}
-    tiny_bucket = by_sid["OwnAsyncObjects"]["Resource"].split("/", 1)[0]  # arn:aws:s3:::<b>
-    tiny_package = by_sid["OwnCodePackage"]["Resource"]
-    tiny_queue = by_sid["OwnQueue"]["Resource"]
-    denied: list[str] = []
-    for service, op, params in calls:
-        if service == "s3":
-            assert op in S3_ACTIONS, f"a call this test does not map yet: {op} {params}"
-            key = params["Key"]
-            if key == package_key(package.digest):
-                resource = tiny_package
-            else:
-                resource = f"{tiny_bucket}/{key.replace(f'async/{SERVICE}/', 'async/tiny/', 1)}"
-            action = S3_ACTIONS[op]
-        else:
-            assert params["QueueUrl"] == platform.queue.url, params  # never another queue
-            resource, action = tiny_queue, f"sqs:{op}"
-        if not role_allows(document, action, resource):
-            denied.append(f"{op} -> {action} on {resource}")
-    assert denied == [], "the task role does not allow:\n" + "\n".join(denied)
