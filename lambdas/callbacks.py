@@ -7,7 +7,8 @@ Callback URLs come from callers, and the deliverer runs inside the platform's ne
 unless ``CallbackPolicy.allow_private`` (the local platform's default, where receivers are
 on loopback), a URL whose host is or resolves to a loopback, private, link-local or
 otherwise non-public address is refused at submit (an address literal) and not posted
-to at delivery (a name, resolved then).
+to at delivery (a name, resolved then; the POST then goes to the address that was
+checked, the name kept for ``Host`` and TLS, so a second lookup cannot redirect it).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import logging
 import random
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from urllib.parse import urlsplit
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -58,21 +60,50 @@ def non_public_address(host: str) -> str | None:
     return None if address.is_global else host
 
 
-async def _resolves_to_non_public(host: str, port: int) -> str | None:
-    """The first non-public address ``host`` resolves to, if any (DNS failures: None,
-    the POST then fails as any unreachable host does)."""
+@dataclass(frozen=True)
+class _Target:
+    """Where a callback's POSTs go: the URL, pinned to a checked address when only public
+    hosts are allowed (with the name kept for ``Host`` and TLS), so the connection goes
+    to the address that was checked, not to what a second lookup might answer."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict[str, str])
+    extensions: dict[str, Any] = field(default_factory=dict[str, Any])
+
+
+async def _public_target(url: str) -> _Target | str:
+    """``url`` pinned to the public address its host resolves to, or the first
+    non-public address found (refuse it). An unresolvable host is left as it is: the
+    POST then fails as any unreachable receiver does."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
     if (literal := non_public_address(host)) is not None:
         return literal
-    loop = asyncio.get_running_loop()
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return _Target(url)  # a public address literal: nothing to resolve
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError:
-        return None
-    for *_, sockaddr in infos:
-        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        return _Target(url)
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    for address in addresses:
         if not address.is_global:
             return str(address)
-    return None
+    if not addresses:
+        return _Target(url)
+    pinned = f"[{addresses[0]}]" if addresses[0].version == 6 else str(addresses[0])
+    netloc = f"{pinned}:{parts.port}" if parts.port else pinned
+    extensions: dict[str, Any] = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return _Target(
+        urlunsplit(parts._replace(netloc=netloc)),
+        {"host": parts.netloc.rsplit("@", 1)[-1]},
+        extensions,
+    )
 
 
 async def deliver(
@@ -87,16 +118,36 @@ async def deliver(
     """POST ``body`` to ``url`` until a 2xx answer or the attempts run out; True if
     delivered. Every attempt is signed afresh (its timestamp is the attempt's)."""
     policy = policy or CallbackPolicy()
-    if not policy.allow_private:
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        blocked = await _resolves_to_non_public(parts.hostname or "", port)
-        if blocked is not None:
-            log.warning(
-                "callback refused: its host is not a public address",
-                extra={"fields": {"url": url, "address": blocked}},
+    target = _Target(url) if policy.allow_private else await _public_target(url)
+    if isinstance(target, str):
+        log.warning(
+            "callback refused: its host is not a public address",
+            extra={"fields": {"url": url, "address": target}},
+        )
+        return False
+    for attempt in range(policy.attempts):
+        headers = {"content-type": "application/json", SIGNATURE_HEADER: sign(secret, body)}
+        try:
+            response = await client.post(
+                target.url,
+                content=body,
+                headers={**headers, **target.headers},
+                timeout=policy.timeout,
+                extensions=target.extensions,
             )
-            return False
+        except httpx.HTTPError as exc:
+            outcome = type(exc).__name__
+        else:
+            if response.is_success:
+                return True
+            outcome = f"HTTP {response.status_code}"
+        log.warning(
+            "callback attempt failed",
+            extra={"fields": {"url": url, "attempt": attempt + 1, "outcome": outcome}},
+        )
+        if attempt + 1 < policy.attempts:
+            await sleep(policy.delay(attempt))
+    return False
     for attempt in range(policy.attempts):
         headers = {"content-type": "application/json", SIGNATURE_HEADER: sign(secret, body)}
         try:

@@ -177,3 +177,41 @@ def test_only_public_addresses_are_called_back_when_so_configured(
     assert [r.fields["address"] for r in refused] == ["127.0.0.1", "127.0.0.1"]  # type: ignore[attr-defined]
     assert asyncio.run(attempt("127.0.0.1", allow_private=True)) is True
     assert len(receiver.calls) == 1
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_public_callback_goes_to_the_address_that_was_checked(
+    monkeypatch: pytest.MonkeyPatch, scheme: str
+) -> None:
+    """DNS rebinding: the name is resolved and checked once, and the POST is pinned to
+    that address (the name kept for Host and TLS), so a later answer pointing inside the
+    network is never used."""
+    answers = iter(["93.184.215.14", "127.0.0.1", "127.0.0.1"])  # public, then rebound
+    real = socket.getaddrinfo
+
+    def resolve(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "hooks.public.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    seen: list[httpx.Request] = []
+
+    def receiver(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200)
+
+    async def attempt() -> bool:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(receiver)) as client:
+            return await deliver(
+                client, f"{scheme}://hooks.public.example:8443/hook?x=1", BODY, SECRET,
+                policy=CallbackPolicy(attempts=1, allow_private=False),
+            )  # fmt: skip
+
+    assert asyncio.run(attempt()) is True
+    (request,) = seen
+    assert str(request.url) == f"{scheme}://93.184.215.14:8443/hook?x=1"
+    assert request.headers["host"] == "hooks.public.example:8443"
+    sni = request.extensions.get("sni_hostname")
+    assert sni == ("hooks.public.example" if scheme == "https" else None)
+    verify_signature(SECRET, request.headers[SIGNATURE_HEADER], request.content)
