@@ -71,31 +71,25 @@ class _Target:
     extensions: dict[str, Any] = field(default_factory=dict[str, Any])
 
 
-async def _public_target(url: str) -> _Target | str:
-    """``url`` pinned to the public address its host resolves to, or the first
-    non-public address found (refuse it). An unresolvable host is left as it is: the
-    POST then fails as any unreachable receiver does."""
+async def _public_target(url: str) -> _Target | str | None:
+    """``url`` pinned to the public address its host resolves to; the first non-public
+    address found (refuse it); or None when the host does not resolve now (a failed
+    attempt: never a POST that would resolve the name again, unchecked)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if (literal := non_public_address(host)) is not None:
         return literal
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
-        return _Target(url)  # a public address literal: nothing to resolve
-    try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError:
-        return _Target(url)
+        return None
     addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
     for address in addresses:
         if not address.is_global:
             return str(address)
     if not addresses:
-        return _Target(url)
+        return None
     pinned = f"[{addresses[0]}]" if addresses[0].version == 6 else str(addresses[0])
     netloc = f"{pinned}:{parts.port}" if parts.port else pinned
     extensions: dict[str, Any] = {"sni_hostname": host} if parts.scheme == "https" else {}
@@ -118,29 +112,33 @@ async def deliver(
     """POST ``body`` to ``url`` until a 2xx answer or the attempts run out; True if
     delivered. Every attempt is signed afresh (its timestamp is the attempt's)."""
     policy = policy or CallbackPolicy()
-    target = _Target(url) if policy.allow_private else await _public_target(url)
-    if isinstance(target, str):
-        log.warning(
-            "callback refused: its host is not a public address",
-            extra={"fields": {"url": url, "address": target}},
-        )
-        return False
     for attempt in range(policy.attempts):
-        headers = {"content-type": "application/json", SIGNATURE_HEADER: sign(secret, body)}
-        try:
-            response = await client.post(
-                target.url,
-                content=body,
-                headers={**headers, **target.headers},
-                timeout=policy.timeout,
-                extensions=target.extensions,
+        # Checked on every attempt: each POST goes to an address resolved and checked now.
+        target = _Target(url) if policy.allow_private else await _public_target(url)
+        if isinstance(target, str):
+            log.warning(
+                "callback refused: its host is not a public address",
+                extra={"fields": {"url": url, "address": target}},
             )
-        except httpx.HTTPError as exc:
-            outcome = type(exc).__name__
+            return False
+        headers = {"content-type": "application/json", SIGNATURE_HEADER: sign(secret, body)}
+        if target is None:
+            outcome = "unresolvable host"
         else:
-            if response.is_success:
-                return True
-            outcome = f"HTTP {response.status_code}"
+            try:
+                response = await client.post(
+                    target.url,
+                    content=body,
+                    headers={**headers, **target.headers},
+                    timeout=policy.timeout,
+                    extensions=target.extensions,
+                )
+            except httpx.HTTPError as exc:
+                outcome = type(exc).__name__
+            else:
+                if response.is_success:
+                    return True
+                outcome = f"HTTP {response.status_code}"
         log.warning(
             "callback attempt failed",
             extra={"fields": {"url": url, "attempt": attempt + 1, "outcome": outcome}},
@@ -151,7 +149,13 @@ async def deliver(
     for attempt in range(policy.attempts):
         headers = {"content-type": "application/json", SIGNATURE_HEADER: sign(secret, body)}
         try:
-            response = await client.post(url, content=body, headers=headers, timeout=policy.timeout)
+            response = await client.post(
+                target.url,
+                content=body,
+                headers={**headers, **target.headers},
+                timeout=policy.timeout,
+                extensions=target.extensions,
+            )
         except httpx.HTTPError as exc:
             outcome = type(exc).__name__
         else:

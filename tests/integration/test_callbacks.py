@@ -215,3 +215,41 @@ def test_a_public_callback_goes_to_the_address_that_was_checked(
     sni = request.extensions.get("sni_hostname")
     assert sni == ("hooks.public.example" if scheme == "https" else None)
     verify_signature(SECRET, request.headers[SIGNATURE_HEADER], request.content)
+
+
+def test_a_host_that_does_not_resolve_is_retried_never_posted_unchecked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A failed lookup is a failed attempt (the POST would resolve the name again,
+    unchecked); the next attempt resolves and checks afresh, here finding loopback."""
+    calls = 0
+    real = socket.getaddrinfo
+
+    def resolve(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        if host != "hooks.flaky.example":
+            return real(host, port, *args, **kwargs)
+        calls += 1
+        if calls == 1:
+            raise socket.gaierror("temporary failure")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    seen: list[httpx.Request] = []
+    waits: list[float] = []
+
+    async def no_wait(seconds: float) -> None:
+        waits.append(seconds)
+
+    async def attempt() -> bool:
+        transport = httpx.MockTransport(lambda r: seen.append(r) or httpx.Response(200))
+        async with httpx.AsyncClient(transport=transport) as client:
+            return await deliver(
+                client, "http://hooks.flaky.example/hook", BODY, SECRET,
+                policy=CallbackPolicy(attempts=3, allow_private=False), sleep=no_wait,
+            )  # fmt: skip
+
+    assert asyncio.run(attempt()) is False
+    assert seen == []  # never posted: neither unchecked nor to loopback
+    assert calls == 2  # the failed lookup was retried, the second answer refused
+    assert len(waits) == 1
