@@ -85,7 +85,6 @@ class EndpointHandler:
         self.base_headers = base_headers
         self.access = access
         self.tracing = tracing
-        self.span_name = f"{{}} /{d.name}"
         self.request_adapter: TypeAdapter[Any] | None = (
             TypeAdapter(binding.request_type) if binding.request_type is not None else None
         )
@@ -198,7 +197,7 @@ class EndpointHandler:
             await self._handle(scope, receive, send, None)
             return
         span = tracing.start(
-            self.span_name.format(scope["method"]),
+            f"{scope['method']} /{self.name}",
             scope["headers"],
             attributes={"http.request.method": scope["method"], "url.path": scope["path"],
                         "http.route": f"/{self.name}", "flowhost.endpoint": self.name},
