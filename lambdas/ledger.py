@@ -18,6 +18,7 @@ outcome into the RequestStore (``flowhost.lambdas.async_requests.settling``).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeVar
@@ -29,6 +30,8 @@ from flowhost.lambdas.jobs import outcome_key, progress_key
 from flowhost.lambdas.objectstore import ObjectStore
 
 __all__ = ["ObjectLedger", "Outcome", "Progress", "read_outcome", "read_progress"]
+
+log = logging.getLogger("flowhost.ledger")
 
 
 class Progress(BaseModel):
@@ -62,9 +65,14 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def _read(objects: ObjectStore, key: str, model: type[M]) -> M | None:
+    """The object as ``model``; None when it is missing, or unreadable (logged: not ours
+    to trust, so it counts as not written)."""
     try:
         return model.model_validate_json(objects.get(key))
     except NotFoundError:
+        return None
+    except ValidationError:
+        log.error("ignoring an unreadable ledger object", extra={"fields": {"key": key}})
         return None
 
 
@@ -92,12 +100,6 @@ class ObjectLedger:
         self.objects = objects
         self.service = service
 
-    def _progress(self, request_id: str) -> Progress | None:
-        try:
-            return read_progress(self.objects, self.service, request_id)
-        except ValidationError:  # not ours to trust: start counting again
-            return None
-
     def _finished(self, request_id: str) -> bool:
         return self.objects.exists(outcome_key(self.service, request_id))
 
@@ -108,7 +110,7 @@ class ObjectLedger:
     def start(self, request_id: str, version: int) -> _Started | None:
         if self._finished(request_id):
             return None
-        last = self._progress(request_id)
+        last = read_progress(self.objects, self.service, request_id)
         self._write(
             request_id,
             Progress(
@@ -127,7 +129,7 @@ class ObjectLedger:
         result_key: str | None = None,
         error: str | None = None,
     ) -> bool:
-        last = self._progress(request_id)
+        last = read_progress(self.objects, self.service, request_id)
         now = datetime.now(UTC)
         outcome = Outcome(
             status=status, result_key=result_key, error=error,
@@ -140,7 +142,7 @@ class ObjectLedger:
     def retry(self, request_id: str, error: str | None) -> bool:
         if self._finished(request_id):
             return False
-        last = self._progress(request_id)
+        last = read_progress(self.objects, self.service, request_id)
         if last is None or last.status != "running":
             return False  # as the records: only a running delivery goes back to queued
         kept = error if error is not None else last.error

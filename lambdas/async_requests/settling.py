@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import logging
 
-from pydantic import ValidationError
-
 from flowhost.lambdas.jobs import outcome_key, progress_key
-from flowhost.lambdas.ledger import Outcome, Progress, read_outcome, read_progress
+from flowhost.lambdas.ledger import read_outcome, read_progress
 from flowhost.lambdas.objectstore import ObjectStore
 from flowhost.lambdas.store.requests import AsyncRequest, RequestStore
 
@@ -34,19 +32,6 @@ class Settler:
         self.page = page
         self._after: str | None = None  # where the next sweep's page starts
 
-    def _outcome(self, record: AsyncRequest) -> Outcome | None:
-        try:
-            return read_outcome(self.objects, record.service, record.id)
-        except ValidationError:
-            log.error("ignoring an unreadable outcome", extra={"fields": {"request_id": record.id}})
-            return None
-
-    def _progress(self, record: AsyncRequest) -> Progress | None:
-        try:
-            return read_progress(self.objects, record.service, record.id)
-        except ValidationError:
-            return None
-
     def settle(self, record: AsyncRequest) -> AsyncRequest:
         """``record`` brought up to date: finished if the ledger holds its outcome (then
         recorded), else with the deliveries so far (shown, not stored)."""
@@ -55,7 +40,7 @@ class Settler:
         found = self.outcome(record)
         if found is not None:
             return found
-        progress = self._progress(record)
+        progress = read_progress(self.objects, record.service, record.id)
         if progress is None or progress.attempts < record.attempts:
             return record
         return record.model_copy(
@@ -69,7 +54,7 @@ class Settler:
     def outcome(self, record: AsyncRequest) -> AsyncRequest | None:
         """The record finished as the ledger's outcome says, if it holds one (recorded;
         when it lost to another settle or a finish here, the stored record)."""
-        outcome = self._outcome(record)
+        outcome = read_outcome(self.objects, record.service, record.id)
         if outcome is None:
             return None
         finished = record.model_copy(
