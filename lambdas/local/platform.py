@@ -14,7 +14,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -40,7 +40,9 @@ from flowhost.lambdas.objectstore import LocalObjectStore
 from flowhost.lambdas.store import StateStore, VersionRecord
 from flowhost.lambdas.store.requests import RequestStore
 from flowhost.services.runtime.logs import configure_logging
-from flowhost.services.runtime.tracing import Tracing
+
+if TYPE_CHECKING:
+    from flowhost.services.runtime.tracing import Tracing
 
 __all__ = ["LocalPlatform", "PlatformSettings"]
 
@@ -113,11 +115,11 @@ class LocalPlatform:
             on_submit=self._submitted,
         )  # fmt: skip
         self.async_app = create_async_app(self.async_requests)
-        self.tracing = (
-            Tracing("flowhost-router", endpoint=settings.otlp_endpoint)
-            if settings.otlp_endpoint is not None
-            else None
-        )
+        self.tracing: Tracing | None = None
+        if settings.otlp_endpoint is not None:  # imported only when tracing is on
+            from flowhost.services.runtime.tracing import Tracing
+
+            self.tracing = Tracing("flowhost-router", endpoint=settings.otlp_endpoint)
         self.router = Router(
             self.routes, self.scaler, cold_start_timeout=settings.cold_start_timeout,
             tracing=self.tracing,

@@ -14,9 +14,7 @@ import contextlib
 import logging
 import time
 import uuid
-from typing import Any
-
-from opentelemetry.trace import Span
+from typing import TYPE_CHECKING, Any
 
 from flowhost.errors import FlowhostError
 from flowhost.lambdas.local.pool import Instance, Pool
@@ -24,7 +22,11 @@ from flowhost.lambdas.local.routes import RouteTable
 from flowhost.lambdas.local.scaler import Scaler
 from flowhost.lambdas.local.upstream import UpstreamError
 from flowhost.services.runtime.responses import HttpError, error_body, send_json
-from flowhost.services.runtime.tracing import Tracing, finish_span
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
+    from flowhost.services.runtime.tracing import Tracing
 
 __all__ = ["Router"]
 
@@ -116,7 +118,7 @@ class Router:
         try:
             status = await self._proxy(scope, receive, send, span)
         finally:
-            finish_span(span, status, None)
+            tracing.finish(span, status, None)
 
     async def _proxy(
         self, scope: dict[str, Any], receive: Any, send: Any, span: Span | None

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -30,9 +30,11 @@ from flowhost.services.runtime.logs import AccessLog
 from flowhost.services.runtime.metrics import InstanceMetrics
 from flowhost.services.runtime.responses import error_body
 from flowhost.services.runtime.settings import RuntimeSettings
-from flowhost.services.runtime.tracing import Tracing
 from flowhost.services.runtime.worker import AsyncWorker
 from flowhost.services.spec import WebServiceSpec, compiled
+
+if TYPE_CHECKING:
+    from flowhost.services.runtime.tracing import Tracing
 
 __all__ = ["ServingApp", "create_app"]
 
@@ -58,21 +60,7 @@ class ServingApp:
             max_workers=settings.threads, thread_name_prefix="flowhost-endpoint"
         )
         self.access = AccessLog()
-        self.tracing = (
-            Tracing(
-                self.definition.name,
-                endpoint=settings.otlp_endpoint,
-                attributes={
-                    "service.version": settings.version,
-                    "deployment.environment.name": settings.environment,
-                    "flowhost.service": self.definition.name,
-                    "flowhost.version": settings.version,
-                },
-                sample_ratio=settings.trace_sample_ratio,
-            )
-            if settings.otlp_endpoint is not None
-            else None
-        )
+        self.tracing = _tracing(self.definition.name, settings)
         base_headers = [
             (b"x-flowhost-service", self.definition.name.encode()),
             (b"x-flowhost-version", settings.version.encode()),
@@ -233,6 +221,25 @@ class ServingApp:
             await self._lifespan(receive, send)
             return
         await self.admin(scope, receive, send)
+
+
+def _tracing(service: str, settings: RuntimeSettings) -> Tracing | None:
+    """The instance's tracer when an OTLP endpoint is set (imported only then)."""
+    if settings.otlp_endpoint is None:
+        return None
+    from flowhost.services.runtime.tracing import Tracing
+
+    return Tracing(
+        service,
+        endpoint=settings.otlp_endpoint,
+        attributes={
+            "service.version": settings.version,
+            "deployment.environment.name": settings.environment,
+            "flowhost.service": service,
+            "flowhost.version": settings.version,
+        },
+        sample_ratio=settings.trace_sample_ratio,
+    )
 
 
 def create_app(

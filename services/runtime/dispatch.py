@@ -16,10 +16,9 @@ import re
 import time
 from concurrent.futures import Executor
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from opentelemetry.trace import Span
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError
 
@@ -34,7 +33,9 @@ from flowhost.services.runtime.responses import (
     malformed_json,
     validation_failed,
 )
-from flowhost.services.runtime.tracing import Tracing, finish_span, trace_id
+
+if TYPE_CHECKING:
+    from flowhost.services.runtime.tracing import Tracing
 
 __all__ = ["EndpointHandler", "validation_details"]
 
@@ -204,15 +205,21 @@ class EndpointHandler:
         )  # fmt: skip
         token = tracing.attach(span)  # the endpoint's own spans nest under this one
         try:
-            await self._handle(scope, receive, send, span)
+            request_id, status, error_code = await self._handle(
+                scope, receive, send, tracing.trace_id(span)
+            )
         except BaseException:  # the client went away mid-response: the span still ends
-            if span.is_recording():
-                finish_span(span, 499, "client_disconnected")
+            tracing.finish(span, 499, "client_disconnected")
             raise
         finally:
             tracing.detach(token)
+        span.set_attribute("flowhost.request_id", request_id)
+        tracing.finish(span, status, error_code)
 
-    async def _handle(self, scope: Scope, receive: Any, send: Any, span: Span | None) -> None:
+    async def _handle(
+        self, scope: Scope, receive: Any, send: Any, trace_id: str | None
+    ) -> tuple[str, int, str | None]:
+        """Answer one request; ``(request id, status, error code)``."""
         started = time.perf_counter()
         request_id: str | None = None
         declared: int | None = None
@@ -296,9 +303,7 @@ class EndpointHandler:
                 "response_bytes": len(payload),
                 "run": self.state.run,
             }
-            if span is not None:
-                line["trace_id"] = trace_id(span)
+            if trace_id is not None:
+                line["trace_id"] = trace_id
             self.access.write(line)
-        if span is not None:
-            span.set_attribute("flowhost.request_id", request_id)
-            finish_span(span, status, error_code)
+        return request_id, status, error_code

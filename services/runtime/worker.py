@@ -20,14 +20,16 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowhost.errors import FlowhostError
 from flowhost.services.runtime.dispatch import EndpointHandler
 from flowhost.services.runtime.jobs import Job, JobSource
 from flowhost.services.runtime.logs import AccessLog
 from flowhost.services.runtime.responses import HttpError
-from flowhost.services.runtime.tracing import SpanKind, Tracing
+
+if TYPE_CHECKING:
+    from flowhost.services.runtime.tracing import Tracing
 
 __all__ = ["AsyncWorker"]
 
@@ -141,12 +143,10 @@ class AsyncWorker:
         tracing = self.tracing
         span = token = None
         if tracing is not None:
-            parent = [(b"traceparent", job.traceparent.encode())] if job.traceparent else None
-            span = tracing.start(
+            span = tracing.start_job(
                 f"job /{job.endpoint}",
-                parent,
-                kind=SpanKind.CONSUMER,
-                attributes={
+                job.traceparent,
+                {
                     "flowhost.request_id": job.request_id,
                     "flowhost.async": True,
                     "flowhost.endpoint": job.endpoint,

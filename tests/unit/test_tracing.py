@@ -9,7 +9,9 @@ from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from flowhost.services.runtime.settings import RuntimeSettings
-from flowhost.services.runtime.tracing import Tracing, finish_span, trace_id, traces_url
+from flowhost.services.runtime.tracing import Tracing, traces_url
+
+finish_span, trace_id = Tracing.finish, Tracing.trace_id
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
