@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
@@ -18,13 +18,13 @@ from pydantic import BaseModel
 import flowhost
 from flowhost.errors import FlowhostError
 from flowhost.lambdas.deployments import AuditResult, Deployments, DeployRequest
+from flowhost.lambdas.identity import Actor
+from flowhost.lambdas.identity import router as identity_router
 from flowhost.lambdas.store import PRODUCTION, VersionRecord
 from flowhost.services.openapi import build_openapi
 from flowhost.services.runtime.responses import error_body
 
 __all__ = ["create_api", "create_catalog"]
-
-Actor = Annotated[str, Header(alias="x-flowhost-actor", max_length=255)]
 
 
 class PromoteRequest(BaseModel):
@@ -76,6 +76,8 @@ def create_api(
         fields = "; ".join(f"{d['field']}: {d['message']}" for d in details)
         return _error(422, "validation_error", f"invalid request ({fields}).", details)
 
+    app.include_router(identity_router)
+
     @app.get("/api/healthz")
     def healthz() -> dict[str, str]:  # pyright: ignore[reportUnusedFunction]
         return {"status": "alive", "version": flowhost.__version__}
@@ -117,9 +119,7 @@ def create_api(
         }
 
     @app.post("/api/services/{service}/versions", status_code=202)
-    async def deploy(
-        service: str, req: DeployRequest, actor: Actor = "anonymous"
-    ) -> dict[str, Any]:  # pyright: ignore[reportUnusedFunction]
+    async def deploy(service: str, req: DeployRequest, actor: Actor) -> dict[str, Any]:  # pyright: ignore[reportUnusedFunction]
         if req.definition.name != service:
             raise FlowhostError(
                 f"the URL names service {service!r} but the definition is {req.definition.name!r}."
@@ -134,7 +134,7 @@ def create_api(
         )
 
     @app.delete("/api/services/{service}/versions/{number}")
-    async def undeploy(service: str, number: int, actor: Actor = "anonymous") -> dict[str, Any]:  # pyright: ignore[reportUnusedFunction]
+    async def undeploy(service: str, number: int, actor: Actor) -> dict[str, Any]:  # pyright: ignore[reportUnusedFunction]
         return _version_json(await deployments.undeploy(service, number, actor=actor))
 
     @app.get("/api/services/{service}/versions/{number}/logs")
@@ -154,15 +154,13 @@ def create_api(
 
     @app.post("/api/services/{service}/versions/{number}/audits")
     def record_audits(  # pyright: ignore[reportUnusedFunction]
-        service: str, number: int, results: list[AuditResult], actor: Actor = "anonymous"
+        service: str, number: int, results: list[AuditResult], actor: Actor
     ) -> dict[str, Any]:
         deployments.record_audits(service, number, results, actor)
         return {"passed": all(r.passed for r in results)}
 
     @app.post("/api/services/{service}/aliases/{alias}")
-    def promote(
-        service: str, alias: str, req: PromoteRequest, actor: Actor = "anonymous"
-    ) -> dict[str, Any]:  # pyright: ignore[reportUnusedFunction]
+    def promote(service: str, alias: str, req: PromoteRequest, actor: Actor) -> dict[str, Any]:  # pyright: ignore[reportUnusedFunction]
         previous = deployments.promote(
             service, req.version, alias=alias, allow_breaking=req.allow_breaking,
             force=req.force, actor=actor,
@@ -170,9 +168,7 @@ def create_api(
         return {"service": service, "alias": alias, "version": req.version, "previous": previous}
 
     @app.post("/api/services/{service}/aliases/{alias}/rollback")
-    def rollback(
-        service: str, alias: str = PRODUCTION, actor: Actor = "anonymous"
-    ) -> dict[str, Any]:  # pyright: ignore[reportUnusedFunction]
+    def rollback(service: str, actor: Actor, alias: str = PRODUCTION) -> dict[str, Any]:  # pyright: ignore[reportUnusedFunction]
         target = deployments.rollback(service, alias=alias, actor=actor)
         return {"service": service, "alias": alias, "version": target}
 
