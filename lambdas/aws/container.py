@@ -221,8 +221,9 @@ def main(env: Mapping[str, str] | None = None) -> int:
         jobs = lambda: queue_jobs(settings, s3, sqs)  # noqa: E731  (called once ready)
     signal.signal(signal.SIGTERM, _stopped)
     return serve(
-        cls, host=settings.host, port=settings.port, settings=settings.runtime(), jobs=jobs
-    )
+        cls, host=settings.host, port=settings.port, settings=settings.runtime(), jobs=jobs,
+        service_prefix=settings.service,  # the load balancer forwards /{service}/... as is
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """The router and activator of the local platform.
 
 ``/{service}/{endpoint}`` goes to the ``production`` alias and
-``/{service}@{alias-or-version}/{endpoint}`` where it says. Requests go to the live
+``/{service}@{alias-or-version}/{endpoint}`` where it says (read with
+:func:`flowhost.services.routing.split_path`, as instances on AWS read it); the instance
+is sent ``/{endpoint}``. Requests go to the live
 instance with the fewest in flight over keep-alive connections; a request that finds
 its version at zero instances is held while one starts (the activator), up to the
 cold-start deadline.
@@ -21,6 +23,7 @@ from flowhost.lambdas.local.pool import Instance, Pool
 from flowhost.lambdas.local.routes import RouteTable
 from flowhost.lambdas.local.scaler import Scaler
 from flowhost.lambdas.local.upstream import UpstreamError
+from flowhost.services.routing import split_path
 from flowhost.services.runtime.responses import HttpError, error_body, send_json
 
 if TYPE_CHECKING:
@@ -57,9 +60,17 @@ class Router:
         self.tracing = tracing  # when set: a span per request, its context sent to the instance
 
     def _target(self, path: str) -> tuple[Pool, str]:
-        target, _, endpoint = path.lstrip("/").partition("/")
-        service, at, ref = target.partition("@")
-        pool = self.routes.lookup(service, ref if at else None)
+        parts = split_path(path)
+        if parts is None:
+            known = ", ".join(sorted(self.routes.pools)) or "none"
+            raise HttpError(
+                404,
+                "not_found",
+                f"no service in the path {path!r}. Call /<service>/<endpoint> or "
+                f"/<service>@<alias-or-version>/<endpoint>; services: {known}.",
+            )
+        pool = self.routes.lookup(parts.service, parts.ref)
+        endpoint = parts.rest.removeprefix("/")
         if endpoint not in pool.endpoints:
             known = ", ".join(sorted(pool.endpoints)) or "none"
             raise HttpError(

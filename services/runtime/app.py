@@ -122,6 +122,11 @@ class ServingApp:
         if self.worker is not None:
             self.worker.pause()
 
+    def local_segments(self) -> frozenset[str]:
+        """The first path segments this app serves bare: endpoints, health, docs, ..."""
+        paths = [*self.handlers, *(getattr(r, "path", "") for r in self.admin.routes)]
+        return frozenset(p.split("/")[1] for p in paths if p.startswith("/"))
+
     def openapi(self) -> dict[str, Any]:
         return build_openapi(
             [("", self.definition)],
@@ -213,7 +218,9 @@ class ServingApp:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            handler = self.handlers.get(scope["path"])
+            path: str = scope["path"]
+            root: str = scope.get("root_path", "")  # set when served under /{service}
+            handler = self.handlers.get(path[len(root) :] if path.startswith(root) else path)
             if handler is not None:
                 await handler(scope, receive, send)
                 return

@@ -12,6 +12,7 @@ from flowhost.services.runtime.app import ServingApp, create_app
 from flowhost.services.runtime.instance import InstanceState
 from flowhost.services.runtime.jobs import JobSource
 from flowhost.services.runtime.logs import configure_logging
+from flowhost.services.runtime.prefix import ServicePrefix
 from flowhost.services.runtime.settings import RuntimeSettings
 from flowhost.services.spec import WebServiceSpec
 
@@ -29,6 +30,7 @@ def serve(
     on_state: Callable[[InstanceState], None] | None = None,
     jobs: Callable[[], JobSource] | None = None,
     on_jobs: Callable[[int], None] | None = None,
+    service_prefix: str | None = None,
 ) -> int:
     """Serve ``cls`` until interrupted. Returns the exit code: 1 if initialize failed.
 
@@ -36,13 +38,19 @@ def serve(
     and learns the port before the server starts); ``on_state`` hears readiness changes;
     ``jobs`` makes the instance run asynchronous jobs too (see ``AsyncWorker``), and
     ``on_jobs`` hears how many run; SIGUSR1 then stops it taking new ones.
+    ``service_prefix`` (the service's name) also serves every path under
+    ``/{service}/...`` and ``/{service}@{ref}/...``, as the load balancer forwards them on
+    AWS (see ``runtime.prefix``).
     """
     configure_logging(log_level)
     app: ServingApp = create_app(cls, settings, jobs, on_jobs)
     if app.tracing is not None:
         app.tracing.install()  # one service per process: its own spans join the traces
+    asgi = (
+        app if service_prefix is None else ServicePrefix(app, service_prefix, app.local_segments())
+    )
     config = uvicorn.Config(
-        app,
+        asgi,
         host=host,
         port=port,
         loop="uvloop",

@@ -308,3 +308,55 @@ def run_an_async_job(platform: Platform, container: Container) -> None:
     )
     assert done.version == 1
     assert poll("the queue to be empty", lambda: platform.queue.depth().total == 0 or None)
+
+
+def test_the_container_answers_the_paths_the_load_balancer_forwards(
+    base_env: dict[str, str], moto_endpoint: str, platform: Platform, package: Package,
+    tmp_path: Path, start: Callable[[dict[str, str]], Container],
+) -> None:  # fmt: skip
+    """The ALB's rules (path_patterns) forward /S/..., /S@alias/... and /S@vN/... unchanged."""
+    uri = platform.upload(package)
+    env = container_env(
+        base_env, moto_endpoint, platform, uri, package.digest, tmp_path, FLOWHOST_ASYNC="off"
+    )
+    container = start(env)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{container.port}", timeout=10.0)
+
+    def ready() -> bool | None:
+        container.check_alive()
+        try:
+            return client.get("/readyz").status_code == 200 or None
+        except httpx.TransportError:
+            return None
+
+    with client:
+        poll("the container's /readyz", ready, START_TIMEOUT)
+        for prefix in ("", f"/{SERVICE}", f"/{SERVICE}@v1", f"/{SERVICE}@production"):
+            answer = client.post(f"{prefix}/echo", json={"text": "hi"})
+            assert answer.status_code == 200, (prefix, answer.text)
+            assert answer.json()["text"] == "HI!"
+            assert answer.headers["x-flowhost-service"] == SERVICE
+
+        for path in ("/other/echo", "/other@v1/echo", f"/{SERVICE}x/echo"):
+            wrong = client.post(path, json={"text": "hi"}, headers={"x-request-id": "r-1"})
+            assert wrong.status_code == 404, (path, wrong.text)
+            error = wrong.json()["error"]
+            assert (error["code"], error["request_id"]) == ("not_found", "r-1")
+            assert f"this instance serves {SERVICE!r}" in error["message"]
+        missing = client.post(f"/{SERVICE}@v1/nope", json={})
+        assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")
+
+        # Swagger under the prefix: the page, its document and its static files.
+        page = client.get(f"/{SERVICE}@v1/docs")
+        assert page.status_code == 200
+        assert f"/{SERVICE}@v1/openapi.json" in page.text
+        assert f"/{SERVICE}@v1/static-offline-docs/swagger-ui-bundle.js" in page.text
+        document = client.get(f"/{SERVICE}@v1/openapi.json").json()
+        assert document["servers"][0]["url"] == f"/{SERVICE}@v1"  # "try it out" goes via the ALB
+        assert "/echo" in document["paths"]
+        css = client.get(f"/{SERVICE}@v1/static-offline-docs/swagger-ui.css")
+        assert css.status_code == 200, css.text
+        assert "servers" not in client.get("/openapi.json").json()
+        assert client.get("/healthz").status_code == 200
+
+    assert container.stop() == 0, container.output()
