@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import inspect
+import json
 import os
 import sys
 import time
@@ -20,14 +21,16 @@ from typing import Any
 
 import httpx
 
+from flowhost.auth import auth_for, refused
 from flowhost.errors import DeployError, FlowhostError, NotFoundError, SpecError
 from flowhost.services.loader import load_service
 from flowhost.services.packaging import build_package
 from flowhost.services.spec import WebServiceSpec, definition_of
+from flowhost.targets import LOCAL, LOCAL_URL, URL_TARGET, Target, config_path, resolve_target
 
 __all__ = ["DEFAULT_URL", "AuditClient", "Client", "deploy"]
 
-DEFAULT_URL = os.environ.get("FLOWHOST_URL", "http://127.0.0.1:8080")
+DEFAULT_URL = LOCAL_URL
 AuditFn = Callable[["AuditClient"], object]
 _ERRORS: dict[int, type[FlowhostError]] = {404: NotFoundError, 409: DeployError, 400: SpecError}
 
@@ -67,17 +70,55 @@ def _raise_for(response: httpx.Response) -> None:
     raise exc
 
 
+def _is_flowhost_error(response: httpx.Response) -> bool:
+    """A 401/403 answered by flowhost itself about something other than identity."""
+    try:
+        error = response.json()["error"]
+        return isinstance(error, dict) and error.get("code") != "unauthenticated"  # pyright: ignore[reportUnknownMemberType]
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
+def _said(response: httpx.Response) -> str:
+    """What the target said when it refused a request, on one short line."""
+    try:
+        body = response.json()
+        said = body["error"]["message"] if "error" in body else body.get("message", "")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        said = response.text
+    said = " ".join(str(said or response.reason_phrase).split())
+    return said if len(said) <= 200 else said[:197] + "..."
+
+
 class Client:
-    """Talks to the deployments API of a platform (``flowhost up`` or the AWS one)."""
+    """Talks to the deployments API of a platform (``flowhost up`` or the AWS one).
+
+    ``Client()`` talks to the default target (``$FLOWHOST_TARGET``, ``$FLOWHOST_URL`` or
+    ``local``); ``Client(target="prod")`` to a target of the config file, with its
+    credentials; ``Client("http://...")`` to a URL, unauthenticated.
+    """
 
     def __init__(
-        self, url: str = DEFAULT_URL, *, actor: str | None = None, timeout: float = 30.0
+        self,
+        url: str | None = None,
+        *,
+        target: str | Target | None = None,
+        actor: str | None = None,
+        timeout: float = 30.0,
     ) -> None:
-        self.url = url.rstrip("/")
+        if isinstance(target, Target):
+            if url is not None:
+                raise FlowhostError("Client: give url or target, not both.")
+            self.target = target
+        else:
+            self.target = resolve_target(target, url=url)
+        self.url = self.target.url
+        self.auth = auth_for(self.target)
         self.http = httpx.Client(
             base_url=self.url,
             timeout=timeout,
             headers={"x-flowhost-actor": actor or _actor()},
+            auth=self.auth,
             trust_env=False,
         )
 
@@ -94,12 +135,36 @@ class Client:
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.ConnectError:
-            raise FlowhostError(
-                f"cannot reach the flowhost platform at {self.url}. Start it with "
-                "'flowhost up', or point FLOWHOST_URL at a running one."
-            ) from None
+            raise FlowhostError(self._unreachable("")) from None
+        except httpx.TransportError as exc:
+            raise FlowhostError(self._unreachable(f" ({type(exc).__name__}: {exc})")) from None
+        if response.status_code in (401, 403) and not _is_flowhost_error(response):
+            raise refused(
+                self.target, self.auth, response.status_code, _said(response), str(config_path())
+            )
         _raise_for(response)
-        return response.json()
+        try:
+            return response.json()
+        except json.JSONDecodeError:
+            raise FlowhostError(
+                f"target {self.target.name!r} ({self.url}): {method} {path} answered "
+                f"{response.status_code} with no JSON (got {response.text[:100]!r}). "
+                "Check that the URL is a flowhost platform."
+            ) from None
+
+    def _unreachable(self, why: str) -> str:
+        if self.target.name in (LOCAL, URL_TARGET):
+            fix = (
+                "Start it with 'flowhost up', or choose a running platform with --target "
+                "(see 'flowhost targets') or --url"
+            )
+        else:
+            fix = f"Check target {self.target.name!r} in {config_path()} and your network"
+        return f"cannot reach the flowhost platform at {self.url}{why}. {fix}."
+
+    def whoami(self) -> dict[str, Any]:
+        """The identity the target sees for this client: ``{"actor", "source"}``."""
+        return self.request("GET", "/api/whoami")
 
     # -- reads ----------------------------------------------------------------------
 
@@ -298,10 +363,15 @@ def deploy(
     promote: bool = False,
     alias: str = "production",
     allow_breaking: bool = False,
-    url: str = DEFAULT_URL,
+    url: str | None = None,
+    target: str | Target | None = None,
 ) -> dict[str, Any]:
-    """Deploy from Python (e.g. a Metaflow step): blocks until done, raises on failure."""
-    with Client(url) as client:
+    """Deploy from Python (e.g. a Metaflow step): blocks until done, raises on failure.
+
+    ``target`` names a target of the config file (default ``$FLOWHOST_TARGET``, else
+    ``local``); ``url`` a platform reached without credentials.
+    """
+    with Client(url, target=target) as client:
         return client.deploy(
             service, run=run, promote=promote, alias=alias, allow_breaking=allow_breaking,
             audits=audits, timeout=timeout,

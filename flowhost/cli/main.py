@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 import flowhost
+from flowhost.cli.connect import register as register_connect_commands
 from flowhost.cli.platform import checked_otlp_endpoint
 from flowhost.cli.platform import register as register_platform_commands
 from flowhost.errors import FlowhostError
@@ -99,6 +100,7 @@ def show_version() -> None:
 
 
 register_platform_commands(app)
+register_connect_commands(app)
 
 
 def main() -> None:

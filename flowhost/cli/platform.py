@@ -11,22 +11,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flowhost.cli.connect import TargetOption, UrlOption
+from flowhost.cli.connect import client as _client
 from flowhost.errors import FlowhostError
 
 __all__ = ["register"]
 
 out = Console(highlight=False)
-URL = Annotated[
-    str,
-    typer.Option("--url", envvar="FLOWHOST_URL", help="The platform's address."),
-]
-DEFAULT_URL = "http://127.0.0.1:8080"
-
-
-def _client(url: str) -> Any:
-    from flowhost.client import Client
-
-    return Client(url)
 
 
 def _version_number(ref: str) -> int:
@@ -145,10 +136,11 @@ def deploy(
         bool, typer.Option(help="Promote even if the schema contract breaks.")
     ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 600.0,
-    url: URL = DEFAULT_URL,
+    target_name: TargetOption = None,
+    url: UrlOption = None,
 ) -> None:
     """Deploy a new version of a service (and optionally promote it)."""
-    with _client(url) as client, out.status("deploying...") as status:
+    with _client(target_name, url) as client, out.status("deploying...") as status:
 
         def progress(message: str) -> None:
             out.print(f"  {message}")
@@ -167,10 +159,11 @@ def promote(
     alias: Annotated[str, typer.Option(help="Alias to move.")] = "production",
     allow_breaking: Annotated[bool, typer.Option(help="Accept a breaking schema change.")] = False,
     force: Annotated[bool, typer.Option(help="Promote despite failed audits.")] = False,
-    url: URL = DEFAULT_URL,
+    target_name: TargetOption = None,
+    url: UrlOption = None,
 ) -> None:
     """Point an alias (production by default) at a version."""
-    with _client(url) as client:
+    with _client(target_name, url) as client:
         result = client.promote(
             service, _version_number(version), alias=alias, allow_breaking=allow_breaking,
             force=force,
@@ -182,10 +175,11 @@ def promote(
 def rollback(
     service: str,
     alias: Annotated[str, typer.Option(help="Alias to move back.")] = "production",
-    url: URL = DEFAULT_URL,
+    target_name: TargetOption = None,
+    url: UrlOption = None,
 ) -> None:
     """Move an alias back to the version it pointed at before."""
-    with _client(url) as client:
+    with _client(target_name, url) as client:
         result = client.rollback(service, alias=alias)
     out.print(f"{service}@{alias} -> v{result['version']}")
 
@@ -193,17 +187,18 @@ def rollback(
 def undeploy(
     service: str,
     version: Annotated[str, typer.Argument(help="v<N>")],
-    url: URL = DEFAULT_URL,
+    target_name: TargetOption = None,
+    url: UrlOption = None,
 ) -> None:
     """Stop a version and retire it (refused while an alias points at it)."""
-    with _client(url) as client:
+    with _client(target_name, url) as client:
         client.undeploy(service, _version_number(version))
     out.print(f"undeployed {service} {version}")
 
 
-def ls(url: URL = DEFAULT_URL) -> None:
+def ls(target_name: TargetOption = None, url: UrlOption = None) -> None:
     """List services, their aliases, versions and running instances."""
-    with _client(url) as client:
+    with _client(target_name, url) as client:
         services = client.services()
     table = Table("service", "aliases", "versions", "instances")
     for svc in services:
@@ -214,9 +209,9 @@ def ls(url: URL = DEFAULT_URL) -> None:
     out.print(table)
 
 
-def status(service: str, url: URL = DEFAULT_URL) -> None:
+def status(service: str, target_name: TargetOption = None, url: UrlOption = None) -> None:
     """Show one service: versions with their runs, aliases, instances, recent events."""
-    with _client(url) as client:
+    with _client(target_name, url) as client:
         info = client.service(service)
         events = client.events(service, limit=10)
     table = Table("version", "status", "run", "created by", "instances", "error")
@@ -250,7 +245,8 @@ def invoke(
     timeout: Annotated[
         float | None, typer.Option(help="With --async: seconds the run may take (max 43200).")
     ] = None,
-    url: URL = DEFAULT_URL,
+    target_name: TargetOption = None,
+    url: UrlOption = None,
 ) -> None:
     """Call an endpoint through the router and print the JSON answer."""
     try:
@@ -258,7 +254,7 @@ def invoke(
     except json.JSONDecodeError as exc:
         raise FlowhostError(f"--data: not valid JSON ({exc.msg} at column {exc.colno}).") from None
     name, _, ref = service.partition("@")
-    with _client(url) as client:
+    with _client(target_name, url) as client:
         if not run_async:
             out.print_json(data=client.invoke(name, endpoint, body, ref=ref or None))
             return
@@ -285,10 +281,11 @@ def invoke(
 def request(
     request_id: Annotated[str, typer.Argument(help="The id an --async invoke printed.")],
     result: Annotated[bool, typer.Option(help="Print the result instead of the status.")] = False,
-    url: URL = DEFAULT_URL,
+    target_name: TargetOption = None,
+    url: UrlOption = None,
 ) -> None:
     """Show an asynchronous request's status (or, with --result, its result)."""
-    with _client(url) as client:
+    with _client(target_name, url) as client:
         out.print_json(data=client.result(request_id) if result else client.status_of(request_id))
 
 
@@ -296,10 +293,11 @@ def logs(
     service: str,
     version: Annotated[str | None, typer.Argument(help="v<N>; default: production")] = None,
     tail: Annotated[int, typer.Option(help="Lines to show.")] = 50,
-    url: URL = DEFAULT_URL,
+    target_name: TargetOption = None,
+    url: UrlOption = None,
 ) -> None:
     """Print the last log lines of a version's instances."""
-    with _client(url) as client:
+    with _client(target_name, url) as client:
         if version is None:
             aliases = client.service(service)["aliases"]
             if "production" not in aliases:

@@ -1,0 +1,219 @@
+"""Credentials for a target: AWS SigV4 (service ``execute-api``) or a bearer token.
+
+Signing uses botocore's own signer on a ``botocore.awsrequest.AWSRequest`` built from the
+exact httpx request (method, URL with its query, body bytes, headers), so what API Gateway
+verifies is what is sent. Credentials come from the standard chain of
+``boto3.Session(profile_name=...)`` (environment, profile, SSO, container or instance
+role, web identity) and are frozen afresh for every request, so they refresh on expiry.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Generator
+from typing import TYPE_CHECKING
+
+import httpx
+
+from flowhost.errors import FlowhostError
+from flowhost.targets import URL_TARGET, Target
+
+if TYPE_CHECKING:
+    from botocore.credentials import Credentials, ReadOnlyCredentials
+
+__all__ = ["AuthError", "BearerAuth", "SigV4", "auth_for", "refused", "sign"]
+
+SERVICE = "execute-api"
+TOKEN_COMMAND_TIMEOUT = 60.0
+
+
+class AuthError(FlowhostError):
+    """A target's credentials are missing, unusable, or refused by the target."""
+
+    code = "unauthorized"
+    status = 401
+
+
+def sign(request: httpx.Request, credentials: ReadOnlyCredentials, region: str) -> None:
+    """Add SigV4 headers (``Authorization``, ``X-Amz-Date``, maybe ``X-Amz-Security-Token``)
+    to ``request``, computed by botocore over its method, URL, headers and body."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    aws = AWSRequest(
+        method=request.method,
+        url=str(request.url),
+        data=request.content,
+        headers={k: v for k, v in request.headers.items() if k.lower() != "authorization"},
+    )
+    SigV4Auth(credentials, SERVICE, region).add_auth(aws)
+    for name in ("Authorization", "X-Amz-Date", "X-Amz-Security-Token"):
+        value = aws.headers.get(name)
+        if value is not None:
+            request.headers[name] = value
+
+
+class SigV4(httpx.Auth):
+    """``httpx.Auth`` signing every request with the target's AWS credentials."""
+
+    requires_request_body = True
+
+    def __init__(self, target: Target, region: str) -> None:
+        self.target = target
+        self.region = region
+        self._credentials: Credentials | None = None
+        self.access_key: str | None = None
+
+    def _resolve(self) -> Credentials:
+        import boto3
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            session = boto3.Session(profile_name=self.target.profile, region_name=self.region)
+            credentials = session.get_credentials()
+        except BotoCoreError as exc:
+            raise AuthError(
+                f"target {self.target.name!r}: cannot load AWS credentials{self._profile()} "
+                f"({exc}). {self.login_fix()}."
+            ) from None
+        if credentials is None:
+            raise AuthError(
+                f"target {self.target.name!r}: no AWS credentials found{self._profile()} "
+                f"(got none from the environment, config files, SSO or a role). "
+                f"{self.login_fix()}."
+            )
+        return credentials
+
+    def _profile(self) -> str:
+        return f" for profile {self.target.profile!r}" if self.target.profile else ""
+
+    def login_fix(self) -> str:
+        if self.target.profile:
+            return f"Run 'aws sso login --profile {self.target.profile}' (or fix that profile)"
+        return "Configure credentials: 'aws configure', AWS_PROFILE, or a role"
+
+    def frozen(self) -> ReadOnlyCredentials:
+        from botocore.exceptions import BotoCoreError
+
+        if self._credentials is None:
+            self._credentials = self._resolve()
+        try:
+            frozen = self._credentials.get_frozen_credentials()
+        except BotoCoreError as exc:
+            raise AuthError(
+                f"target {self.target.name!r}: cannot refresh AWS credentials{self._profile()} "
+                f"({exc}). {self.login_fix()}."
+            ) from None
+        self.access_key = frozen.access_key
+        return frozen
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        sign(request, self.frozen(), self.region)
+        yield request
+
+    def identity(self) -> str:
+        key = self.access_key or "(credentials not loaded yet)"
+        return f"SigV4 access key {key}{self._profile()}, region {self.region}"
+
+    def fix(self) -> str:
+        return (
+            f"{self.login_fix()} if the session expired; otherwise grant that identity "
+            "execute-api:Invoke on the platform's API"
+        )
+
+
+class BearerAuth(httpx.Auth):
+    """``Authorization: Bearer <token>``, the token from ``$FLOWHOST_TOKEN`` or the
+    target's ``token_command`` (run once, without a shell)."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self._token: str | None = None
+        self.source = "FLOWHOST_TOKEN" if os.environ.get("FLOWHOST_TOKEN") else "token_command"
+
+    def token(self) -> str:
+        if self._token is None:
+            self._token = os.environ.get("FLOWHOST_TOKEN") or self._run_command()
+        return self._token
+
+    def _run_command(self) -> str:
+        argv = self.target.token_command
+        where = f"target {self.target.name!r}"
+        if not argv:
+            raise AuthError(
+                f'{where}: auth = "token" but no token (got no FLOWHOST_TOKEN and no '
+                "token_command). Set FLOWHOST_TOKEN, or add token_command = [...] to the target."
+            )
+        try:
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=TOKEN_COMMAND_TIMEOUT, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise AuthError(
+                f"{where}: token_command {argv[0]!r} did not run ({type(exc).__name__}: {exc}). "
+                "Fix token_command in the config file."
+            ) from None
+        token = done.stdout.strip()
+        if done.returncode != 0 or not token or len(token.splitlines()) != 1:
+            said = (done.stderr.strip().splitlines() or ["no output"])[-1][:200]
+            raise AuthError(
+                f"{where}: token_command {argv[0]!r} gave no token (got exit code "
+                f"{done.returncode}: {said}). Make it print exactly one token line."
+            )
+        return token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self.token()}"
+        yield request
+
+    def identity(self) -> str:
+        return f"a bearer token from {self.source}"
+
+    def fix(self) -> str:
+        return f"Refresh the token ({self.source}) or ask for access to the platform"
+
+
+def auth_for(target: Target) -> SigV4 | BearerAuth | None:
+    """The ``httpx.Auth`` a target needs, or None for ``auth = "none"``."""
+    if target.auth == "token":
+        return BearerAuth(target)
+    if target.auth == "sigv4":
+        region = target.region_or_guess or _session_region(target)
+        if region is None:
+            raise AuthError(
+                f'target {target.name!r}: auth = "sigv4" needs a region (got none in the '
+                'target, its URL or the AWS profile). Add region = "..." to the target.'
+            )
+        return SigV4(target, region)
+    return None
+
+
+def _session_region(target: Target) -> str | None:
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        return boto3.Session(profile_name=target.profile).region_name
+    except BotoCoreError:
+        return None  # the profile's own error surfaces when credentials load
+
+
+def refused(
+    target: Target, auth: SigV4 | BearerAuth | None, status: int, said: str, config: str
+) -> AuthError:
+    """The one error a 401/403 from ``target`` becomes: who we were, and the fix."""
+    if auth is None:
+        who = 'no credentials (auth = "none")'
+        fix = (
+            f'Set auth = "sigv4" or "token" for target {target.name!r} in {config}'
+            if target.name != URL_TARGET
+            else 'Name the platform as a target with auth = "sigv4" or "token" and use --target'
+        )
+    else:
+        who, fix = auth.identity(), auth.fix()
+    detail = f": {said}" if said else ""
+    return AuthError(
+        f"target {target.name!r} ({target.url}) refused the request with {status}{detail} "
+        f"(sent {who}). {fix}."
+    )
