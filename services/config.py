@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 __all__ = ["ArtifactBinding", "Artifacts", "Environment", "Resources", "Scaling"]
 
 _FLOW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A Metaflow namespace is a tag (metaflow.tagging_util: at most 500 characters, not empty).
+_NAMESPACE = re.compile(r"^\S{1,500}$")
 # 'Flow/run' or, from inside a step (current.pathspec), 'Flow/run/step/task'
 _RUN_PATHSPEC = re.compile(
     r"^([A-Za-z_][A-Za-z0-9_]*)/([A-Za-z0-9_.:-]+)(?:/[A-Za-z0-9_]+/[0-9]+)?$"
@@ -166,11 +168,21 @@ class ArtifactBinding(_Setting):
 
     flow: str | None = None
     run: str | None = None
+    namespace: str | None = None
 
     hints: ClassVar[dict[str, str]] = {
         "flow": "Give the Metaflow flow class name, e.g. flow='TrainFlow'.",
         "run": "Give a run pathspec like 'TrainFlow/123'.",
+        "namespace": "Give a Metaflow namespace (a tag) like 'user:alice', "
+        "'production:trainflow-0-abcd' or 'team:ml', or leave it out for the platform's.",
     }
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str | None) -> str | None:
+        if value is not None and not _NAMESPACE.match(value):
+            raise ValueError("not a Metaflow namespace: 1-500 characters, no spaces")
+        return value
 
     @field_validator("flow")
     @classmethod
@@ -202,6 +214,10 @@ class ArtifactBinding(_Setting):
                 )
         return self
 
+    def pinned(self, run: str) -> ArtifactBinding:
+        """This binding pinned to ``run`` (same flow and namespace), checked as declared."""
+        return ArtifactBinding(flow=self.flow_name, run=run, namespace=self.namespace)
+
     @property
     def flow_name(self) -> str:
         """The flow this binding reads from."""
@@ -218,6 +234,11 @@ class Artifacts(ArtifactBinding):
     deploy time; ``Artifacts(run="TrainFlow/123")`` pins one run. On an instance,
     ``self.artifacts.run`` is the pinned pathspec and ``self.artifacts.flow.<name>``
     reads an artifact of that run.
+
+    Runs are found and read in a Metaflow namespace, never the global one:
+    ``namespace=`` (e.g. ``"production:trainflow-0-abcd"`` for a scheduled flow's runs),
+    else the platform's (``FLOWHOST_METAFLOW_NAMESPACE``), else Metaflow's default,
+    ``user:<USERNAME>``.
     """
 
     @overload

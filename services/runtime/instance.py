@@ -10,7 +10,6 @@ from typing import Literal
 
 from flowhost.errors import FlowhostError
 from flowhost.services.artifacts import bind_run, resolve_run
-from flowhost.services.config import ArtifactBinding
 from flowhost.services.definition import ServiceDefinition
 from flowhost.services.spec import WebServiceSpec
 
@@ -27,11 +26,13 @@ def construct(
     """Make a ready instance: pin and bind the artifact run, then run ``initialize``."""
     instance = cls()
     run: str | None = None
-    if definition.artifacts is not None:
+    binding = definition.artifacts
+    if binding is not None:
         if pinned_run is not None:  # its form and flow, as Artifacts(run=...) checks them
-            ArtifactBinding(flow=definition.artifacts.flow_name, run=pinned_run)
-        run = pinned_run or resolve_run(definition.artifacts)
-        instance.__dict__["artifacts"] = bind_run(run)  # shadows the class's declaration
+            binding.pinned(pinned_run)
+        run = pinned_run or resolve_run(binding)
+        # shadows the class's declaration; read in the binding's namespace (or the platform's)
+        instance.__dict__["artifacts"] = bind_run(run, binding.namespace)
         log.info("artifacts pinned", extra={"fields": {"run": run}})
     instance.initialize()
     return instance, run

@@ -76,7 +76,7 @@ def test_definition_prints_the_service_definition_as_json(base_env: dict[str, st
     assert definition["class_name"] == "Sentiment"
     assert definition["entrypoint"] == "sentiment.py:Sentiment"
     assert definition["description"] == "Scores the sentiment of short texts."
-    assert definition["artifacts"] == {"flow": "SentimentFlow", "run": None}
+    assert definition["artifacts"] == {"flow": "SentimentFlow", "run": None, "namespace": None}
     [predict] = definition["endpoints"]
     assert predict["name"] == "predict"
     assert predict["http_methods"] == ["POST"]
