@@ -15,6 +15,7 @@ from flowhost.lambdas.api import create_api, create_catalog
 from flowhost.lambdas.async_requests import AsyncRequests, AsyncSettings, create_async_app
 from flowhost.lambdas.aws.compute import EcsCompute
 from flowhost.lambdas.aws.fleet import EcsFleet
+from flowhost.lambdas.aws.metaflow import apply_metaflow_settings
 from flowhost.lambdas.aws.queues import SQSQueues
 from flowhost.lambdas.aws.routes import AlbRoutes
 from flowhost.lambdas.aws.settings import AwsSettings
@@ -62,6 +63,7 @@ class ControlPlane:
             secret = client("secretsmanager").get_secret_value(SecretId=settings.db_secret_arn)
             store = StateStore.open(settings.database_url(str(secret["SecretString"])))
         self.store = store
+        apply_metaflow_settings(lambda: client("secretsmanager"))  # before Metaflow is imported
         self._elbv2 = client("elbv2")
         self.cloudwatch = client("cloudwatch")
         self.objects = S3ObjectStore(client("s3"), settings.bucket, kms_key_id=settings.kms_key_arn)
