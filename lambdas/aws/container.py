@@ -8,8 +8,11 @@ default) the instance also takes asynchronous jobs from the version's SQS queue 
 is ready (:func:`queue_jobs`): payloads and results in the platform bucket, outcomes kept
 by an ``ObjectLedger`` there (tasks have no database access).
 
-Settings errors exit with 2, a package or class that cannot be loaded with 1; both print
-one line to stderr. SIGTERM stops the server gracefully, then the process (exit 0).
+Before it serves, the instance checks that it can read its artifacts (the pinned
+``FLOWHOST_RUN`` in the binding's or the platform's Metaflow namespace, see
+:mod:`flowhost.lambdas.aws.metaflow`). Settings errors and unreadable artifacts exit with
+2, a package or class that cannot be loaded with 1; each prints one line to stderr.
+SIGTERM stops the server gracefully, then the process (exit 0).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from flowhost.errors import FlowhostError
 from flowhost.lambdas.aws.container_settings import ContainerSettings, ContainerSettingsError
 from flowhost.lambdas.aws.errors import error_code
+from flowhost.lambdas.aws.metaflow import apply_metaflow_settings, pin_artifacts
 from flowhost.lambdas.jobs import QueueJobs
 from flowhost.lambdas.ledger import ObjectLedger
 from flowhost.lambdas.queue.port import QueueError
@@ -209,19 +213,28 @@ def main(env: Mapping[str, str] | None = None) -> int:
     configure_logging("info")
     session = boto3.Session(region_name=settings.region)  # endpoint: AWS_ENDPOINT_URL, if set
     s3: S3Client = session.client("s3")  # pyright: ignore[reportUnknownMemberType]
+    try:  # before anything imports Metaflow (the service's own code may)
+        apply_metaflow_settings(lambda: session.client("secretsmanager"))  # pyright: ignore[reportUnknownMemberType, reportUnknownLambdaType]
+    except FlowhostError as exc:
+        return _fail(exc.message, 2)
     try:
         code = fetch_package(s3, settings.code_package, settings.code_digest, settings.code_dir)
         os.chdir(code)  # as the local platform runs instances: relative paths work the same
         cls = load_class(settings, code)
     except FlowhostError as exc:
         return _fail(exc.message, 1)
+    try:  # a task that cannot read its artifacts stops here, before it takes traffic
+        run = pin_artifacts(definition_of(cls).artifacts, settings.run, settings.metaflow_namespace)
+    except FlowhostError as exc:
+        return _fail(exc.message, 2)
     jobs: Callable[[], JobSource] | None = None
     if settings.async_jobs:
         sqs: SQSClient = session.client("sqs")  # pyright: ignore[reportUnknownMemberType]
         jobs = lambda: queue_jobs(settings, s3, sqs)  # noqa: E731  (called once ready)
     signal.signal(signal.SIGTERM, _stopped)
     return serve(
-        cls, host=settings.host, port=settings.port, settings=settings.runtime(), jobs=jobs,
+        cls, host=settings.host, port=settings.port, jobs=jobs,
+        settings=settings.runtime().model_copy(update={"run": run}),
         service_prefix=settings.service,  # the load balancer forwards /{service}/... as is
     )  # fmt: skip
 

@@ -40,6 +40,11 @@ CONTRACT: dict[str, str] = {
     "(optional: the binding is then resolved at start)",
     "FLOWHOST_ARTIFACT_FLOW": "Set the flow the class's Artifacts(flow=...) names, or leave "
     "it unset (optional)",
+    "FLOWHOST_METAFLOW_NAMESPACE": "Set the Metaflow namespace runs are read in, e.g. "
+    "production:trainflow-0-abcd (optional: else Metaflow's default, user:<USERNAME>)",
+    "FLOWHOST_METAFLOW_AUTH_SECRET_ARN": "Set the ARN of the secret holding the metadata "
+    "service's auth key, or leave it unset when METAFLOW_SERVICE_AUTH_KEY is injected "
+    "(optional)",
     "FLOWHOST_BUCKET": "Set the platform bucket's name",
     "FLOWHOST_KMS_KEY_ARN": "Set the platform KMS key's ARN",
     "FLOWHOST_ASYNC_PREFIX": "Set async/<service>/ (the prefix async payloads and results "
@@ -70,7 +75,10 @@ KNOBS: dict[str, str] = {
     "FLOWHOST_TRACE_SAMPLE_RATIO": "Set the share of new traces recorded, 0-1 (default 0.05; "
     "a caller's sampled traceparent is always followed)",
 }
-_OPTIONAL = frozenset({"FLOWHOST_RUN", "FLOWHOST_ARTIFACT_FLOW", *KNOBS})
+_OPTIONAL = frozenset(
+    {"FLOWHOST_RUN", "FLOWHOST_ARTIFACT_FLOW", "FLOWHOST_METAFLOW_NAMESPACE",
+     "FLOWHOST_METAFLOW_AUTH_SECRET_ARN", *KNOBS}
+)  # fmt: skip
 _UNSET_FIX = (
     "ServiceSpec sets them on the service container (docs/aws.md, \"The container's "
     'environment"): deploy the service with ServiceSpec, or set them in the task definition'
@@ -104,6 +112,13 @@ class ContainerSettings(BaseModel):
     entrypoint: Annotated[str, _field("FLOWHOST_ENTRYPOINT")]
     run: Annotated[str | None, _field("FLOWHOST_RUN")] = None
     artifact_flow: Annotated[str | None, _field("FLOWHOST_ARTIFACT_FLOW")] = None
+    metaflow_namespace: Annotated[
+        str | None, _field("FLOWHOST_METAFLOW_NAMESPACE", pattern=r"^\S{1,500}$")
+    ] = None
+    metaflow_auth_secret_arn: Annotated[
+        str | None,
+        _field("FLOWHOST_METAFLOW_AUTH_SECRET_ARN", pattern=r"^arn:aws[\w-]*:secretsmanager:"),
+    ] = None
     bucket: Annotated[str, _field("FLOWHOST_BUCKET", min_length=3, max_length=63)]
     kms_key_arn: Annotated[str, _field("FLOWHOST_KMS_KEY_ARN", pattern=r"^arn:aws[\w-]*:kms:")]
     async_prefix: Annotated[str, _field("FLOWHOST_ASYNC_PREFIX")]
