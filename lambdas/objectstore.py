@@ -27,6 +27,10 @@ class ObjectStore(Protocol):
     def get(self, key: str) -> bytes: ...
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
+    def presigned_url(self, key: str, seconds: int) -> str | None:
+        """A URL that reads ``key`` for ``seconds`` without credentials, if the store
+        has such URLs (S3 does; a local directory does not)."""
+        ...
 
 
 class LocalObjectStore:
@@ -53,6 +57,9 @@ class LocalObjectStore:
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         os.replace(self._staged(path, data), path)
+
+    def presigned_url(self, key: str, seconds: int) -> str | None:
+        return None  # the local platform serves results itself, whatever their size
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         # link(2) fails if the name exists: atomic create-only, and the file is complete

@@ -109,3 +109,11 @@ class S3ObjectStore:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def presigned_url(self, key: str, seconds: int) -> str | None:
+        """A GET URL for ``key``, signed with the caller's credentials for ``seconds``."""
+        return self.client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": self._key(key)},
+            ExpiresIn=seconds,
+        )

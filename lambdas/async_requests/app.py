@@ -7,6 +7,10 @@
 - ``GET /requests/{id}``: the request's status record.
 - ``GET /requests/{id}/result``: the result (``409 result_not_ready`` /
   ``409 request_failed`` / ``410 request_expired`` / ``404 request_not_found``).
+- Held synchronous calls (``flowhost.services.edge``): ``POST /requests/hold/{service}
+  [@ref]/{endpoint}`` queues the call and answers ``303`` to ``GET /requests/{id}/wait``,
+  which long-polls for one budget and then answers ``303`` to itself, or the endpoint's
+  own response (status and body) once the request has finished.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from typing import Any
 
 from flowhost.errors import FlowhostError
 from flowhost.lambdas.async_requests.service import AsyncRequests
 from flowhost.lambdas.async_requests.validation import parse_options
+from flowhost.services.edge import HOLD_PREFIX, MAX_EDGE_REPLY_BYTES, wait_path
 from flowhost.services.runtime.responses import HttpError, error_body, send_json
 
 __all__ = ["AsyncApp", "create_async_app"]
@@ -28,6 +34,15 @@ log = logging.getLogger("flowhost.async")
 
 Scope = dict[str, Any]
 Answer = tuple[int, Any, list[tuple[bytes, bytes]]]  # status, JSON document or bytes, headers
+# How a held call's recorded error code answers, as the instance would have answered it.
+_ERROR_STATUS = {
+    "validation_error": 422,
+    "invalid_json": 400,
+    "bad_request": 400,
+    "payload_too_large": 413,
+    "timeout": 504,
+}
+_POLL_SECONDS = 0.25
 
 
 def _base_url(scope: Scope) -> str:
@@ -61,7 +76,7 @@ class AsyncApp:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    async def _submit(self, scope: Scope, receive: Any) -> Answer:
+    async def _submit(self, scope: Scope, receive: Any, path: str | None = None) -> Answer:
         if scope["method"] != "POST":
             raise HttpError(
                 405,
@@ -70,8 +85,8 @@ class AsyncApp:
                 "JSON request, whatever the endpoint's own method).",
                 headers=[(b"allow", b"POST")],
             )
-        path: str = scope["path"].removesuffix("/async")
-        target, _, endpoint = path.lstrip("/").partition("/")
+        where: str = path if path is not None else scope["path"].removesuffix("/async")
+        target, _, endpoint = where.lstrip("/").partition("/")
         service, at, ref = target.partition("@")
         version = self.service.target(service, ref if at else None, endpoint)
         options = parse_options(scope["headers"], self.service.settings)
@@ -85,6 +100,40 @@ class AsyncApp:
             headers.append((b"idempotent-replayed", b"true"))
         return 202, doc, headers
 
+    async def _hold(self, scope: Scope, receive: Any) -> Answer:
+        """A synchronous call the edge could not answer in time: queue it, then 303."""
+        status, doc, headers = await self._submit(
+            scope, receive, scope["path"].removeprefix(HOLD_PREFIX)
+        )
+        del status, headers
+        location = wait_path(str(doc["id"]))
+        return 303, {**doc, "wait_url": location}, [(b"location", location.encode())]
+
+    async def _wait(self, request_id: str) -> Answer:
+        """Long-poll one budget; then 303 to itself, or the endpoint's response."""
+        settings = self.service.settings
+        deadline = time.monotonic() + settings.wait_budget
+        while True:
+            record = await asyncio.to_thread(self.service.get, request_id)
+            if record.status not in ("queued", "running"):
+                break
+            if time.monotonic() >= deadline:
+                location = wait_path(request_id).encode()
+                doc = self.service.describe(record)
+                return 303, doc, [(b"location", location), (b"retry-after", b"0")]
+            await asyncio.sleep(_POLL_SECONDS)
+        if record.status == "failed":
+            error = json.loads(record.error or "{}")
+            code = str(error.get("code", "endpoint_error"))
+            body = error_body(code, str(error.get("message", "the request failed")), record.id)
+            return _ERROR_STATUS.get(code, 500), body, []
+        result = await asyncio.to_thread(self.service.result, request_id)  # 410 if expired
+        if len(result) > MAX_EDGE_REPLY_BYTES and record.result_key is not None:
+            url = self.service.objects.presigned_url(record.result_key, 3600)
+            if url is not None:  # too large for the edge's function: fetched from S3
+                return 303, self.service.describe(record), [(b"location", url.encode())]
+        return 200, result, []
+
     async def _report(self, scope: Scope) -> Answer:
         if scope["method"] != "GET":
             raise HttpError(405, "method_not_allowed", "use GET.", headers=[(b"allow", b"GET")])
@@ -94,6 +143,8 @@ class AsyncApp:
             return 200, self.service.describe(record, _base_url(scope)), []
         if len(parts) == 3 and parts[2] == "result":
             return 200, await asyncio.to_thread(self.service.result, parts[1]), []
+        if len(parts) == 3 and parts[2] == "wait":
+            return await self._wait(parts[1])
         raise HttpError(
             404,
             "not_found",
@@ -107,7 +158,9 @@ class AsyncApp:
         )
         extra: list[tuple[bytes, bytes]] = []
         try:
-            if scope["path"].startswith("/requests/"):
+            if scope["path"].startswith(HOLD_PREFIX + "/"):
+                status, doc, extra = await self._hold(scope, receive)
+            elif scope["path"].startswith("/requests/"):
                 status, doc, extra = await self._report(scope)
             else:
                 status, doc, extra = await self._submit(scope, receive)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from flowhost.lambdas.callbacks import CallbackPolicy
 from flowhost.lambdas.jobs import DEFAULT_JOB_TIMEOUT
 from flowhost.lambdas.store.requests import MAX_ASYNC_TIMEOUT
+from flowhost.services.edge import EDGE_BUDGET_SECONDS
 
 __all__ = ["AsyncSettings"]
 
@@ -25,6 +26,8 @@ class AsyncSettings:
     max_payload_bytes: int = 64 * 1024 * 1024
     inline_result_bytes: int = 256 * 1024  # callbacks carry results up to this size inline
     sweep_interval: float = 1.0  # seconds between expiry / dead-letter / callback sweeps
+    # seconds one long-poll hop of a held synchronous call waits (GET /requests/{id}/wait)
+    wait_budget: float = EDGE_BUDGET_SECONDS
     callback: CallbackPolicy = field(default_factory=CallbackPolicy)
     # Workers record outcomes as objects (ObjectLedger: ECS tasks have no database), so
     # reads and sweeps settle them into the records. Off locally (workers write records).
