@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Generator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import parse_qsl
 
 import httpx
 
@@ -41,10 +42,14 @@ def sign(request: httpx.Request, credentials: ReadOnlyCredentials, region: str) 
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
 
+    # The query goes in decoded: botocore encodes each name and value as SigV4 canonicalizes
+    # them (RFC 3986), whatever escaping the URL used on the wire.
+    query = parse_qsl(request.url.query.decode("ascii"), keep_blank_values=True)
     aws = AWSRequest(
         method=request.method,
         url=str(request.url),
         data=request.content,
+        params=cast(Any, query),  # pairs, so a repeated name keeps every value
         headers={k: v for k, v in request.headers.items() if k.lower() != "authorization"},
     )
     SigV4Auth(credentials, SERVICE, region).add_auth(aws)
