@@ -33,11 +33,15 @@ class PromoteRequest(BaseModel):
     force: bool = False
 
 
-def _version_json(v: VersionRecord, progress: list[str] | None = None) -> dict[str, Any]:
+def _version_json(v: VersionRecord, deployments: Deployments | None = None) -> dict[str, Any]:
+    """The version; with ``deployments``, its deploy's progress lines (from the state DB)
+    as ``progress`` (texts) and ``progress_at`` (their times)."""
     body = v.model_dump(mode="json")
     body["label"] = v.label
-    if progress is not None:
-        body["progress"] = progress
+    if deployments is not None:
+        lines = deployments.progress(v.service, v.number)
+        body["progress"] = [line.message for line in lines]
+        body["progress_at"] = [line.at.isoformat() for line in lines]
     return body
 
 
@@ -125,13 +129,11 @@ def create_api(
                 f"the URL names service {service!r} but the definition is {req.definition.name!r}."
             )
         version = await deployments.start_deploy(req, actor)
-        return _version_json(version, deployments.progress[(service, version.number)])
+        return _version_json(version, deployments)
 
     @app.get("/api/services/{service}/versions/{number}")
     def get_version(service: str, number: int) -> dict[str, Any]:  # pyright: ignore[reportUnusedFunction]
-        return _version_json(
-            store.version(service, number), deployments.progress.get((service, number), [])
-        )
+        return _version_json(store.version(service, number), deployments)
 
     @app.delete("/api/services/{service}/versions/{number}")
     async def undeploy(service: str, number: int, actor: Actor) -> dict[str, Any]:  # pyright: ignore[reportUnusedFunction]

@@ -2,6 +2,12 @@
 
 Generic over the :class:`Fleet` (where instances run and how routes change): the
 local platform and the AWS platform each provide one.
+
+A deploy is a row in the state DB, not a task in memory: ``start_deploy`` records the
+version and its deploy and returns; ``advance`` (run by the local platform in a loop,
+on AWS by the API function invoking itself and by the scheduled tick) moves every
+unfinished deploy on, from whichever process runs it. Progress lines are rows too, so
+any instance of the API answers a poll with the same progress.
 """
 
 from __future__ import annotations
@@ -9,34 +15,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from collections import defaultdict
-from pathlib import Path
-from typing import Any, Protocol
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from flowhost.errors import DeployError, NotFoundError
 from flowhost.lambdas.contracts import breaking_changes
+from flowhost.lambdas.deploys import DeployStepper, Fleet
 from flowhost.lambdas.environments import lock_key, resolve_environment
 from flowhost.lambdas.objectstore import ObjectStore
 from flowhost.lambdas.store import PRODUCTION, StateStore, VersionRecord
+from flowhost.lambdas.store.deploys import DeployStore
+from flowhost.lambdas.store.models import utcnow
+from flowhost.lambdas.store.records import DeployOptions, ProgressLine
 from flowhost.services.artifacts import resolve_run
 from flowhost.services.config import ArtifactBinding
 from flowhost.services.definition import ServiceDefinition
 from flowhost.services.packaging import package_digest, package_key
 
-__all__ = ["AuditResult", "DeployRequest", "Deployments", "Fleet"]
+__all__ = ["DEPLOY_TIMEOUT", "AuditResult", "DeployRequest", "Deployments", "Fleet"]
 
 log = logging.getLogger("flowhost.deployments")
 
-
-class Fleet(Protocol):
-    """Where versions run and how traffic reaches them."""
-
-    def code_dir(self, digest: str) -> Path: ...
-    async def launch(self, version: VersionRecord) -> None: ...
-    def route(self, service: str, alias: str, number: int) -> None: ...
-    async def retire(self, service: str, number: int) -> None: ...
+DEPLOY_TIMEOUT = 600.0  # seconds a new version has to run its first instance
 
 
 class DeployRequest(BaseModel):
@@ -59,12 +62,31 @@ class AuditResult(BaseModel):
 
 
 class Deployments:
-    def __init__(self, store: StateStore, objects: ObjectStore, fleet: Fleet) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        objects: ObjectStore,
+        fleet: Fleet,
+        *,
+        deploy_timeout: float = DEPLOY_TIMEOUT,
+        lease: float = 30.0,
+        clock: Callable[[], datetime] = utcnow,
+        on_recorded: Callable[[VersionRecord], None] | None = None,
+    ) -> None:
+        """``deploy_timeout``: seconds from record to a running first instance before the
+        deploy fails; ``lease``: seconds one step may take before another process may take
+        it over; ``on_recorded``: called once a deploy is recorded (to wake what advances
+        deploys)."""
         self.store = store
         self.objects = objects
         self.fleet = fleet
-        self.progress: dict[tuple[str, int], list[str]] = defaultdict(list)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.deploys = DeployStore(store.engine)
+        self.deploy_timeout = deploy_timeout
+        self.clock = clock
+        self.on_recorded = on_recorded
+        self.stepper = DeployStepper(
+            store, self.deploys, fleet, self._promote_step, lease=lease, clock=clock
+        )
 
     def upload(self, digest: str, archive: bytes) -> bool:
         """Store a code package; returns False if it was already there. Checks the digest."""
@@ -85,12 +107,12 @@ class Deployments:
         self.objects.put(key, archive)
         return True
 
-    def _say(self, version: VersionRecord, message: str) -> None:
-        self.progress[(version.service, version.number)].append(message)
-        log.info(message, extra={"fields": {"version": f"{version.service}@{version.label}"}})
+    def progress(self, service: str, number: int) -> list[ProgressLine]:
+        """The deploy's progress lines, from the state DB."""
+        return self.deploys.progress(service, number)
 
     async def start_deploy(self, req: DeployRequest, actor: str) -> VersionRecord:
-        """Record a new version and deploy it in the background; poll it for progress."""
+        """Record a new version and its deploy, and return; ``advance`` carries it out."""
         if not self.objects.exists(package_key(req.package_digest)):
             raise DeployError(
                 f"package {req.package_digest} has not been uploaded. PUT it to "
@@ -107,42 +129,40 @@ class Deployments:
         env = await asyncio.to_thread(resolve_environment, definition.environment, code_dir)
         if env.lock is not None and not self.objects.exists(lock_key(env.digest)):
             self.objects.put(lock_key(env.digest), env.lock.encode())
-        version = self.store.create_version(
-            definition, code_digest=req.package_digest, artifact_run=run,
-            environment_digest=env.digest, actor=actor,
+        options = DeployOptions(
+            promote=req.promote, alias=req.alias, allow_breaking=req.allow_breaking,
+            actor=actor, deadline=self.clock() + timedelta(seconds=self.deploy_timeout),
         )  # fmt: skip
-        self._say(version, f"recorded {definition.name} {version.label} (run {run or 'none'})")
-        if env.lock is not None:
-            self._say(version, f"environment {env.digest[:19]}... locked")
-        task = asyncio.create_task(self._deploy(version, req, actor))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+
+        def first_lines(number: int) -> list[str]:
+            lines = [f"recorded {definition.name} v{number} (run {run or 'none'})"]
+            if env.lock is not None:
+                lines.append(f"environment {env.digest[:19]}... locked")
+            return lines
+
+        version = await asyncio.to_thread(
+            lambda: self.store.create_version(
+                definition, code_digest=req.package_digest, artifact_run=run,
+                environment_digest=env.digest, actor=actor, deploy=options,
+                progress=first_lines,
+            )
+        )  # fmt: skip
+        log.info(
+            "deploy recorded", extra={"fields": {"version": f"{version.service}@{version.label}"}}
+        )
+        if self.on_recorded is not None:
+            self.on_recorded(version)
         return version
 
-    async def _deploy(self, version: VersionRecord, req: DeployRequest, actor: str) -> None:
-        try:
-            self._say(version, "starting the first instance")
-            await self.fleet.launch(version)
-        except DeployError as exc:
-            self.store.set_status(version.service, version.number, "failed", exc.message)
-            self.store.record(
-                version.service, "deploy_failed", actor=actor, version=version.number,
-                detail={"error": exc.message},
-            )  # fmt: skip
-            self._say(version, f"failed: {exc.message}")
-            await self.fleet.retire(version.service, version.number)
-            return
-        version = self.store.set_status(version.service, version.number, "ready")
-        self._say(version, "ready")
-        if req.promote and not version.definition.audits:
-            try:
-                self.promote(
-                    version.service, version.number, alias=req.alias,
-                    allow_breaking=req.allow_breaking, actor=actor,
-                )  # fmt: skip
-                self._say(version, f"promoted to {req.alias}")
-            except DeployError as exc:
-                self._say(version, f"not promoted: {exc.message}")
+    async def advance(self) -> int:
+        """Move every unfinished deploy one step (see ``flowhost.lambdas.deploys.steps``);
+        returns how many are still unfinished. Safe in many processes at once."""
+        return await self.stepper.advance()
+
+    def _promote_step(
+        self, service: str, number: int, alias: str, allow_breaking: bool, actor: str
+    ) -> None:
+        self.promote(service, number, alias=alias, allow_breaking=allow_breaking, actor=actor)
 
     def record_audits(
         self, service: str, number: int, results: list[AuditResult], actor: str
@@ -213,8 +233,3 @@ class Deployments:
         version = self.store.undeploy(service, number, actor=actor)
         await self.fleet.retire(service, number)
         return version
-
-    async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)

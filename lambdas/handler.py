@@ -1,20 +1,28 @@
 """The control plane's Lambda entry points (the platform program names them).
 
 - ``handler``: the deployments API, the async request API and the catalog (one FastAPI
-  / ASGI gateway under Mangum), behind API Gateway.
+  / ASGI gateway under Mangum), behind API Gateway; and the deploy loop, for the
+  ``{"flowhost": "advance-deploys"}`` events the function sends itself.
 - ``activator``: the ALB target of parked routes (see ``flowhost.lambdas.aws.activator``).
-- ``scaler``: the scheduled tick (see ``flowhost.lambdas.aws.scaler``).
+- ``scaler``: the scheduled tick (see ``flowhost.lambdas.aws.scaler``); it advances
+  deploys too, so a lost self-invocation only delays a deploy.
 
 Each builds the control plane from its environment on first use and keeps it for the
-invocations its execution environment serves. ``create_handler`` adapts any
-``Deployments`` (tests, other wiring).
+invocations its execution environment serves; nothing kept in memory carries meaning
+from one invocation to the next. ``create_handler`` adapts any ``Deployments`` (tests,
+other wiring).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from mangum import Mangum
 
@@ -24,10 +32,24 @@ from flowhost.lambdas.deployments import Deployments
 if TYPE_CHECKING:
     from flowhost.lambdas.aws.runtime import ControlPlane
 
-__all__ = ["activator", "create_handler", "handler", "scaler"]
+__all__ = [
+    "ADVANCE_DEPLOYS",
+    "ApiFunction",
+    "activator",
+    "create_handler",
+    "handler",
+    "invoke_event",
+    "scaler",
+]
+
+log = logging.getLogger("flowhost.handler")
+
+ADVANCE_DEPLOYS: dict[str, str] = {"flowhost": "advance-deploys"}
+Invoke = Callable[[str, dict[str, Any]], None]  # (function name or ARN, event)
+
+T = TypeVar("T")
 
 _plane: ControlPlane | None = None
-_api: Mangum | None = None
 
 
 def create_handler(deployments: Deployments) -> Mangum:
@@ -45,11 +67,100 @@ def control_plane() -> ControlPlane:
     return _plane
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    global _api
-    if _api is None:
-        _api = Mangum(cast(Any, control_plane().app), lifespan="off")
-    return _api(event, context)
+def invoke_event(function: str, event: dict[str, Any]) -> None:
+    """Invoke ``function`` asynchronously (``InvocationType="Event"``) with ``event``.
+    The client honours ``AWS_ENDPOINT_URL_LAMBDA`` / ``AWS_ENDPOINT_URL``."""
+    import boto3
+
+    make: Any = boto3.client  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    client: Any = make("lambda")
+    client.invoke(FunctionName=function, InvocationType="Event", Payload=json.dumps(event).encode())
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on the thread's event loop, the one Mangum uses (``asyncio.run``
+    would leave none behind for the next API request)."""
+    try:
+        loop = asyncio.get_event_loop()
+    except RuntimeError:  # no loop on this thread (an asyncio.run cleared it)
+        loop = None
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+    return loop.run_until_complete(coro)
+
+
+class ApiFunction:
+    """The API function's handler. API Gateway events go to the gateway; once one of
+    them recorded a deploy, the function invokes itself with ``ADVANCE_DEPLOYS``. Such an
+    event runs ``advance()`` until no deploy is unfinished or fewer than ``margin_ms``
+    of the invocation remain, then invokes itself again if deploys are still open."""
+
+    def __init__(
+        self,
+        plane: Callable[[], ControlPlane],
+        *,
+        invoke: Invoke = invoke_event,
+        margin_ms: int = 20_000,
+        interval: float = 5.0,
+    ) -> None:
+        """``interval``: seconds between two rounds of ``advance`` (ECS reports every few)."""
+        self.plane = plane
+        self.invoke = invoke
+        self.margin_ms = margin_ms
+        self.interval = interval
+        self._api: Mangum | None = None
+        self._recorded = False  # set by the invocation that is running, reset by it
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if event.get("flowhost") == ADVANCE_DEPLOYS["flowhost"]:
+            return self.advance(context)
+        plane = self.plane()
+        if self._api is None:
+            plane.deployments.on_recorded = self._on_recorded
+            self._api = Mangum(cast(Any, plane.app), lifespan="off")
+        self._recorded = False
+        try:
+            return self._api(event, context)
+        finally:
+            if self._recorded:
+                self._recorded = False
+                self._continue(context)
+
+    def _on_recorded(self, _version: object) -> None:
+        self._recorded = True
+
+    def _continue(self, context: Any) -> None:
+        """Invoke this function again to advance deploys; if that fails, the scheduled
+        tick still advances them (later)."""
+        function = getattr(context, "invoked_function_arn", None) or os.environ.get(
+            "AWS_LAMBDA_FUNCTION_NAME", ""
+        )
+        try:
+            self.invoke(function, dict(ADVANCE_DEPLOYS))
+        except Exception:
+            log.exception(
+                "could not invoke the control-plane function to advance deploys; the "
+                "scheduled tick will",
+                extra={"fields": {"function": function}},
+            )
+
+    def advance(self, context: Any) -> dict[str, Any]:
+        deployments = self.plane().deployments
+        rounds = 0
+        while True:
+            unfinished = _run(deployments.advance())
+            rounds += 1
+            if not unfinished:
+                return {"unfinished": 0, "rounds": rounds, "continued": False}
+            left_ms = int(context.get_remaining_time_in_millis())
+            if left_ms - self.interval * 1000 < self.margin_ms:
+                self._continue(context)
+                return {"unfinished": unfinished, "rounds": rounds, "continued": True}
+            time.sleep(self.interval)
+
+
+handler = ApiFunction(control_plane)
 
 
 def activator(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -73,6 +184,6 @@ def scaler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     plane = control_plane()
     tick = AwsScaler(
         plane.store, plane.fleet, plane.queues, plane.cloudwatch, plane.requests,
-        listener_arn=plane.settings.listener_arn,
+        listener_arn=plane.settings.listener_arn, deployments=plane.deployments,
     )  # fmt: skip
     return asdict(asyncio.run(tick.tick()))

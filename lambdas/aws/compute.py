@@ -174,9 +174,13 @@ class EcsCompute:
                 return current
             if current.failed or time.monotonic() >= deadline:
                 why = "the rollout failed" if current.failed else f"not running within {timeout:g}s"
-                events = "; ".join(current.events[:3]) or "no service events"
-                raise DeployError(
-                    f"{self._where(service)}: {why} (got {line}). ECS says: {events}. Check "
-                    "the task's logs, image and health check, and the cluster's capacity."
-                )
+                raise DeployError(self.failure(current, why))
             await asyncio.sleep(interval)
+
+    def failure(self, status: ServiceStatus, why: str) -> str:
+        """The message of a version that does not start: what ECS reports and its events."""
+        events = "; ".join(status.events[:3]) or "no service events"
+        return (
+            f"{self._where(status.name)}: {why} (got {status.describe()}). ECS says: {events}. "
+            "Check the task's logs, image and health check, and the cluster's capacity."
+        )

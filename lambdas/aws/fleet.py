@@ -22,7 +22,9 @@ from pathlib import Path
 
 from flowhost.errors import DeployError, NotFoundError
 from flowhost.lambdas.aws.compute import EcsCompute, ServiceStatus
+from flowhost.lambdas.aws.errors import AwsError
 from flowhost.lambdas.aws.routes import AlbRoutes, Route
+from flowhost.lambdas.deploys import Launch
 from flowhost.lambdas.objectstore import ObjectStore
 from flowhost.lambdas.store import VersionRecord
 from flowhost.services.packaging import package_key, unpack
@@ -85,17 +87,38 @@ class EcsFleet:
         status = self.status(service, number)
         return self._target(status), status
 
-    async def launch(self, version: VersionRecord) -> None:
-        """Start the version's first tasks (at least one, to prove it starts), wait until
-        one runs, and route ``service@vN`` to it."""
+    async def begin(self, version: VersionRecord) -> None:
+        """Ask ECS for the version's first tasks (at least one, to prove it starts) and
+        return; ``check`` follows the rollout."""
         name = self.ecs_service(version.service, version.number)
         count = max(1, version.definition.scaling.min_instances)
         try:
             await asyncio.to_thread(self.compute.set_desired, name, count)
-            status = await self.compute.wait_until_running(name, 1)
         except NotFoundError as error:  # Deployments reports DeployErrors on the version
             raise DeployError(error.message) from error
-        target = self._target(status)
+
+    async def check(self, version: VersionRecord) -> Launch:
+        """What ECS reports: a running task, a failed rollout (with ECS's events), a
+        service at zero (``idle``: begin again), or still starting."""
+        name = self.ecs_service(version.service, version.number)
+        try:
+            status = await asyncio.to_thread(self.compute.status, name)
+        except NotFoundError as error:
+            return Launch("failed", error.message)
+        except AwsError as error:  # throttled or a network blip: the next step asks again
+            return Launch("starting", error.message)
+        line = f"{name}: {status.describe()}"
+        if status.running >= 1:
+            return Launch("running", line)
+        if status.failed:
+            return Launch("failed", self.compute.failure(status, "the rollout failed"))
+        if status.desired == 0:
+            return Launch("idle", line)
+        return Launch("starting", line)
+
+    async def expose(self, version: VersionRecord) -> None:
+        """Route ``service@vN`` to the version's target group."""
+        target, _ = await asyncio.to_thread(self.target_group, version.service, version.number)
         await asyncio.to_thread(self.routes.point, version.service, version.label, target)
 
     def route(self, service: str, alias: str, number: int) -> None:

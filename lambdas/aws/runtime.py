@@ -51,7 +51,11 @@ class ControlPlane:
         endpoint_url: str | None = None,
     ) -> None:
         """``store`` and ``endpoint_url`` (one endpoint for every AWS service, e.g. a moto
-        server) are for tests; on Lambda both come from the settings."""
+        server) are for tests; on Lambda both come from the settings.
+
+        The state DB is migrated to head before anything serves (under a lock, so cold
+        starts in parallel migrate once); a DB migrated by a newer control plane is
+        refused with ``SchemaAheadError``."""
         self.settings = settings
         session = session or boto3.Session()
 
@@ -62,6 +66,7 @@ class ControlPlane:
         if store is None:
             secret = client("secretsmanager").get_secret_value(SecretId=settings.db_secret_arn)
             store = StateStore.open(settings.database_url(str(secret["SecretString"])))
+        store.migrate()
         self.store = store
         apply_metaflow_settings(lambda: client("secretsmanager"))  # before Metaflow is imported
         self._elbv2 = client("elbv2")
@@ -73,7 +78,9 @@ class ControlPlane:
             self.objects,
             code_root=Path(tempfile.gettempdir()) / "flowhost-code",  # /tmp: Lambda's only disk
         )
-        self.deployments = Deployments(store, self.objects, self.fleet)
+        self.deployments = Deployments(
+            store, self.objects, self.fleet, deploy_timeout=settings.deploy_timeout
+        )
         self.queues = SQSQueues(
             client("sqs"), prefix=settings.queue_prefix, kms_key_id=settings.kms_key_arn,
             create=False,  # the service's stack creates its queues; this role only uses them

@@ -20,6 +20,7 @@ from typing import Any
 from flowhost.errors import NotFoundError
 from flowhost.lambdas.async_requests import AsyncRequests, QueueProvider
 from flowhost.lambdas.aws.fleet import EcsFleet
+from flowhost.lambdas.deployments import Deployments
 from flowhost.lambdas.store import StateStore, VersionRecord
 
 __all__ = ["AwsScaler", "TickReport", "metric_dimension"]
@@ -39,6 +40,7 @@ def metric_dimension(arn: str) -> str:
 @dataclass
 class TickReport:
     woken: list[str] = field(default_factory=list[str])
+    deploys_unfinished: int = 0
     parked: list[str] = field(default_factory=list[str])
     skipped: list[str] = field(default_factory=list[str])
 
@@ -54,7 +56,10 @@ class AwsScaler:
         *,
         listener_arn: str,
         clock: Callable[[], float] = time.time,
+        deployments: Deployments | None = None,
     ) -> None:
+        """``deployments``: advance unfinished deploys once per tick (the safety net under
+        the API function's self-invocations)."""
         self.store = store
         self.fleet = fleet
         self.queues = queues
@@ -62,6 +67,7 @@ class AwsScaler:
         self.requests = requests
         self.balancer = metric_dimension(listener_arn)
         self.clock = clock
+        self.deployments = deployments
 
     def requests_since(self, target_group_arn: str, seconds: float) -> float:
         """ALB requests the target group received in the last ``seconds``."""
@@ -82,6 +88,11 @@ class AwsScaler:
 
     async def tick(self) -> TickReport:
         report = TickReport()
+        if self.deployments is not None:
+            try:
+                report.deploys_unfinished = await self.deployments.advance()
+            except Exception:  # scaling goes on; the next tick or invocation retries
+                log.exception("advancing deploys failed")
         for version in self.store.all_versions():
             if version.status == "ready":
                 await self._evaluate(version, report)

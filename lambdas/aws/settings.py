@@ -31,6 +31,7 @@ _ENV = {
     "public_url": "FLOWHOST_PUBLIC_URL",
     "callback_allow_private": "FLOWHOST_CALLBACK_ALLOW_PRIVATE",
     "balancer_url": "FLOWHOST_BALANCER_URL",
+    "deploy_timeout": "FLOWHOST_DEPLOY_TIMEOUT",
 }
 
 
@@ -52,6 +53,7 @@ class AwsSettings(BaseModel):
     public_url: str = ""  # the API's URL, for status/result links in callbacks
     callback_allow_private: bool = False  # True: callbacks may go to non-public addresses
     balancer_url: str | None = None  # the internal ALB, e.g. http://internal-x.elb...:80
+    deploy_timeout: float = Field(default=600.0, gt=0)  # seconds a new version has to start
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AwsSettings:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from flowhost.errors import FlowhostError
 from flowhost.lambdas.api import create_api, create_catalog
 from flowhost.lambdas.async_requests import (
     AsyncRequests,
@@ -25,7 +26,7 @@ from flowhost.lambdas.async_requests import (
     LocalQueues,
     create_async_app,
 )
-from flowhost.lambdas.deployments import Deployments
+from flowhost.lambdas.deployments import DEPLOY_TIMEOUT, Deployments
 from flowhost.lambdas.gateway import Gateway
 from flowhost.lambdas.local.asyncjobs import LocalJobsConfig
 from flowhost.lambdas.local.compute import LocalCompute
@@ -63,6 +64,9 @@ class PlatformSettings:
     asynchronous: AsyncSettings = field(default_factory=AsyncSettings)
     callback_secret: str | None = None  # default: $FLOWHOST_CALLBACK_SECRET, else one kept in home
     otlp_endpoint: str | None = None  # OTLP/HTTP collector for the router's and instances' traces
+    deploy_timeout: float = DEPLOY_TIMEOUT  # seconds a new version has to start, or it fails
+    deploy_tick: float = 0.1  # how often unfinished deploys are advanced
+    deploy_idle_tick: float = 1.0  # how often the state DB is looked at when none are
 
 
 def callback_secret(home: Path, given: str | None) -> bytes:
@@ -102,8 +106,15 @@ class LocalPlatform:
         self.health = HealthChecker(
             self.compute, self.routes.all_pools, interval=settings.health_interval
         )
-        self.fleet = LocalFleet(self.compute, self.routes, self.scaler, on_retire=self._retired)
-        self.deployments = Deployments(self.store, self.objects, self.fleet)
+        self._deploys_changed = asyncio.Event()
+        self.fleet = LocalFleet(
+            self.compute, self.routes, self.scaler, on_retire=self._retired,
+            on_change=self._deploys_changed.set,
+        )  # fmt: skip
+        self.deployments = Deployments(
+            self.store, self.objects, self.fleet, deploy_timeout=settings.deploy_timeout,
+            on_recorded=lambda _version: self._deploys_changed.set(),
+        )  # fmt: skip
         a = settings.asynchronous
         self.queues = LocalQueues(home / "queues.db", max_receive_count=a.max_attempts)
         self.async_requests = AsyncRequests(
@@ -176,6 +187,21 @@ class LocalPlatform:
                 self.scaler.wake()
             await asyncio.sleep(self.settings.scaler_tick)
 
+    async def _advance_deploys(self) -> None:
+        """Advance unfinished deploys: often while there are some, rarely when there are
+        none (another process may record one), at once when one is recorded or an
+        instance started."""
+        while True:
+            self._deploys_changed.clear()
+            try:
+                unfinished = await self.deployments.advance()
+            except Exception:  # the state DB is busy or gone: try again next tick
+                log.exception("advancing deploys failed")
+                unfinished = 1
+            tick = self.settings.deploy_tick if unfinished else self.settings.deploy_idle_tick
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._deploys_changed.wait(), tick)
+
     def instances(self, service: str) -> dict[str, Any]:
         pools = self.routes.pools.get(service, {})
         return {
@@ -200,18 +226,15 @@ class LocalPlatform:
         return "\n".join(lines[-tail:])
 
     async def start(self) -> None:
-        """Migrate the store, start the launcher, restore versions and aliases."""
+        """Migrate the store (refused if it is ahead of this code), start the launcher,
+        restore versions and aliases, and carry on with unfinished deploys."""
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self.store.migrate)
+        await asyncio.to_thread(self.deployments.deploys.release_all)  # ours, from a past run
         await self.launcher.start()
         restored = 0
         for version in self.store.all_versions():
-            if version.status == "deploying":  # the platform stopped mid-deploy
-                self.store.set_status(
-                    version.service, version.number, "failed",
-                    "the platform stopped while this version was deploying; deploy it again",
-                )  # fmt: skip
-            elif version.status == "ready":
+            if version.status == "ready":
                 self.fleet.adopt(version)
                 restored += 1
         for alias in self.store.aliases():
@@ -221,6 +244,7 @@ class LocalPlatform:
             asyncio.create_task(self.health.run(), name="flowhost-health"),
             asyncio.create_task(self._watch_queues(), name="flowhost-queues"),
             asyncio.create_task(self.async_requests.run(), name="flowhost-async-sweeper"),
+            asyncio.create_task(self._advance_deploys(), name="flowhost-deploys"),
         ]
         log.info("platform started", extra={"fields": {"versions_restored": restored}})
 
@@ -231,7 +255,7 @@ class LocalPlatform:
                 await loop
         await self.health.close()
         await self.async_requests.close()
-        await self.deployments.close()
+        await self.fleet.close()
         await self.scaler.close()
         await self.compute.close()
         self.queues.close()
@@ -251,6 +275,10 @@ class LocalPlatform:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.start()
+                except FlowhostError as exc:  # one line says what is wrong and the fix
+                    log.error("platform failed to start: %s", exc.message)
+                    await send({"type": "lifespan.startup.failed", "message": exc.message})
+                    return
                 except Exception as exc:
                     log.exception("platform failed to start")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -25,6 +26,8 @@ __all__ = [
     "AliasRow",
     "AsyncRequestRow",
     "Base",
+    "DeployProgressRow",
+    "DeployRow",
     "EventRow",
     "ServiceRow",
     "VersionRow",
@@ -107,6 +110,43 @@ class EventRow(Base):
     previous_version_number: Mapped[int | None] = mapped_column(Integer)
     actor: Mapped[str] = mapped_column(String(255))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeployRow(Base):
+    """A version's deploy as a state machine any process can advance: what was asked,
+    where it is (``phase``), by when it must run, and who is working on it (a lease)."""
+
+    __tablename__ = "deploys"
+    __table_args__ = (Index("ix_deploys_phase", "phase"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("versions.id", ondelete="CASCADE"), unique=True
+    )
+    phase: Mapped[str] = mapped_column(String(16))  # recorded | starting | promoting | done
+    promote: Mapped[bool] = mapped_column(Boolean)
+    alias: Mapped[str] = mapped_column(String(63))
+    allow_breaking: Mapped[bool] = mapped_column(Boolean)
+    actor: Mapped[str] = mapped_column(String(255))
+    deadline: Mapped[datetime] = mapped_column()
+    lease_until: Mapped[datetime | None] = mapped_column()  # a process is taking a step
+    last_status: Mapped[str | None] = mapped_column(Text)  # the compute's last reported line
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+    version: Mapped[VersionRow] = relationship()
+
+
+class DeployProgressRow(Base):
+    """One line of a deploy's progress, in order."""
+
+    __tablename__ = "deploy_progress"
+    __table_args__ = (Index("ix_deploy_progress_deploy", "deploy_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deploy_id: Mapped[int] = mapped_column(ForeignKey("deploys.id", ondelete="CASCADE"))
+    message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

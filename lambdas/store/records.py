@@ -12,7 +12,11 @@ from flowhost.services.definition import ServiceDefinition
 
 __all__ = [
     "AliasRecord",
+    "DeployOptions",
+    "DeployPhase",
+    "DeployRecord",
     "EventRecord",
+    "ProgressLine",
     "UtcDatetime",
     "VersionRecord",
     "VersionStatus",
@@ -29,6 +33,9 @@ def version_number(ref: str) -> int | None:
 
 
 VersionStatus = Literal["deploying", "ready", "failed", "undeployed"]
+# recorded: nothing asked of the compute yet; starting: the first instance was asked for;
+# promoting: ready, the alias move it asked for is next; done: ready or failed for good.
+DeployPhase = Literal["recorded", "starting", "promoting", "done"]
 # SQLite keeps no time zone: its timestamps read back naive, and are UTC.
 UtcDatetime = Annotated[
     datetime, AfterValidator(lambda v: v if v.tzinfo else v.replace(tzinfo=UTC))
@@ -73,3 +80,33 @@ class EventRecord(_Record):
     actor: str
     detail: dict[str, Any]
     created_at: UtcDatetime
+
+
+class DeployOptions(_Record):
+    """What a deploy request asked for, kept with the deploy so any process can finish it."""
+
+    promote: bool = False
+    alias: str
+    allow_breaking: bool = False
+    actor: str
+    deadline: UtcDatetime  # the first instance runs by then, or the deploy fails
+
+
+class DeployRecord(_Record):
+    id: int
+    service: str
+    number: int
+    phase: DeployPhase
+    options: DeployOptions
+    last_status: str | None
+    created_at: UtcDatetime
+    finished_at: UtcDatetime | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.service}@v{self.number}"
+
+
+class ProgressLine(_Record):
+    at: UtcDatetime
+    message: str

@@ -8,7 +8,7 @@ and appends the event, with the service row locked against concurrent moves.
 from __future__ import annotations
 
 import re
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from flowhost.errors import DeployError, NotFoundError
-from flowhost.lambdas.store.models import AliasRow, EventRow, ServiceRow, VersionRow, utcnow
+from flowhost.lambdas.store.models import (
+    AliasRow,
+    DeployProgressRow,
+    DeployRow,
+    EventRow,
+    ServiceRow,
+    VersionRow,
+    utcnow,
+)
 from flowhost.lambdas.store.records import (
     AliasRecord,
+    DeployOptions,
     EventRecord,
     VersionRecord,
     VersionStatus,
@@ -214,8 +223,12 @@ class StateStore:
         artifact_run: str | None,
         environment_digest: str,
         actor: str,
+        deploy: DeployOptions | None = None,
+        progress: Callable[[int], Sequence[str]] | None = None,
     ) -> VersionRecord:
-        """Allocate the next version number and record it as ``deploying``."""
+        """Allocate the next version number and record it as ``deploying``; with
+        ``deploy``, also its deploy (phase ``recorded``) and first ``progress(number)`` lines, in
+        the same transaction, so no version is left deploying with nothing to advance it."""
         with self._tx() as s:
             dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
             s.execute(
@@ -247,6 +260,16 @@ class StateStore:
                     detail={"code_digest": code_digest, "artifact_run": artifact_run},
                 )
             )  # fmt: skip
+            if deploy is not None:
+                started = DeployRow(
+                    version=row, phase="recorded", promote=deploy.promote, alias=deploy.alias,
+                    allow_breaking=deploy.allow_breaking, actor=deploy.actor,
+                    deadline=deploy.deadline, created_at=utcnow(),
+                )  # fmt: skip
+                s.add(started)
+                s.flush()
+                for line in progress(number) if progress is not None else ():
+                    s.add(DeployProgressRow(deploy_id=started.id, message=line))
             s.flush()
             return _version(row)
 

@@ -1,4 +1,5 @@
-"""Alembic environment: the engine comes from ``config.attributes['engine']``."""
+"""Alembic environment: the connection comes from ``config.attributes['connection']``
+(``flowhost.lambdas.store.migrate`` opens it, holding the migration lock)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,12 @@ from alembic import context
 from flowhost.lambdas.store.models import Base
 
 config = context.config
-engine = config.attributes["engine"]
+connection = config.attributes["connection"]
 
-with engine.begin() as connection:
-    context.configure(
-        connection=connection,
-        target_metadata=Base.metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
-    )
-    with context.begin_transaction():
-        context.run_migrations()
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+)
+with context.begin_transaction():
+    context.run_migrations()

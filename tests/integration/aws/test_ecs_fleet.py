@@ -14,7 +14,7 @@ from flowhost.errors import DeployError
 from flowhost.lambdas.aws import AlbRoutes, EcsCompute, EcsFleet
 from flowhost.lambdas.deployments import Deployments
 from flowhost.lambdas.objectstore import LocalObjectStore
-from flowhost.lambdas.store import StateStore
+from flowhost.lambdas.store import StateStore, VersionRecord
 from flowhost.services import Scaling, WebServiceSpec, definition_of, endpoint
 from flowhost.services.packaging import build_package, package_key
 from tests.integration.aws.support import Balancer, Cluster
@@ -50,6 +50,15 @@ def fleet(
     )
 
 
+async def start(fleet: EcsFleet, version: VersionRecord) -> None:
+    """What a deploy's steps do with the fleet: begin, check until running, expose."""
+    await fleet.begin(version)
+    while (launch := await fleet.check(version)).state != "running":
+        assert launch.state == "starting", launch
+        await asyncio.sleep(0.05)
+    await fleet.expose(version)
+
+
 def add_version(store: StateStore, cluster: Cluster, balancer: Balancer) -> tuple[int, str]:
     """Version N of echo in the store, and its ECS service + target group (as ServiceSpec
     would create them, at zero)."""
@@ -70,7 +79,7 @@ def test_the_deployments_lifecycle_on_ecs_and_alb(
     one, group1 = add_version(store, cluster, balancer)
     two, group2 = add_version(store, cluster, balancer)
 
-    asyncio.run(fleet.launch(store.version("echo", one)))
+    asyncio.run(start(fleet, store.version("echo", one)))
     assert fleet.status("echo", one).running == 1  # min_instances 0, but a launch proves it
     assert routes.get("echo", "v1").target_group_arn == group1
     store.set_status("echo", one, "ready")
@@ -78,7 +87,7 @@ def test_the_deployments_lifecycle_on_ecs_and_alb(
     production = routes.get("echo", "production")
     assert (production.target_group_arn, production.parked) == (group1, False)
 
-    asyncio.run(fleet.launch(store.version("echo", two)))
+    asyncio.run(start(fleet, store.version("echo", two)))
     store.set_status("echo", two, "ready")
     deployments.promote("echo", two, actor="bob")
     assert routes.get("echo", "production").target_group_arn == group2
@@ -105,7 +114,7 @@ def test_the_deployments_lifecycle_on_ecs_and_alb(
     ]  # fmt: skip
 
 
-def test_launching_a_version_without_an_ecs_service_is_a_deploy_error(
+def test_beginning_a_version_without_an_ecs_service_is_a_deploy_error(
     store: StateStore, fleet: EcsFleet, cluster: Cluster
 ) -> None:
     version = store.create_version(
@@ -113,10 +122,13 @@ def test_launching_a_version_without_an_ecs_service_is_a_deploy_error(
         environment_digest="sha256-e", actor="bob",
     )  # fmt: skip
     with pytest.raises(DeployError) as caught:
-        asyncio.run(fleet.launch(version))
+        asyncio.run(fleet.begin(version))
     assert caught.value.message.startswith(
         f"ECS service 'echo-v1' in cluster {cluster.name!r}: not found (got "
     )
+    launch = asyncio.run(fleet.check(version))
+    assert launch.state == "failed"
+    assert launch.detail.startswith(f"ECS service 'echo-v1' in cluster {cluster.name!r}: not found")
     asyncio.run(fleet.retire("echo", 1))  # nothing to retire: no error
 
 

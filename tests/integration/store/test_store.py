@@ -12,21 +12,20 @@ from threading import Barrier
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 from flowhost.errors import NotFoundError
 from flowhost.lambdas.store import PRODUCTION, StateStore
-from flowhost.lambdas.store.migrate import alembic_config
+from flowhost.lambdas.store.migrate import head as head_revision
 from flowhost.lambdas.store.models import Base
 from tests.integration.store.support import ECHO, deploy, named, promote, rollback
 
 
 def schema_state(store: StateStore) -> tuple[str | None, str | None, list[object]]:
     """(current revision, head revision, differences between the live schema and the models)."""
-    head = ScriptDirectory.from_config(alembic_config(store.engine)).get_current_head()
     with store.engine.connect() as conn:
         context = MigrationContext.configure(conn)
-        return context.get_current_revision(), head, list(compare_metadata(context, Base.metadata))
+        current = context.get_current_revision()
+        return current, head_revision(), list(compare_metadata(context, Base.metadata))
 
 
 def test_migrations_reach_head_and_match_the_models(store: StateStore) -> None:

@@ -1,0 +1,174 @@
+"""``DeployStepper.advance``: move every unfinished deploy one step, from any process.
+
+One step of a deploy, under its lease (see ``flowhost.lambdas.store.deploys``):
+
+- ``recorded``: ask the fleet for the first instance (``begin``) -> ``starting``.
+- ``starting``: ask the fleet how it goes (``check``). Running: route ``service@vN``,
+  the version is ready -> ``promoting`` if the deploy asked to promote (and the service
+  declares no audits, which the client runs first), else ``done``. Failed: the version is
+  failed with the fleet's reason, its compute retired. Idle (nothing asked, e.g. the
+  process that began it restarted): ``begin`` again. Past the deadline: failed, naming it.
+- ``promoting``: move the alias if audits and contracts allow -> ``done`` either way.
+
+A failed deploy never touches an alias, so production is as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from flowhost.errors import DeployError, FlowhostError, NotFoundError
+from flowhost.lambdas.deploys.fleet import Fleet
+from flowhost.lambdas.store import StateStore, VersionRecord
+from flowhost.lambdas.store.deploys import DeployStore
+from flowhost.lambdas.store.records import DeployRecord
+
+__all__ = ["DeployStepper", "Promote"]
+
+log = logging.getLogger("flowhost.deployments")
+
+# promote(service, number, alias, allow_breaking, actor): DeployError if not allowed
+Promote = Callable[[str, int, str, bool, str], object]
+
+
+class DeployStepper:
+    def __init__(
+        self,
+        store: StateStore,
+        deploys: DeployStore,
+        fleet: Fleet,
+        promote: Promote,
+        *,
+        lease: float,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.deploys = deploys
+        self.fleet = fleet
+        self.promote = promote
+        self.lease = lease  # seconds one step may take before another process may retry it
+        self.clock = clock
+
+    async def advance(self) -> int:
+        """Move every unfinished deploy one step; returns how many are still unfinished.
+        Safe to run in many processes at once: each step is taken by one of them."""
+        unfinished = await asyncio.to_thread(self.deploys.unfinished)
+        still = 0
+        for deploy in unfinished:
+            try:
+                still += await self._step(deploy)
+            except Exception:  # one deploy's trouble never stops the others
+                log.exception("deploy step failed", extra={"fields": {"version": deploy.key}})
+                still += 1
+        return still
+
+    async def _step(self, deploy: DeployRecord) -> bool:
+        """One step of ``deploy``; True while it is unfinished."""
+        now = self.clock()
+        if not await asyncio.to_thread(
+            self.deploys.claim, deploy.id, deploy.phase, now, self.lease
+        ):
+            return True  # another process is taking this step (or took it)
+        try:
+            return await self._take(deploy, now)
+        finally:
+            await asyncio.to_thread(self.deploys.release, deploy.id)
+
+    async def _take(self, deploy: DeployRecord, now: datetime) -> bool:
+        try:
+            version = await asyncio.to_thread(self.store.version, deploy.service, deploy.number)
+        except NotFoundError:  # the version is gone with its service: nothing to finish
+            await asyncio.to_thread(
+                self.deploys.move, deploy.id, deploy.phase, "done", "version removed", now=now
+            )
+            return False
+        if version.status == "undeployed":
+            await asyncio.to_thread(
+                self.deploys.move, deploy.id, deploy.phase, "done", "undeployed", now=now
+            )
+            await self.fleet.retire(version.service, version.number)
+            return False
+        if deploy.phase == "promoting":
+            await self._promote(deploy, version, now)
+            return False
+        if deploy.phase == "recorded":
+            try:
+                await self.fleet.begin(version)
+            except DeployError as exc:
+                await self._fail(deploy, version, exc.message, now)
+                return False
+            await asyncio.to_thread(
+                self.deploys.move, deploy.id, "recorded", "starting",
+                "starting the first instance", now=now,
+            )  # fmt: skip
+            return True
+        return await self._check(deploy, version, now)
+
+    async def _check(self, deploy: DeployRecord, version: VersionRecord, now: datetime) -> bool:
+        launch = await self.fleet.check(version)
+        if launch.state == "running":
+            try:
+                await self.fleet.expose(version)
+            except (DeployError, NotFoundError) as exc:  # e.g. no target group to route to
+                await self._fail(deploy, version, exc.message, now)
+                return False
+            options = deploy.options
+            promote = options.promote and not version.definition.audits
+            await asyncio.to_thread(
+                self.deploys.move, deploy.id, "starting", "promoting" if promote else "done",
+                "ready", now=now, status="ready",
+            )  # fmt: skip
+            if promote:  # the lease is ours until _step returns: promote now
+                await self._promote(deploy, version, now)
+            return False
+        if launch.state == "failed":
+            await self._fail(deploy, version, launch.detail, now)
+            return False
+        deadline = deploy.options.deadline
+        if now >= deadline:
+            seconds = (deadline - deploy.created_at).total_seconds()
+            last = launch.detail or deploy.last_status or "no status"
+            await self._fail(
+                deploy, version,
+                f"{deploy.key}: not running by its deadline {deadline:%Y-%m-%d %H:%M:%S} UTC, "
+                f"{seconds:g}s after it was recorded (got {last}). Check the version's logs "
+                "('flowhost logs'), its image and the capacity, then deploy again",
+                now,
+            )  # fmt: skip
+            return False
+        if launch.state == "idle":
+            try:
+                await self.fleet.begin(version)
+            except DeployError as exc:
+                await self._fail(deploy, version, exc.message, now)
+                return False
+        if launch.detail and launch.detail != deploy.last_status:
+            await asyncio.to_thread(self.deploys.note, deploy.id, launch.detail, launch.detail)
+        return True
+
+    async def _promote(self, deploy: DeployRecord, version: VersionRecord, now: datetime) -> None:
+        options = deploy.options
+        try:
+            current = self.store.resolve(version.service, options.alias).number
+        except NotFoundError:
+            current = None
+        try:
+            if current != version.number:  # else: promoted by a step that died before done
+                self.promote(
+                    version.service, version.number, options.alias, options.allow_breaking,
+                    options.actor,
+                )  # fmt: skip
+            message = f"promoted to {options.alias}"
+        except FlowhostError as exc:
+            message = f"not promoted: {exc.message}"
+        await asyncio.to_thread(self.deploys.move, deploy.id, "promoting", "done", message, now=now)
+
+    async def _fail(
+        self, deploy: DeployRecord, version: VersionRecord, error: str, now: datetime
+    ) -> None:
+        if await asyncio.to_thread(self.deploys.fail, deploy.id, error, now=now):
+            log.warning("deploy failed", extra={"fields": {"version": deploy.key, "error": error}})
+            await self.fleet.retire(version.service, version.number)
