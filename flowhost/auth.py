@@ -64,10 +64,10 @@ class SigV4(httpx.Auth):
 
     requires_request_body = True
 
-    def __init__(self, target: Target, region: str) -> None:
+    def __init__(self, target: Target, region: str, credentials: Credentials | None = None) -> None:
         self.target = target
         self.region = region
-        self._credentials: Credentials | None = None
+        self._credentials = credentials  # None: the target's credential chain, at first use
         self.access_key: str | None = None
 
     def _resolve(self) -> Credentials:
