@@ -6,28 +6,43 @@ wakes the version (scale to one, wait for a running task, route back to it: see
 it to the version, and answers with its response. The caller waits through the start;
 nothing is refused. A replay that comes back to the activator (the version was parked
 again meanwhile) is answered 503 with ``Retry-After`` instead of looping.
+
+A caller behind the edge (the request carries ``EDGE_HEADER``, which the API Gateway
+integration adds) cannot wait through a start of minutes: API Gateway cuts at 30 s.
+For them the activator waits one budget (``EDGE_BUDGET_SECONDS``); if the version is
+not up by then, it holds the call (``flowhost.services.edge``): the call is queued as
+a request of the version, kept like an asynchronous one, and answered ``303`` to its
+wait URL; the wake goes on in a second invocation of this function (``wake_later``),
+and the version's worker runs the call once it is up.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import dataclasses
+import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 
 from flowhost.errors import DeployError, FlowhostError
+from flowhost.lambdas.async_requests import AsyncRequests
+from flowhost.lambdas.async_requests.validation import parse_options
 from flowhost.lambdas.aws.fleet import EcsFleet
-from flowhost.lambdas.store import PRODUCTION, StateStore
-from flowhost.services.runtime.responses import error_body
+from flowhost.lambdas.store import PRODUCTION, StateStore, VersionRecord
+from flowhost.services.edge import EDGE_BUDGET_SECONDS, EDGE_HEADER, wait_path
+from flowhost.services.runtime.responses import HttpError, error_body
 
-__all__ = ["MAX_RESPONSE_BYTES", "Activator"]
+__all__ = ["MAX_RESPONSE_BYTES", "WAKE_EVENT", "Activator"]
 
 log = logging.getLogger("flowhost.activator")
 
 ACTIVATED = "x-flowhost-activated"
+WAKE_EVENT = "wake"  # {"flowhost": "wake", "service": ..., "version": N}: wake, then return
 MAX_RESPONSE_BYTES = 1_000_000  # a Lambda answering an ALB may return at most 1 MB
 _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "te", "trailers", "transfer-encoding", "upgrade", "host",
@@ -66,14 +81,32 @@ def _error(
 
 class Activator:
     def __init__(
-        self, store: StateStore, fleet: EcsFleet, http: httpx.AsyncClient, balancer_url: str
+        self,
+        store: StateStore,
+        fleet: EcsFleet,
+        http: httpx.AsyncClient,
+        balancer_url: str,
+        *,
+        requests: AsyncRequests | None = None,
+        wake_later: Callable[[str, int], Awaitable[None]] | None = None,
+        budget: float = EDGE_BUDGET_SECONDS,
     ) -> None:
+        """``requests`` and ``wake_later`` (start a second invocation that wakes the
+        version) let edge callers be held instead of cut; without them every caller
+        waits through the start."""
         self.store = store
         self.fleet = fleet
         self.http = http
         self.balancer_url = balancer_url.rstrip("/")
+        self.requests = requests
+        self.wake_later = wake_later
+        self.budget = budget
 
     async def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        if event.get("flowhost") == WAKE_EVENT:
+            service, number = str(event["service"]), int(event["version"])
+            routes = await self.fleet.wake(service, number)
+            return {"woke": f"{service}@v{number}", "routes": len(routes)}
         given: Mapping[str, list[str]] = event.get("multiValueHeaders") or {}
         headers = {str(k).lower(): [str(v) for v in vs] for k, vs in given.items()}
         request_id = (headers.get("x-request-id") or ["-"])[0]
@@ -88,13 +121,75 @@ class Activator:
             )  # fmt: skip
         try:
             version = self.store.resolve(service, ref or PRODUCTION)
-            await self.fleet.wake(service, version.number)
+            if self._may_hold(event, headers):
+                woke = await self._wake_within_budget(version)
+                if not woke:
+                    return await self._hold(event, headers, version, ref, _endpoint, request_id)
+            else:
+                await self.fleet.wake(service, version.number)
         except DeployError as exc:
             log.error("wake failed", extra={"fields": {"target": target, "error": exc.message}})
             return _error(503, "instance_start_failed", exc.message, request_id, retry=True)
         except FlowhostError as exc:
             return _error(exc.status, exc.code, exc.message, request_id)
         return await self._replay(event, path, headers, request_id)
+
+    def _may_hold(self, event: Mapping[str, Any], headers: dict[str, list[str]]) -> bool:
+        """An edge caller's POST, and the means to hold it."""
+        return (
+            EDGE_HEADER in headers
+            and str(event.get("httpMethod", "GET")) == "POST"
+            and self.requests is not None
+            and self.wake_later is not None
+        )
+
+    async def _wake_within_budget(self, version: VersionRecord) -> bool:
+        """Wake the version if it comes up within the budget; else leave the wake to a
+        second invocation and say so."""
+        try:
+            await asyncio.wait_for(self.fleet.wake(version.service, version.number), self.budget)
+        except TimeoutError:
+            assert self.wake_later is not None
+            await self.wake_later(version.service, version.number)
+            return False
+        return True
+
+    async def _hold(
+        self,
+        event: Mapping[str, Any],
+        headers: dict[str, list[str]],
+        version: VersionRecord,
+        ref: str,
+        endpoint: str,
+        request_id: str,
+    ) -> dict[str, Any]:
+        """Queue the call as a request of the version; 303 to its wait URL."""
+        assert self.requests is not None
+        raw = str(event.get("body") or "")
+        body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode()
+        pairs = [(k.encode(), v.encode()) for k, vs in headers.items() for v in vs]
+        try:
+            limit = version.definition.endpoint(endpoint).timeout  # 404 lists the endpoints
+            options = parse_options(pairs, self.requests.settings)
+            if not any(k == b"flowhost-timeout" for k, _ in pairs):  # the endpoint's own limit
+                options = dataclasses.replace(options, timeout=limit)
+            record, _ = await asyncio.to_thread(
+                self.requests.submit, version, ref or PRODUCTION, endpoint, body, options
+            )
+        except HttpError as exc:
+            return _error(exc.status, exc.code, exc.message, request_id)
+        location = wait_path(record.id)
+        doc = {**self.requests.describe(record), "wait_url": location}
+        log.info("held", extra={"fields": {"request_id": record.id, "version": version.label}})
+        return _answer(
+            303,
+            json.dumps(doc).encode(),
+            {
+                "content-type": ["application/json"],
+                "location": [location],
+                "x-request-id": [request_id],
+            },
+        )
 
     async def _replay(
         self, event: Mapping[str, Any], path: str, headers: dict[str, list[str]], request_id: str
