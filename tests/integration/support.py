@@ -53,8 +53,10 @@ class SentimentRuns:
 
 def isolated_env(home: Path) -> dict[str, str]:
     """The environment of every subprocess the tests start: Metaflow confined to ``home``
-    (no user config, a private local datastore), no colors, no platform URL leaking in."""
-    dropped = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "FLOWHOST_URL")
+    (no user config, a private local datastore), no colors, no platform URL, target or
+    targets config leaking in."""
+    dropped = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "FLOWHOST_URL",
+               "FLOWHOST_TARGET", "FLOWHOST_CONFIG", "FLOWHOST_TOKEN")  # fmt: skip
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("METAFLOW_") and k not in dropped
     }
@@ -64,6 +66,7 @@ def isolated_env(home: Path) -> dict[str, str]:
         METAFLOW_DATASTORE_SYSROOT_LOCAL=str(home / "datastore"),
         METAFLOW_DEFAULT_METADATA="local",
         METAFLOW_DEFAULT_DATASTORE="local",
+        XDG_CONFIG_HOME=str(home / "xdg"),  # no ~/.config/flowhost/config.toml
         NO_COLOR="1",
         PYTHONUNBUFFERED="1",
     )

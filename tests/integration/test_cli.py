@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -99,3 +100,80 @@ def test_definition_of_a_dict_style_service(base_env: dict[str, str]) -> None:
     assert show["request"]["type_name"] is None
     assert show["request"]["json_schema"]["type"] == "object"
     assert show["response"]["kind"] == "dict"
+
+
+TARGETS = """
+[targets.prod]
+url = "https://abc123.execute-api.eu-west-1.amazonaws.com"
+auth = "sigv4"
+profile = "ml"
+
+[targets.staging]
+url = "https://flowhost.staging.example.com"
+auth = "token"
+"""
+
+
+def with_config(base_env: dict[str, str], tmp_path: Path, text: str) -> dict[str, str]:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return {**base_env, "FLOWHOST_CONFIG": str(path)}
+
+
+def test_targets_lists_name_url_auth_and_marks_the_default(
+    base_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**with_config(base_env, tmp_path, TARGETS), "FLOWHOST_TARGET": "staging"}
+
+    result = run_flowhost("targets", env=env)
+
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.strip().splitlines()]
+    assert rows == [
+        ["target", "url", "auth"],
+        ["local", "http://127.0.0.1:8080", "none"],
+        ["prod", "https://abc123.execute-api.eu-west-1.amazonaws.com", "sigv4", "(profile=ml)"],
+        ["*", "staging", "https://flowhost.staging.example.com", "token"],
+        ["config:", str(tmp_path / "config.toml")],
+    ]
+
+
+def test_without_a_config_file_local_is_the_default(base_env: dict[str, str]) -> None:
+    result = run_flowhost("targets", env=base_env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1].split() == ["*", "local", "http://127.0.0.1:8080", "none"]
+    assert "(absent: only the implicit local target)" in result.stdout
+
+
+def test_an_unknown_target_is_one_line_listing_the_configured_ones(
+    base_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = with_config(base_env, tmp_path, TARGETS)
+
+    result = run_flowhost("ls", "--target", "prd", env=env)
+
+    assert assert_one_error_line(result) == (
+        f"error: target 'prd': not configured in {tmp_path / 'config.toml'} "
+        "(targets: local, prod, staging). Add a [targets.prd] table to that file, "
+        "or pick one of those."
+    )
+
+
+def test_a_bad_config_file_is_one_line_naming_the_file_the_key_and_the_fix(
+    base_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = with_config(base_env, tmp_path, TARGETS.replace('auth = "token"', 'auth = "oauth"'))
+
+    result = run_flowhost("status", "sentiment", "--target", "prod", env=env)
+
+    assert assert_one_error_line(result) == (
+        f"error: {tmp_path / 'config.toml'}: targets.staging.auth: Input should be 'none', "
+        "'sigv4' or 'token' (got 'oauth'). Use auth = \"none\", \"sigv4\" or \"token\"."
+    )
+
+
+def test_target_and_url_together_are_one_line(base_env: dict[str, str]) -> None:
+    result = run_flowhost("ls", "--target", "local", "--url", "http://127.0.0.1:1", env=base_env)
+
+    assert "--target and --url: give one of them" in assert_one_error_line(result)
