@@ -23,6 +23,7 @@ import pulumi
 import pulumi_aws as aws
 
 from flowhost.infra.tags import EDGE_TAG, Tagging
+from flowhost.services.edge import EDGE_HEADER
 
 __all__ = ["LAMBDA_ROUTES", "Edge", "EdgeArgs"]
 
@@ -138,6 +139,9 @@ class Edge(pulumi.ComponentResource):
             connection_id=link.id,
             payload_format_version="1.0",
             timeout_milliseconds=30000,
+            # Tells the activator and instances the caller is behind the 30 s limit, so a
+            # call that cannot be answered in time is held (flowhost.services.edge).
+            request_parameters={f"overwrite:header.{EDGE_HEADER}": "1"},
             opts=child,
         )
         self._route("$default", services)

@@ -454,6 +454,8 @@ def test_edge_routes_need_the_configured_authorizer(dev: PlatformRun, prod: Plat
     assert kinds["HTTP_PROXY"]["connectionType"] == "VPC_LINK"
     assert kinds["HTTP_PROXY"]["connectionId"] == link.id
     assert kinds["HTTP_PROXY"]["integrationUri"] == prod.outputs["albListenerArn"]
+    # the edge marks sync calls, so a call that cannot be answered in 30 s is held
+    assert kinds["HTTP_PROXY"]["requestParameters"] == {"overwrite:header.x-flowhost-edge": "1"}
     assert link.inputs["securityGroupIds"] == [prod.named("flowhost-prod-net-vpc-link").id]
 
 
