@@ -102,8 +102,10 @@ class _Worker:
         self._buffer = b""
 
     def freeze(self) -> None:
+        """Stop the process and return once it is stopped (its threads with it)."""
         if self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGSTOP)
+            os.waitpid(self.process.pid, os.WUNTRACED)
 
     def thaw(self) -> None:
         if self.process.poll() is None:
