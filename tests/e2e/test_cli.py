@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -162,3 +163,22 @@ def test_deploy_promote_rollback_undeploy(platform: Platform, cli_env: dict[str,
     assert (
         one_error_line(bad) == "error: version: expected v<N> or <N> (got 'two'). For example v3."
     )
+
+
+def test_a_named_target_reaches_the_platform_and_whoami_shows_the_actor(
+    sentiment_platform: Platform, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[targets.laptop]\nurl = "{sentiment_platform.url}"\n')
+    env = {**cli_env, "FLOWHOST_CONFIG": str(config), "FLOWHOST_TARGET": "laptop"}
+
+    whoami = run_flowhost("whoami", env=env)
+    assert whoami.returncode == 0, whoami.stderr
+    assert whoami.stdout.splitlines()[0] == f"target: laptop ({sentiment_platform.url})"
+    assert re.fullmatch(r"actor:  \S+@\S+  \(from header\)", whoami.stdout.splitlines()[1])
+    listed = run_flowhost("ls", env=env)  # FLOWHOST_TARGET picks it
+    assert listed.returncode == 0, listed.stderr
+    assert table_rows(listed.stdout)[1][:2] == ["sentiment", "production→v1"]
+    named = run_flowhost("status", "sentiment", "--target", "laptop", env=cli_env | env)
+    assert named.returncode == 0, named.stderr
+    assert f"promote production v1 by {ACTOR}" in named.stdout
