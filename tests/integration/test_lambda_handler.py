@@ -36,6 +36,9 @@ class Echo(WebServiceSpec):
         return request
 
 
+ALICE = "arn:aws:iam::123456789012:user/alice"
+
+
 def event(method: str, path: str, body: Any = None) -> dict[str, Any]:
     return {
         "version": "2.0",
@@ -44,7 +47,7 @@ def event(method: str, path: str, body: Any = None) -> dict[str, Any]:
         "rawQueryString": "",
         "headers": {
             "host": "api.example.com",
-            "x-flowhost-actor": "alice",
+            "x-flowhost-actor": "mallory",  # ignored on AWS: the verified caller is the actor
             "content-type": "application/json",
         },
         "requestContext": {
@@ -53,6 +56,7 @@ def event(method: str, path: str, body: Any = None) -> dict[str, Any]:
             "stage": "$default", "requestId": "r1", "accountId": "123456789012",
             "apiId": "api", "domainName": "api.example.com", "domainPrefix": "api",
             "time": "21/Nov/2026:00:00:00 +0000", "timeEpoch": 0,
+            "authorizer": {"iam": {"userArn": ALICE, "accountId": "123456789012"}},
         },
         "isBase64Encoded": False,
         "body": None if body is None else json.dumps(body),
@@ -108,7 +112,7 @@ def test_promote_and_rollback_through_mangum_record_the_actor(
     assert (status, body["version"]) == (200, 1)
     events = deployments.store.events("echo")
     assert [(e.kind, e.actor) for e in events[:3]] == [
-        ("rollback", "alice"), ("promote", "alice"), ("promote", "alice"),
+        ("rollback", ALICE), ("promote", ALICE), ("promote", ALICE),
     ]  # fmt: skip
 
 
