@@ -8,18 +8,22 @@ import asyncio
 import functools
 import json
 import os
+import signal
+import subprocess
+import sys
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from flowhost.lambdas.queue.sqs import SQSQueue
 from flowhost.services.packaging import build_package, package_key
-from tests.integration.support import free_port
+from tests.integration.support import free_port, poll
 
 ClientFactory = Callable[[str], Any]
 MODULE = "flowhost.lambdas.aws.container"
@@ -95,6 +99,75 @@ def make_platform(aws_client: ClientFactory) -> Platform:
     return Platform(s3, bucket, key, queue, name)
 
 
+# -- the process ----------------------------------------------------------------------------
+
+
+@dataclass
+class Container:
+    """One container bootstrap process (``python -m flowhost.lambdas.aws.container``)."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    stdout: Path
+    stderr: Path
+
+    def output(self) -> str:
+        return f"stdout:\n{self.stdout.read_text()}\nstderr:\n{self.stderr.read_text()}"
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            pytest.fail(f"the container exited with {self.process.returncode}\n{self.output()}")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(STOP_TIMEOUT)
+            pytest.fail(f"the container ignored SIGTERM for {STOP_TIMEOUT}s\n{self.output()}")
+
+    def wait_ready(self, client: httpx.Client) -> None:
+        def ready() -> bool | None:
+            self.check_alive()
+            try:
+                return client.get("/readyz").status_code == 200 or None
+            except httpx.TransportError:
+                return None
+
+        poll("the container's /readyz", ready, START_TIMEOUT)
+
+
+def container_starter(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], Container]]:
+    """The body of a ``start`` fixture: ``start(env)`` runs a container (killed after)."""
+    started: list[Container] = []
+
+    def run(env: dict[str, str]) -> Container:
+        stdout, stderr = tmp_path / f"stdout-{len(started)}", tmp_path / f"stderr-{len(started)}"
+        with stdout.open("wb") as out, stderr.open("wb") as err:
+            process = subprocess.Popen(
+                [sys.executable, "-m", MODULE], env=env, cwd=tmp_path, stdout=out, stderr=err
+            )
+        container = Container(process, int(env["FLOWHOST_PORT"]), stdout, stderr)
+        started.append(container)
+        return container
+
+    yield run
+    for container in started:
+        if container.process.poll() is None:
+            container.process.kill()
+            container.process.wait(STOP_TIMEOUT)
+
+
+def finished(container: Container) -> int:
+    """The exit code of a container expected to stop by itself."""
+    try:
+        return container.process.wait(START_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the container did not exit\n{container.output()}")
+
+
 # -- the environment ServiceSpec sets ------------------------------------------------------
 
 
@@ -164,4 +237,31 @@ def container_env(
         FLOWHOST_CODE_DIR=str(tmp_path / "code"),
         **extra,
     )
+    return env
+
+
+# -- a service with artifacts: the example, bound to a real Metaflow run -----------------------
+
+SENTIMENT_FILE = Path(__file__).parents[3] / "examples" / "services" / "sentiment.py"
+
+
+def make_sentiment_package(tmp_path_factory: pytest.TempPathFactory) -> Package:
+    """examples/services/sentiment.py (Artifacts(flow="SentimentFlow")) as a code package."""
+    code = tmp_path_factory.mktemp("sentiment-service")
+    (code / "sentiment.py").write_text(SENTIMENT_FILE.read_text())
+    return Package(*build_package(code))
+
+
+def sentiment_env(env: dict[str, str], run: str | None, **extra: str) -> dict[str, str]:
+    """``env`` (from container_env) turned to the sentiment service, pinned to ``run``."""
+    env = {**env, **extra}
+    env.update(
+        FLOWHOST_SERVICE="sentiment",
+        FLOWHOST_ENTRYPOINT="sentiment.py:Sentiment",
+        FLOWHOST_ASYNC_PREFIX="async/sentiment/",
+        FLOWHOST_ARTIFACT_FLOW="SentimentFlow",
+        FLOWHOST_ASYNC="off",
+    )
+    if run is not None:
+        env["FLOWHOST_RUN"] = run
     return env

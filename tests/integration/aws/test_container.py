@@ -8,12 +8,8 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +24,14 @@ from flowhost.lambdas.s3objects import S3ObjectStore
 from flowhost.services.packaging import package_key
 from tests.integration.aws.container_support import (
     HELPER_FILE,
-    MODULE,
     SERVICE,
     START_TIMEOUT,
-    STOP_TIMEOUT,
+    Container,
     Package,
     Platform,
     container_env,
+    container_starter,
+    finished,
     fresh,
     service_spec_environments,
 )
@@ -45,13 +42,15 @@ from tests.integration.support import poll
 def test_the_bootstrap_reads_exactly_what_service_spec_sets() -> None:
     envs = service_spec_environments()
     read = set(CONTRACT)
-    optional = {"FLOWHOST_RUN", "FLOWHOST_ARTIFACT_FLOW"}
+    pinned = {"FLOWHOST_RUN", "FLOWHOST_ARTIFACT_FLOW"}
+    # The platform's Metaflow settings: set when the stack has them (flowhost:metaflow).
+    optional = pinned | {"FLOWHOST_METAFLOW_NAMESPACE", "FLOWHOST_METAFLOW_AUTH_SECRET_ARN"}
     for name, env in envs.items():
         ours = {k for k in env if k.startswith(("FLOWHOST_", "AWS_"))}
         assert ours <= read, f"{name}: set but never read: {sorted(ours - read)}"
         assert read - optional <= ours, f"{name}: read but never set: {sorted(read - ours)}"
         assert not ours & set(KNOBS), "the knobs have defaults; ServiceSpec leaves them"
-    assert optional <= set(envs["scored"])  # every optional variable is set by some spec
+    assert pinned <= set(envs["scored"])  # a pinned binding sets both
 
     tiny = ContainerSettings.from_env(envs["tiny"])
     assert (tiny.service, tiny.label, tiny.port, tiny.run) == ("tiny", "v1", 8080, None)
@@ -128,57 +127,9 @@ def test_an_object_that_is_not_a_package(platform: Platform, package: Package, t
 # -- the process ----------------------------------------------------------------------------
 
 
-@dataclass
-class Container:
-    process: subprocess.Popen[bytes]
-    port: int
-    stdout: Path
-    stderr: Path
-
-    def output(self) -> str:
-        return f"stdout:\n{self.stdout.read_text()}\nstderr:\n{self.stderr.read_text()}"
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            pytest.fail(f"the container exited with {self.process.returncode}\n{self.output()}")
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(STOP_TIMEOUT)
-            pytest.fail(f"the container ignored SIGTERM for {STOP_TIMEOUT}s\n{self.output()}")
-
-
 @pytest.fixture
 def start(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], Container]]:
-    started: list[Container] = []
-
-    def run(env: dict[str, str]) -> Container:
-        stdout, stderr = tmp_path / f"stdout-{len(started)}", tmp_path / f"stderr-{len(started)}"
-        with stdout.open("wb") as out, stderr.open("wb") as err:
-            process = subprocess.Popen(
-                [sys.executable, "-m", MODULE], env=env, cwd=tmp_path, stdout=out, stderr=err
-            )
-        container = Container(process, int(env["FLOWHOST_PORT"]), stdout, stderr)
-        started.append(container)
-        return container
-
-    yield run
-    for container in started:
-        if container.process.poll() is None:
-            container.process.kill()
-            container.process.wait(STOP_TIMEOUT)
-
-
-def finished(container: Container) -> int:
-    try:
-        return container.process.wait(START_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the container did not exit\n{container.output()}")
+    yield from container_starter(tmp_path)
 
 
 def test_a_bad_environment_stops_the_process_with_one_line(
