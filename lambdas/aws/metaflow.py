@@ -98,8 +98,8 @@ def apply_metaflow_settings(
         import boto3
 
         secrets = lambda: boto3.client("secretsmanager")  # noqa: E731  # pyright: ignore[reportUnknownMemberType, reportUnknownLambdaType]
-    client: Any = secrets()
     try:
+        client: Any = secrets()
         found: dict[str, Any] = client.get_secret_value(SecretId=arn)
         value = str(found["SecretString"])
     except ClientError as exc:
