@@ -98,6 +98,12 @@ def edge(platform: StackRecord, bridge: StackBridge) -> ApiGateway:
 
 
 @pytest.fixture(scope="session")
+def bridge_databases(platform: StackRecord, bridge: StackBridge) -> dict[str, str]:
+    """The RDS instances the stack created: identifier -> ``host:port`` of its server."""
+    return {name: f"{db.host}:{db.port}" for name, db in bridge.databases.items()}
+
+
+@pytest.fixture(scope="session")
 def balancer(
     platform: StackRecord, edge: ApiGateway, moto_endpoint: str, lambdas: LambdaEmulator
 ) -> Iterator[Any]:
