@@ -23,7 +23,16 @@ from flowhost.targets import URL_TARGET, Target
 if TYPE_CHECKING:
     from botocore.credentials import Credentials, ReadOnlyCredentials
 
-__all__ = ["AuthError", "BearerAuth", "SigV4", "auth_for", "refused", "sign"]
+__all__ = [
+    "AuthError",
+    "BearerAuth",
+    "FollowingAuth",
+    "NoAuth",
+    "SigV4",
+    "auth_for",
+    "refused",
+    "sign",
+]
 
 SERVICE = "execute-api"
 TOKEN_COMMAND_TIMEOUT = 60.0
@@ -59,10 +68,59 @@ def sign(request: httpx.Request, credentials: ReadOnlyCredentials, region: str) 
             request.headers[name] = value
 
 
-class SigV4(httpx.Auth):
-    """``httpx.Auth`` signing every request with the target's AWS credentials."""
+MAX_REDIRECTS = 100  # long-poll hops of a request of up to 20 minutes, each under 30 s
+_CREDENTIAL_HEADERS = ("authorization", "x-amz-date", "x-amz-security-token")
+
+
+class FollowingAuth(httpx.Auth):
+    """Applies a target's credentials, and follows redirects itself: a same-origin hop
+    (the edge's long-poll ``303``) is signed afresh; another origin (a presigned S3 URL)
+    gets no credentials and none of the request's headers."""
 
     requires_request_body = True
+
+    def apply(self, request: httpx.Request) -> None:
+        """Add this target's credentials to ``request``."""
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        self.apply(request)
+        response = yield request
+        for _ in range(MAX_REDIRECTS):
+            if not response.has_redirect_location:
+                return
+            request = _redirected(request, response)
+            if _same_origin(request.url, response.request.url):
+                self.apply(request)
+            response = yield request
+
+
+def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
+    return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
+
+
+def _redirected(request: httpx.Request, response: httpx.Response) -> httpx.Request:
+    """The request a redirect asks for (303, 302 and 301 become a GET without a body)."""
+    url = request.url.join(response.headers["location"])
+    keep = response.status_code in (307, 308)
+    method = request.method if keep or request.method == "HEAD" else "GET"
+    if not _same_origin(url, request.url):
+        return httpx.Request(method, url, content=request.content if keep else None)
+    dropped = {"host", "content-length", "transfer-encoding", "cookie", *_CREDENTIAL_HEADERS}
+    if not keep:
+        dropped.add("content-type")
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in dropped}
+    return httpx.Request(method, url, headers=headers, content=request.content if keep else None)
+
+
+class NoAuth(FollowingAuth):
+    """``auth = "none"``: no credentials, redirects still followed."""
+
+    def identity(self) -> str:
+        return 'no credentials (auth = "none")'
+
+
+class SigV4(FollowingAuth):
+    """``httpx.Auth`` signing every request with the target's AWS credentials."""
 
     def __init__(self, target: Target, region: str, credentials: Credentials | None = None) -> None:
         self.target = target
@@ -113,9 +171,8 @@ class SigV4(httpx.Auth):
         self.access_key = frozen.access_key
         return frozen
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def apply(self, request: httpx.Request) -> None:
         sign(request, self.frozen(), self.region)
-        yield request
 
     def identity(self) -> str:
         key = self.access_key or "(credentials not loaded yet)"
@@ -128,7 +185,7 @@ class SigV4(httpx.Auth):
         )
 
 
-class BearerAuth(httpx.Auth):
+class BearerAuth(FollowingAuth):
     """``Authorization: Bearer <token>``, the token from ``$FLOWHOST_TOKEN`` or the
     target's ``token_command`` (run once, without a shell)."""
 
@@ -168,9 +225,8 @@ class BearerAuth(httpx.Auth):
             )
         return token
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def apply(self, request: httpx.Request) -> None:
         request.headers["Authorization"] = f"Bearer {self.token()}"
-        yield request
 
     def identity(self) -> str:
         return f"a bearer token from {self.source}"
@@ -179,8 +235,8 @@ class BearerAuth(httpx.Auth):
         return f"Refresh the token ({self.source}) or ask for access to the platform"
 
 
-def auth_for(target: Target) -> SigV4 | BearerAuth | None:
-    """The ``httpx.Auth`` a target needs, or None for ``auth = "none"``."""
+def auth_for(target: Target) -> SigV4 | BearerAuth | NoAuth:
+    """The ``httpx.Auth`` a target needs."""
     if target.auth == "token":
         return BearerAuth(target)
     if target.auth == "sigv4":
@@ -191,7 +247,7 @@ def auth_for(target: Target) -> SigV4 | BearerAuth | None:
                 'target, its URL or the AWS profile). Add region = "..." to the target.'
             )
         return SigV4(target, region)
-    return None
+    return NoAuth()
 
 
 def _session_region(target: Target) -> str | None:
@@ -205,11 +261,11 @@ def _session_region(target: Target) -> str | None:
 
 
 def refused(
-    target: Target, auth: SigV4 | BearerAuth | None, status: int, said: str, config: str
+    target: Target, auth: SigV4 | BearerAuth | NoAuth, status: int, said: str, config: str
 ) -> AuthError:
     """The one error a 401/403 from ``target`` becomes: who we were, and the fix."""
-    if auth is None:
-        who = 'no credentials (auth = "none")'
+    if isinstance(auth, NoAuth):
+        who = auth.identity()
         fix = (
             f'Set auth = "sigv4" or "token" for target {target.name!r} in {config}'
             if target.name != URL_TARGET

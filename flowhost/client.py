@@ -118,7 +118,8 @@ class Client:
             base_url=self.url,
             timeout=timeout,
             headers={"x-flowhost-actor": actor or _actor()},
-            auth=self.auth,
+            auth=self.auth,  # which also follows redirects, signing same-origin hops
+            follow_redirects=False,
             trust_env=False,
         )
 

@@ -69,7 +69,7 @@ def whoami(target: TargetOption = None, url: UrlOption = None) -> None:
     """Show the identity the target sees for you, and how it knows it."""
     with client(target, url) as c:
         seen = c.whoami()
-        sent = c.auth.identity() if c.auth is not None else "no credentials"
+        sent = c.auth.identity()
         out.print(f"target: {c.target.name} ({c.url})", soft_wrap=True)
         out.print(f"actor:  {seen['actor']}  (from {seen['source']})", soft_wrap=True)
         out.print(f"sent:   {sent}", soft_wrap=True)

@@ -57,10 +57,14 @@ class Verifier:
     skew: timedelta = timedelta()  # the server's clock minus the real one
     seen: list[Seen] = field(default_factory=list[Seen])
     refused: list[str] = field(default_factory=list[str])
+    redirects: dict[str, str] = field(default_factory=dict[str, str])  # path -> Location
+    open_access: bool = False  # like a presigned S3 URL: no credentials expected
 
     def identify(self, method: str, target: str, headers: dict[str, str], body: bytes) -> str:
         """The caller; ValueError(why) when the request must be refused."""
         bearer = headers.get("authorization", "")
+        if self.open_access:
+            return "anyone" if not bearer else "credentials sent to another origin"
         if bearer.startswith("Bearer "):
             if bearer[7:] not in self.tokens:
                 raise ValueError("unknown token")
@@ -113,6 +117,12 @@ def serve(verifier: Verifier) -> ThreadingHTTPServer:
             verifier.seen.append(
                 Seen(self.command, parts.path, parse_qsl(parts.query), headers, body, who)
             )
+            if parts.path in verifier.redirects:
+                self.send_response(303)
+                self.send_header("location", verifier.redirects[parts.path])
+                self.send_header("content-length", "0")
+                self.end_headers()
+                return
             self.reply(200, {"actor": who, "source": "iam" if who.startswith("arn:") else "jwt"})
 
         def reply(self, status: int, payload: Any) -> None:
@@ -226,6 +236,38 @@ def test_credentials_are_refreshed_for_every_request(edge: str, verifier: Verifi
 
     assert first["actor"] != second["actor"]
     assert [s.identity.rsplit("/", 1)[1] for s in verifier.seen] == issued[1:3]
+
+
+def test_redirects_are_followed_signing_each_hop_on_the_same_origin_only(
+    edge: str, verifier: Verifier, aws_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    bucket = Verifier(open_access=True)
+    presigned = serve(bucket)
+    bucket_url = f"http://127.0.0.1:{presigned.server_address[1]}/result?X-Amz-Signature=abc"
+    verifier.redirects = {
+        "/sentiment/predict": "/results/r1?wait=20",  # the edge's long-poll 303
+        "/results/r1": "/results/r1/next?wait=20",
+        "/results/r1/next": bucket_url,  # a large reply, from S3
+    }
+    try:
+        with Client(target=sigv4(edge)) as client:
+            answer = client.invoke("sentiment", "predict", {"text": "great"})
+    finally:
+        presigned.shutdown()
+        presigned.server_close()
+
+    assert answer == {"actor": "anyone", "source": "jwt"}  # the bucket's reply
+    assert [(s.method, s.path, s.query) for s in verifier.seen] == [
+        ("POST", "/sentiment/predict", []),
+        ("GET", "/results/r1", [("wait", "20")]),
+        ("GET", "/results/r1/next", [("wait", "20")]),
+    ]
+    assert verifier.refused == []  # every hop on the edge carried a valid signature
+    [fetched] = bucket.seen
+    assert (fetched.method, fetched.identity) == ("GET", "anyone")
+    assert "x-flowhost-actor" not in fetched.headers
 
 
 def send_tampered(edge: str, **change: Any) -> httpx.Response:

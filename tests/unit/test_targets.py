@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from flowhost.auth import BearerAuth, SigV4, auth_for
+from flowhost.auth import BearerAuth, NoAuth, SigV4, auth_for
 from flowhost.targets import (
     LOCAL_URL,
     ConfigError,
@@ -188,4 +188,4 @@ def test_each_auth_kind_gets_its_httpx_auth() -> None:
     assert signer.region == "eu-central-1"
     token = Target(name="t", url="https://a.example", auth="token")
     assert isinstance(auth_for(token), BearerAuth)
-    assert auth_for(Target(name="n", url="https://a.example")) is None
+    assert isinstance(auth_for(Target(name="n", url="https://a.example")), NoAuth)
