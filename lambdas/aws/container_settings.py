@@ -20,7 +20,7 @@ from flowhost.lambdas.async_requests.settings import AsyncSettings
 from flowhost.lambdas.store.requests import MAX_ASYNC_TIMEOUT
 from flowhost.services.runtime.settings import RuntimeSettings
 
-__all__ = ["CONTRACT", "KNOBS", "ContainerSettings", "ContainerSettingsError"]
+__all__ = ["CONTRACT", "KNOBS", "OPTIONAL", "ContainerSettings", "ContainerSettingsError"]
 
 _DEFAULTS = AsyncSettings()
 _S3_URI = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[^\s]+)")
@@ -75,7 +75,8 @@ KNOBS: dict[str, str] = {
     "FLOWHOST_TRACE_SAMPLE_RATIO": "Set the share of new traces recorded, 0-1 (default 0.05; "
     "a caller's sampled traceparent is always followed)",
 }
-_OPTIONAL = frozenset(
+# The variables that may be unset: the binding's pin, the platform's Metaflow settings, knobs.
+OPTIONAL = frozenset(
     {"FLOWHOST_RUN", "FLOWHOST_ARTIFACT_FLOW", "FLOWHOST_METAFLOW_NAMESPACE",
      "FLOWHOST_METAFLOW_AUTH_SECRET_ARN", *KNOBS}
 )  # fmt: skip
@@ -227,7 +228,7 @@ class ContainerSettings(BaseModel):
         """Read and check the contract; an empty variable counts as unset."""
         names = (*CONTRACT, *KNOBS)
         values = {name: env[name] for name in names if env.get(name, "").strip()}
-        missing = [name for name in CONTRACT if name not in values and name not in _OPTIONAL]
+        missing = [name for name in CONTRACT if name not in values and name not in OPTIONAL]
         problems: list[str] = []
         if missing:
             are = "is" if len(missing) == 1 else "are"

@@ -10,6 +10,7 @@ from flowhost.lambdas.aws.container import main
 from flowhost.lambdas.aws.container_settings import (
     CONTRACT,
     KNOBS,
+    OPTIONAL,
     ContainerSettings,
     ContainerSettingsError,
 )
@@ -113,10 +114,22 @@ def test_every_missing_variable_is_named_once() -> None:
     with pytest.raises(ContainerSettingsError) as raised:
         ContainerSettings.from_env({})
     message = str(raised.value)
-    required = [n for n in CONTRACT if n not in ("FLOWHOST_RUN", "FLOWHOST_ARTIFACT_FLOW")]
+    required = [n for n in CONTRACT if n not in OPTIONAL]
     for name in required:
         assert message.count(name) == 1, name
-    assert "FLOWHOST_RUN" not in message
+    for name in OPTIONAL - set(KNOBS):  # (a knob's name may be part of a required one's)
+        assert name not in message
+
+
+def test_the_platform_metaflow_settings_are_read_and_checked() -> None:
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:metaflow-AbCdEf"
+    settings = ContainerSettings.from_env(
+        {**GOOD, "FLOWHOST_METAFLOW_NAMESPACE": "team:ml", "FLOWHOST_METAFLOW_AUTH_SECRET_ARN": arn}
+    )
+    assert (settings.metaflow_namespace, settings.metaflow_auth_secret_arn) == ("team:ml", arn)
+    assert ContainerSettings.from_env(GOOD).metaflow_namespace is None
+    assert "FLOWHOST_METAFLOW_NAMESPACE: " in error_of(FLOWHOST_METAFLOW_NAMESPACE="user: x")
+    assert "FLOWHOST_METAFLOW_AUTH_SECRET_ARN: " in error_of(FLOWHOST_METAFLOW_AUTH_SECRET_ARN="x")
 
 
 @pytest.mark.parametrize(
