@@ -1,7 +1,9 @@
 """flowhost: one Python class becomes a versioned, autoscaling web service.
 
 Data scientists import the SDK from :mod:`flowhost.services`; platform teams import
-Pulumi components from :mod:`flowhost.infra`.
+Pulumi components from :mod:`flowhost.infra`. ``flowhost.deploy(..., target="prod")``
+and ``flowhost.Client(target="prod")`` reach a platform named in the targets config
+(:mod:`flowhost.targets`), with its credentials.
 """
 
 from importlib import import_module
