@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-import json
 import re
 import secrets
 import threading
@@ -36,24 +35,31 @@ from datetime import UTC, datetime
 from hashlib import sha256
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from tests.e2e.aws.apigw_http import (
+    HOP_BY_HOP,
+    Received,
+    Reply,
+    from_lambda,
+    header,
+    map_parameter,
+    message,
+    timeout,
+)
 from tests.e2e.aws.lambdas import LambdaEmulator
 
 __all__ = ["ApiGateway", "Identity", "JwtClaims"]
 
 ACCOUNT_ID = "123456789012"
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
-MAX_INTEGRATION_MS = 30_000
 MAX_CLOCK_SKEW_S = 300
 TIMEOUT_STATUS = (503, "Service Unavailable")
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
-              "proxy-authorization", "proxy-authenticate", "content-length", "host"}  # fmt: skip
 CREDENTIAL = re.compile(
     r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/"
     r"(?P<service>[^/]+)/aws4_request, ?SignedHeaders=(?P<headers>[^,]+), ?"
@@ -225,7 +231,7 @@ class ApiGateway:
     # -- events ----------------------------------------------------------------------------
 
     def event(
-        self, route: _Route, params: dict[str, str], request: _Received, authorizer: dict[str, Any]
+        self, route: _Route, params: dict[str, str], request: Received, authorizer: dict[str, Any]
     ) -> dict[str, Any]:
         """A payload format 2.0 event, as HTTP APIs send it to Lambda."""
         headers: dict[str, str] = {}
@@ -281,44 +287,49 @@ class ApiGateway:
             event["body"] = base64.b64encode(body).decode() if binary else body.decode()
         return event
 
-    def invoke_lambda(self, integration: dict[str, Any], event: dict[str, Any]) -> _Reply:
+    def invoke_lambda(self, integration: dict[str, Any], event: dict[str, Any]) -> Reply:
         uri = str(integration["integrationUri"])
         function = uri.split("/functions/", 1)[1].rsplit("/invocations", 1)[0]
         future = self._pool.submit(self.lambdas.invoke_raw, function, event)
         try:
-            invocation = future.result(timeout=_timeout(integration))
+            invocation = future.result(timeout=timeout(integration))
         except FutureTimeout:
-            return _message(*TIMEOUT_STATUS)
+            return message(*TIMEOUT_STATUS)
         if invocation.error is not None:
-            return _message(500, "Internal Server Error")
-        return _from_lambda(invocation.payload)
+            return message(500, "Internal Server Error")
+        return from_lambda(invocation.payload)
 
-    def forward(self, integration: dict[str, Any], request: _Received) -> _Reply:
+    def forward(self, integration: dict[str, Any], request: Received) -> Reply:
         base = self.vpc_links.get(str(integration["integrationUri"]))
         if base is None:
-            return _message(503, "Service Unavailable")
+            return message(503, "Service Unavailable")
         headers = [(k, v) for k, v in request.headers if k.lower() not in HOP_BY_HOP]
         headers += [("X-Forwarded-For", request.source_ip), ("X-Forwarded-Proto", "https"),
                     ("X-Forwarded-Port", "443")]  # fmt: skip
-        url = base.rstrip("/") + request.path + (f"?{request.query}" if request.query else "")
+        path, query = request.path, parse_qsl(request.query, keep_blank_values=True)
+        for key, value in (integration.get("requestParameters") or {}).items():
+            headers, path, query = map_parameter(str(key), str(value), request, headers, path,
+                                                  query)  # fmt: skip
+        query_text = urlencode(query)
+        url = base.rstrip("/") + path + (f"?{query_text}" if query_text else "")
         try:
             answer = httpx.request(
                 request.method, url, headers=headers, content=request.body,
-                timeout=_timeout(integration), follow_redirects=False,
+                timeout=timeout(integration), follow_redirects=False,
             )  # fmt: skip
         except httpx.TimeoutException:
-            return _message(*TIMEOUT_STATUS)
+            return message(*TIMEOUT_STATUS)
         except httpx.TransportError:
-            return _message(503, "Service Unavailable")
+            return message(503, "Service Unavailable")
         kept = [(k, v) for k, v in answer.headers.multi_items() if k.lower() not in HOP_BY_HOP]
-        return _Reply(answer.status_code, kept, answer.content)
+        return Reply(answer.status_code, kept, answer.content)
 
-    def handle(self, request: _Received) -> _Reply:
+    def handle(self, request: Received) -> Reply:
         if len(request.body) > MAX_REQUEST_BYTES:
-            return _message(413, "Request Entity Too Large")
+            return message(413, "Request Entity Too Large")
         found = self.route_for(request.method, request.path)
         if found is None:
-            return _message(404, "Not Found")
+            return message(404, "Not Found")
         route, params = found
         authorizer: dict[str, Any] = {}
         if route.authorization == "AWS_IAM":
@@ -326,8 +337,8 @@ class ApiGateway:
                 request.method, request.raw_path, dict(request.headers), request.body
             )
             if identity is None:
-                return _message(403, "Forbidden")
-            access_key = _header(request.headers, "authorization").split("Credential=")[1]
+                return message(403, "Forbidden")
+            access_key = header(request.headers, "authorization").split("Credential=")[1]
             authorizer = {"iam": {
                 "accessKey": access_key.split("/")[0],
                 "accountId": identity.arn.split(":")[4],
@@ -338,16 +349,16 @@ class ApiGateway:
                 "userId": identity.user_id,
             }}  # fmt: skip
         elif route.authorization == "JWT":
-            bearer = _header(request.headers, "authorization").removeprefix("Bearer ").strip()
+            bearer = header(request.headers, "authorization").removeprefix("Bearer ").strip()
             claims = self.tokens.get(bearer)
             if claims is None:
                 self.refused.append("unknown bearer token")
-                return _message(401, "Unauthorized")
+                return message(401, "Unauthorized")
             authorizer = {"jwt": {"claims": {"sub": claims.sub, "scope": " ".join(claims.scopes)},
                                   "scopes": list(claims.scopes) or None}}  # fmt: skip
         integration = self.integrations.get(route.target.removeprefix("integrations/"))
         if integration is None:
-            return _message(500, "Internal Server Error")
+            return message(500, "Internal Server Error")
         if integration.get("integrationType") == "AWS_PROXY":
             return self.invoke_lambda(integration, self.event(route, params, request, authorizer))
         return self.forward(integration, request)
@@ -358,68 +369,18 @@ class ApiGateway:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-@dataclass(frozen=True)
-class _Received:
-    method: str
-    raw_path: str  # path and query as sent
-    path: str
-    query: str
-    headers: list[tuple[str, str]]
-    body: bytes
-    source_ip: str
-
-
-@dataclass(frozen=True)
-class _Reply:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-
-def _header(headers: list[tuple[str, str]], name: str) -> str:
-    return next((v for k, v in headers if k.lower() == name), "")
-
-
-def _timeout(integration: Mapping[str, Any]) -> float:
-    return min(int(integration.get("timeoutMilliseconds") or MAX_INTEGRATION_MS),
-               MAX_INTEGRATION_MS) / 1000  # fmt: skip
-
-
-def _message(status: int, message: str) -> _Reply:
-    body = json.dumps({"message": message}).encode()
-    return _Reply(status, [("Content-Type", "application/json")], body)
-
-
-def _from_lambda(payload: Any) -> _Reply:
-    """The v2 response format: a dict with ``statusCode``, else the payload is the JSON body."""
-    if not (isinstance(payload, dict) and "statusCode" in payload):
-        return _Reply(200, [("Content-Type", "application/json")], json.dumps(payload).encode())
-    try:
-        status = int(payload["statusCode"])
-        body = payload.get("body") or ""
-        raw = base64.b64decode(body) if payload.get("isBase64Encoded") else str(body).encode()
-        headers = [(str(k), str(v)) for k, v in (payload.get("headers") or {}).items()]
-        for name, values in (payload.get("multiValueHeaders") or {}).items():
-            headers += [(str(name), str(v)) for v in values]
-        headers += [("Set-Cookie", str(c)) for c in payload.get("cookies") or []]
-    except (TypeError, ValueError):
-        return _message(500, "Internal Server Error")
-    headers = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP]
-    return _Reply(status, headers, raw)
-
-
 def _handler(gateway: ApiGateway) -> type[BaseHTTPRequestHandler]:
     class Edge(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:
+        def logmessage(self, format: str, *args: Any) -> None:
             pass
 
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             parts = urlsplit(self.path)
-            received = _Received(
+            received = Received(
                 method=self.command, raw_path=self.path, path=parts.path, query=parts.query,
                 headers=list(self.headers.items()), body=body, source_ip=self.client_address[0],
             )  # fmt: skip
