@@ -129,13 +129,12 @@ class DeployStepper:
             return False
         deadline = deploy.options.deadline
         if now >= deadline:
-            seconds = (deadline - deploy.created_at).total_seconds()
             last = launch.detail or deploy.last_status or "no status"
             await self._fail(
                 deploy, version,
-                f"{deploy.key}: not running by its deadline {deadline:%Y-%m-%d %H:%M:%S} UTC, "
-                f"{seconds:g}s after it was recorded (got {last}). Check the version's logs "
-                "('flowhost logs'), its image and the capacity, then deploy again",
+                f"{deploy.key}: not running by its deadline {deadline:%Y-%m-%d %H:%M:%S} UTC "
+                f"(got {last}). Check the version's logs ('flowhost logs'), its image and the "
+                "capacity, or give deploys more time (the deploy timeout), then deploy again",
                 now,
             )  # fmt: skip
             return False

@@ -54,7 +54,7 @@ def head() -> str:
 
 def safe_url(engine: Engine) -> str:
     """The engine's URL without its password (for messages and logs)."""
-    return engine.url.set(password=None).render_as_string(hide_password=False)
+    return engine.url._replace(password=None).render_as_string(hide_password=False)
 
 
 def check_not_ahead(connection: Connection, engine: Engine) -> None:
