@@ -1,0 +1,177 @@
+"""What the ECS emulation (``ecs.py``) gives a task besides the task definition's own
+``environment``: the image's ``ENV``, the task role's credentials, the container's
+``secrets`` resolved as ECS's agent does, and the in-process moto record it keeps honest.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+__all__ = [
+    "SERVING",
+    "TaskStartError",
+    "aws_client",
+    "image_environment",
+    "moto_service",
+    "resolve_secrets",
+    "task_role_credentials",
+]
+
+SERVING = "service"  # the serving container's name (flowhost.infra's SERVING)
+DOCKERFILE = Path(__file__).resolve().parents[3] / "Dockerfile"
+_SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+class TaskStartError(Exception):
+    """ECS could not start the task (a secret it cannot read, no address, no container)."""
+
+
+def aws_client(service: str, endpoint: str, region: str, **credentials: str) -> Any:
+    """A boto3 client against moto (credentials: moto's fake ones unless given)."""
+    return boto3.client(  # pyright: ignore[reportCallIssue, reportUnknownMemberType]
+        service,  # pyright: ignore[reportArgumentType]
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=credentials.get("key", "testing"),
+        aws_secret_access_key=credentials.get("secret", "testing"),
+    )
+
+
+def image_environment(python: str, dockerfile: Path = DOCKERFILE) -> dict[str, str]:
+    """The runtime image's ``ENV`` (the Dockerfile's last stage), with ``PATH`` leading to
+    ``python``'s directory instead of the image's venv (``/opt/flowhost/bin``)."""
+    lines = dockerfile.read_text().splitlines()
+    last = max(i for i, line in enumerate(lines) if line.upper().startswith("FROM "))
+    env: dict[str, str] = {}
+    statement = ""
+    for line in lines[last + 1 :]:
+        statement += line.rstrip().removesuffix("\\") + " "
+        if line.rstrip().endswith("\\"):
+            continue
+        if statement.upper().startswith("ENV "):
+            for pair in shlex.split(statement[4:]):
+                key, _, value = pair.partition("=")
+                env[key] = value
+        statement = ""
+    bin_dir = str(Path(python).parent)
+    env["PATH"] = env.get("PATH", "$PATH").replace("/opt/flowhost/bin", bin_dir)
+    env["PATH"] = env["PATH"].replace("$PATH", _SYSTEM_PATH)
+    return env
+
+
+def task_role_credentials(sts: Any, role_arn: str | None, session: str) -> dict[str, str]:
+    """What ECS's credential endpoint would hand the task: the task role's temporary
+    credentials (an AssumeRole in moto). No task role: no credentials, as on ECS.
+    Fargate has no instance metadata service; the variable says so to botocore."""
+    env = {"AWS_EC2_METADATA_DISABLED": "true"}
+    if not role_arn:
+        return env
+    try:
+        found = sts.assume_role(RoleArn=role_arn, RoleSessionName=session.replace(".", "-"))
+    except (ClientError, BotoCoreError) as exc:
+        raise TaskStartError(f"task role {role_arn}: AssumeRole failed ({exc})") from None
+    credentials = found["Credentials"]
+    env.update(
+        AWS_ACCESS_KEY_ID=credentials["AccessKeyId"],
+        AWS_SECRET_ACCESS_KEY=credentials["SecretAccessKey"],
+        AWS_SESSION_TOKEN=credentials["SessionToken"],
+    )
+    return env
+
+
+def _secret(client: Any, value_from: str) -> str:
+    """``arn:aws:secretsmanager:<region>:<account>:secret:<name>[:json-key[:stage[:id]]]``"""
+    parts = value_from.split(":")
+    arn, extra = ":".join(parts[:7]), [*parts[7:], "", "", ""][:3]
+    key, stage, version = extra
+    args: dict[str, str] = {"SecretId": arn}
+    if stage:
+        args["VersionStage"] = stage
+    if version:
+        args["VersionId"] = version
+    text = str(client.get_secret_value(**args)["SecretString"])
+    return str(json.loads(text)[key]) if key else text
+
+
+def resolve_secrets(endpoint: str, region: str, secrets: list[dict[str, Any]]) -> dict[str, str]:
+    """The container's ``secrets`` as ECS's agent injects them: Secrets Manager ARNs
+    (with an optional JSON key, stage, version), SSM parameter ARNs or names."""
+    env: dict[str, str] = {}
+    for item in secrets:
+        name, value_from = str(item["name"]), str(item["valueFrom"])
+        try:
+            if ":secretsmanager:" in value_from:
+                env[name] = _secret(aws_client("secretsmanager", endpoint, region), value_from)
+            else:
+                parameter = value_from.split(":parameter", 1)[-1]
+                ssm = aws_client("ssm", endpoint, region)
+                found = ssm.get_parameter(Name=parameter, WithDecryption=True)
+                env[name] = str(found["Parameter"]["Value"])
+        except (ClientError, BotoCoreError, KeyError, ValueError) as exc:
+            raise TaskStartError(
+                f"ResourceInitializationError: unable to pull secret {name} from "
+                f"{value_from} ({type(exc).__name__}: {exc})"
+            ) from None
+    return env
+
+
+# -- moto's record of a service, when moto runs in this process ----------------------------
+
+
+def _honest(base: type) -> type:
+    """A subclass of moto's Service whose counts come from the emulation once it set them
+    (``emulated = (running, pending)``); moto's own writes are kept aside."""
+
+    def getter(index: int, name: str) -> Any:
+        def get(self: Any) -> int:
+            emulated = self.__dict__.get("emulated")
+            return int(emulated[index]) if emulated else int(self.__dict__.get(name, 0))
+
+        def put(self: Any, value: int) -> None:
+            self.__dict__[name] = value
+
+        return property(get, put)
+
+    return type(
+        "EmulatedService",
+        (base,),
+        {
+            "running_count": getter(0, "_moto_running"),
+            "pending_count": getter(1, "_moto_pending"),
+        },
+    )
+
+
+_HONEST: dict[type, type] = {}
+
+
+def moto_service(raw: dict[str, Any]) -> Any | None:
+    """moto's own record of the service ``raw`` describes, made to report the emulation's
+    counts; None when moto runs in another process (or not at all here)."""
+    try:
+        from moto.ecs.models import ecs_backends  # pyright: ignore[reportMissingTypeStubs]
+    except ImportError:
+        return None
+    arn = str(raw.get("serviceArn", ""))
+    parts = arn.split(":")
+    if len(parts) < 6:
+        return None
+    region, account = parts[3], parts[4]
+    cluster = str(raw.get("clusterArn", "")).rsplit("/", 1)[-1]
+    if account not in ecs_backends or region not in ecs_backends[account]:
+        return None
+    record = ecs_backends[account][region].services.get(f"{cluster}:{raw['serviceName']}")
+    if record is None:
+        return None
+    if type(record).__name__ != "EmulatedService":
+        base = type(record)
+        running, pending = record.running_count, record.pending_count
+        record.__class__ = _HONEST.setdefault(base, _honest(base))
+        record.running_count, record.pending_count = running, pending
+    return record
