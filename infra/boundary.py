@@ -13,6 +13,9 @@ import pulumi
 import pulumi_aws as aws
 
 from flowhost.infra.iam import Account, Statement, policy_json
+from flowhost.infra.images import CACHE_FILL, cache_prefix
+from flowhost.infra.metaflow_access import datastore_statements
+from flowhost.infra.metaflow_config import MetaflowSettings
 from flowhost.infra.tags import Tagging
 
 __all__ = ["Boundary", "BoundaryArgs", "boundary_statements", "service_log_group_prefix"]
@@ -30,12 +33,26 @@ class BoundaryArgs:
     queue_name_prefix: str
     adot_config_arn: pulumi.Input[str]
     tagging: Tagging
+    metaflow: MetaflowSettings | None = None  # its datastore root and auth key
 
 
 def boundary_statements(args: BoundaryArgs) -> list[Statement]:
     acct = args.account
-    logs = service_log_group_prefix(args.tagging.environment)
+    env = args.tagging.environment
+    logs = service_log_group_prefix(env)
+    metaflow: list[Statement] = []
+    if args.metaflow is not None:
+        metaflow = datastore_statements(args.metaflow.datastore_root, acct.partition)
+        if args.metaflow.auth_secret_arn is not None:
+            metaflow.append(
+                Statement(
+                    "MetaflowAuthKey",
+                    ["secretsmanager:GetSecretValue"],
+                    [args.metaflow.auth_secret_arn],
+                )
+            )
     return [
+        *metaflow,
         Statement(
             "PlatformBucketObjects",
             ["s3:DeleteObject", "s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
@@ -69,6 +86,9 @@ def boundary_statements(args: BoundaryArgs) -> list[Statement]:
             "ImagesFromThisAccount",
             ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
             [acct.arn("ecr", "repository/*")],
+        ),
+        Statement(  # the first pull of an image through the platform's pull-through cache
+            "FillImageCache", CACHE_FILL, [acct.arn("ecr", f"repository/{cache_prefix(env)}/*")]
         ),
         # No resource-level permissions exist for these actions: AWS requires "*".
         Statement(

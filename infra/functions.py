@@ -3,13 +3,18 @@
 All three run the one bundle (``build/lambda.zip``, built by the project's bundle
 script), inside the VPC's private subnets, with X-Ray tracing active, JSON logs into a
 log group created here with the stack's retention, and a role of their own whose
-inline policy grants only what that function does (see :mod:`flowhost.infra.grants`).
+inline policy grants only what that function does (see :mod:`flowhost.infra.grants`), plus
+the statements the platform adds per function (``extra_grants``: the Metaflow settings').
+
+The API function invokes itself asynchronously to advance deploys past its own timeout:
+its role may invoke that one function, by an ARN built from account, region and name (the
+function's own ``arn`` output would make the role depend on the function it serves).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -18,7 +23,7 @@ from flowhost.infra.grants import Grants
 from flowhost.infra.iam import Statement, assume_role_policy, policy_json
 from flowhost.infra.tags import Tagging
 
-__all__ = ["HANDLERS", "RUNTIME", "Functions", "FunctionsArgs"]
+__all__ = ["HANDLERS", "RUNTIME", "Functions", "FunctionsArgs", "self_invocation"]
 
 RUNTIME = "python3.11"
 ARCHITECTURE = "x86_64"
@@ -46,6 +51,17 @@ class FunctionsArgs:
     environment: Mapping[str, pulumi.Input[str]]
     grants: Grants
     tagging: Tagging
+    # function key ("api", "activator", "scaler") -> statements added to its role
+    extra_grants: Mapping[str, Sequence[Statement]] = field(default_factory=dict)
+
+
+def self_invocation(grants: Grants, function_name: str) -> Statement:
+    """``lambda:InvokeFunction`` on one function only (its unqualified ARN)."""
+    return Statement(
+        "InvokeItself",
+        ["lambda:InvokeFunction"],
+        [grants.account.arn("lambda", f"function:{function_name}")],
+    )
 
 
 class Functions(pulumi.ComponentResource):
@@ -80,7 +96,7 @@ class Functions(pulumi.ComponentResource):
             "FLOWHOST_ACTIVATOR_TARGET_GROUP_ARN": self.activator_target_group.arn,
         }
         grants = args.grants
-        self.api = self._function("api", grants.api())
+        self.api = self._function("api", [*grants.api(), self_invocation(grants, f"{name}-api")])
         self.activator = self._function("activator", grants.activator())
         self.scaler = self._function("scaler", grants.scaler(), reserved_concurrency=1)
 
@@ -162,10 +178,11 @@ class Functions(pulumi.ComponentResource):
             ["logs:CreateLogStream", "logs:PutLogEvents"],
             [pulumi.Output.concat(logs.arn, ":*")],
         )
+        extra = args.extra_grants.get(key, ())
         policy = aws.iam.RolePolicy(
             f"{name}-{key}-policy",
             role=role.id,
-            policy=policy_json([own_logs, *statements]),
+            policy=policy_json([own_logs, *statements, *extra]),
             opts=child,
         )
         return aws.lambda_.Function(

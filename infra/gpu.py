@@ -107,6 +107,7 @@ class GpuCluster(pulumi.ComponentResource):
 
         cluster_role = self._role(f"{name}-cluster-role", "eks.amazonaws.com", CLUSTER_POLICIES)
         node_role = self._role(f"{name}-node-role", "ec2.amazonaws.com", NODE_POLICIES)
+        self.node_role = node_role  # the platform adds the image-cache pull grant to it
         api_sg = aws.ec2.SecurityGroup(
             f"{name}-api",
             vpc_id=args.vpc_id,

@@ -1,13 +1,17 @@
 """The pod a ``GpuWorkload`` runs: the serving container and the ADOT collector sidecar.
 
-The collector is the one ECS tasks run (``ADOT_IMAGE``, same name), as a native sidecar:
+The collector is the one ECS tasks run (the platform's ``collectorImage``, from its
+private pull-through cache; same name), as a native sidecar:
 an init container with ``restartPolicy: Always`` (Kubernetes 1.29+), so it is running
 before the serving container starts and stops after it. It receives the runtime's OTLP
 on 127.0.0.1 (the pod's own network namespace, no port on the Service) and exports traces
 to X-Ray with the pod's IRSA role. Its config is ``AOT_CONFIG_CONTENT`` =
 ``adot_collector_config(environment)``, the function that writes the platform's SSM
 parameter, rendered here because pods cannot take an env value from SSM as ECS does.
-Both containers run with the same hardened security context.
+Both containers run with the same hardened security context. The serving container's
+environment includes the platform's Metaflow settings; with a metadata service auth key,
+pods get the secret's ARN (``FLOWHOST_METAFLOW_AUTH_SECRET_ARN``, read with the IRSA role)
+since Kubernetes cannot fill a variable from Secrets Manager as ECS does.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from flowhost.infra.gpu import GPU_LABEL, GPU_TAINT_KEY
 from flowhost.infra.network import SERVICE_PORT
 from flowhost.infra.observability import adot_collector_config
 from flowhost.infra.platform_ref import PlatformRef
-from flowhost.infra.service_ecs import ADOT_IMAGE, COLLECTOR
+from flowhost.infra.service_code import container_environment
+from flowhost.infra.service_ecs import COLLECTOR
 from flowhost.services.definition import ServiceDefinition
 
 __all__ = [
@@ -86,18 +91,40 @@ def _env(values: Mapping[str, pulumi.Input[str]]) -> list[k8s.core.v1.EnvVarArgs
     return [{"name": k, "value": values[k]} for k in sorted(values)]
 
 
+def _serving_env(args: PodArgs) -> pulumi.Output[list[k8s.core.v1.EnvVarArgsDict]]:
+    """The serving container's variables with the platform's Metaflow settings."""
+    base = {"TMPDIR": SCRATCH, "XDG_CACHE_HOME": f"{SCRATCH}/.cache", **args.environment}
+    keys = sorted(base)
+    platform = args.platform
+
+    def render(values: list[object]) -> list[k8s.core.v1.EnvVarArgsDict]:
+        metaflow, secret, *resolved = values
+        env = container_environment(
+            {k: str(v) for k, v in zip(keys, resolved, strict=True)},
+            metaflow if isinstance(metaflow, dict) else {},
+            auth_secret_arn=str(secret or ""),
+            injects_secrets=False,
+        )
+        return [{"name": k, "value": env[k]} for k in sorted(env)]
+
+    return pulumi.Output.all(
+        pulumi.Output.from_input(platform.metaflow_environment),
+        pulumi.Output.from_input(platform.metaflow_auth_secret_arn),
+        *(pulumi.Output.from_input(base[k]) for k in keys),
+    ).apply(render)
+
+
 def container(args: PodArgs) -> k8s.core.v1.ContainerArgsDict:
     """The serving container: GPU limits, CPU and memory, probes on SERVICE_PORT."""
     res = args.definition.resources
     amounts = {"cpu": f"{round(res.cpu * 1000)}m", "memory": f"{res.memory}Mi"}
     amounts["nvidia.com/gpu"] = str(res.gpu)
-    env = {"TMPDIR": SCRATCH, "XDG_CACHE_HOME": f"{SCRATCH}/.cache", **args.environment}
     port: k8s.core.v1.ContainerPortArgsDict = {"name": "http", "container_port": SERVICE_PORT}
     return {
         "name": SERVING,
         "image": args.image,
         "ports": [port],
-        "env": _env(env),
+        "env": _serving_env(args),
         "resources": {"requests": amounts, "limits": amounts},
         "readiness_probe": _probe("/readyz", period=5, timeout=2),
         # /healthz answers while initialize() runs (slow for big models) and fails only
@@ -112,7 +139,7 @@ def container(args: PodArgs) -> k8s.core.v1.ContainerArgsDict:
 
 
 def collector_container(
-    environment: str, region: pulumi.Input[str] | None = None
+    environment: str, image: pulumi.Input[str], region: pulumi.Input[str] | None = None
 ) -> k8s.core.v1.ContainerArgsDict:
     """The ADOT collector as a native sidecar (an init container that keeps running).
 
@@ -127,7 +154,7 @@ def collector_container(
         env["AWS_REGION"] = region
     return {
         "name": COLLECTOR,
-        "image": ADOT_IMAGE,
+        "image": image,
         "restart_policy": "Always",
         "env": _env(env),
         "resources": {"requests": COLLECTOR_RESOURCES, "limits": COLLECTOR_RESOURCES},
@@ -139,7 +166,9 @@ def pod_spec(args: PodArgs, service_account: str) -> k8s.core.v1.PodSpecArgsDict
     longest = max((ep.timeout for ep in args.definition.endpoints), default=60.0)
     shm_size = f"{max(64, args.definition.resources.memory // 4)}Mi"
     shm: k8s.core.v1.EmptyDirVolumeSourceArgsDict = {"medium": "Memory", "size_limit": shm_size}
-    collector = collector_container(args.platform.environment, args.environment.get("AWS_REGION"))
+    collector = collector_container(
+        args.platform.environment, args.platform.collector_image, args.environment.get("AWS_REGION")
+    )
     return {
         "service_account_name": service_account,
         # IRSA injects its own projected token; the app never calls the Kubernetes API.

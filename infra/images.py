@@ -25,10 +25,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from flowhost.infra.iam import Account, Statement
+from flowhost.infra.iam import Account, Statement, policy_json
 
 __all__ = [
     "ADOT_IMAGE",
+    "CACHE_FILL",
     "COLLECTOR_REPOSITORY",
     "COLLECTOR_TAG",
     "ECR_PUBLIC",
@@ -38,6 +39,7 @@ __all__ = [
     "cache_prefix",
     "cached_image",
     "ecr_image",
+    "grant_pulls",
     "pull_statements",
 ]
 
@@ -95,6 +97,24 @@ def pull_statements(
     if repository.startswith(f"{cache_prefix(environment)}/"):
         statements.append(Statement(f"{sid}FillCache", CACHE_FILL, [arn]))
     return statements
+
+
+def grant_pulls(
+    name: str,
+    role_id: pulumi.Input[str],
+    image: pulumi.Input[str],
+    partition: pulumi.Input[str],
+    environment: str,
+    parent: pulumi.Resource,
+) -> aws.iam.RolePolicy:
+    """An inline policy letting a role (e.g. the EKS nodes') pull ``image`` (and fill the
+    cache with it on a first pull)."""
+    document = pulumi.Output.from_input(image).apply(
+        lambda ref: policy_json(pull_statements("CollectorImage", ref, partition, environment))
+    )
+    return aws.iam.RolePolicy(
+        name, role=role_id, policy=document, opts=pulumi.ResourceOptions(parent=parent)
+    )
 
 
 @dataclass(frozen=True)

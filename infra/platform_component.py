@@ -24,52 +24,18 @@ from flowhost.infra.gpu import GpuCluster, GpuClusterArgs
 from flowhost.infra.gpu_addons import SERVICES_NAMESPACE, GpuAddons, GpuAddonsArgs
 from flowhost.infra.grants import Grants
 from flowhost.infra.iam import Account
+from flowhost.infra.images import ImageCache, ImageCacheArgs, grant_pulls
 from flowhost.infra.loadbalancer import LoadBalancer, LoadBalancerArgs
+from flowhost.infra.metaflow_access import function_environment, function_grants, outputs
 from flowhost.infra.network import Network, NetworkArgs
 from flowhost.infra.observability import Observability, ObservabilityArgs
+from flowhost.infra.platform_ref import EKS_OUTPUTS, OUTPUTS
 from flowhost.infra.runtime_image import runtime_image
 from flowhost.infra.signing import CallbackSecret, CallbackSecretArgs
 from flowhost.infra.storage import ASYNC_PREFIX, REQUEST_LOG_PREFIX, Storage, StorageArgs
 from flowhost.infra.tags import Tagging
 
 __all__ = ["EKS_OUTPUTS", "OUTPUTS", "Platform", "PlatformArgs"]
-
-# The stack outputs, always present.
-OUTPUTS = (
-    "environment",
-    "vpcId",
-    "vpcCidr",
-    "privateSubnetIds",
-    "serviceSecurityGroupId",
-    "albSecurityGroupId",
-    "ecsClusterArn",
-    "ecsClusterName",
-    "albArn",
-    "albDnsName",
-    "albListenerArn",
-    "activatorTargetGroupArn",
-    "bucketName",
-    "bucketArn",
-    "kmsKeyArn",
-    "queueNamePrefix",
-    "servicePermissionsBoundaryArn",
-    "serviceLogGroupPrefix",
-    "apiUrl",
-    "apiId",
-    "callbackSecretArn",
-    "alarmTopicArn",
-    "adotConfigParameter",
-    "eksEnabled",
-    "runtimeImage",
-)
-# Present only when the stack enables EKS.
-EKS_OUTPUTS = (
-    "eksClusterName",
-    "eksKubeconfig",
-    "eksOidcProviderArn",
-    "eksOidcIssuer",
-    "eksServicesNamespace",
-)
 
 
 @dataclass(frozen=True)
@@ -147,10 +113,11 @@ class Platform(pulumi.ComponentResource):
         boundary = Boundary(
             f"{name}-boundary",
             BoundaryArgs(
-                account, storage.bucket_arn, kms.key_arn, queue_prefix, obs.adot_config.arn, tagging
+                account, storage.bucket_arn, kms.key_arn, queue_prefix, obs.adot_config.arn,
+                tagging, metaflow=cfg.metaflow,
             ),
             child,
-        )
+        )  # fmt: skip
         callbacks = CallbackSecret(
             f"{name}-callbacks", CallbackSecretArgs(kms.key_arn, tagging), child
         )
@@ -180,6 +147,7 @@ class Platform(pulumi.ComponentResource):
             listener_arn=alb.listener_arn,
             queue_name_prefix=queue_prefix,
         )
+        images = ImageCache(f"{name}-images", ImageCacheArgs(account, env), child)
         fns = Functions(
             f"{name}-fn",
             FunctionsArgs(
@@ -209,9 +177,11 @@ class Platform(pulumi.ComponentResource):
                     "FLOWHOST_CALLBACK_SECRET_ARN": callbacks.secret_arn,
                     "FLOWHOST_CALLBACK_ALLOW_PRIVATE": str(cfg.callback_allow_private).lower(),
                     "FLOWHOST_PUBLIC_URL": edge.api_url,
+                    **function_environment(cfg.metaflow),
                 },
                 grants=grants,
                 tagging=tagging,
+                extra_grants=function_grants(cfg.metaflow, account.partition),
             ),
             child,
         )
@@ -257,11 +227,18 @@ class Platform(pulumi.ComponentResource):
             "adotConfigParameter": obs.adot_config.name,
             "eksEnabled": cfg.eks_enabled,
             "runtimeImage": runtime_image(f"{name}-runtime", cfg, kms.key_arn, tagging, self),
+            "collectorImage": images.collector_image,
+            **outputs(cfg.metaflow),  # empty values without flowhost:metaflow
         }
         if cfg.eks_enabled:
             self.outputs |= self._gpu(
                 name, cfg, account, net, kms.key_arn, queue_prefix, boundary.policy_arn, tagging
             )
+            # GPU nodes pull the collector sidecar through the cache (the first pull fills it).
+            grant_pulls(
+                f"{name}-eks-node-images", self._node_role.id, images.collector_image,
+                account.partition, env, self,
+            )  # fmt: skip
         self.register_outputs(dict(self.outputs))
 
     def _gpu(
@@ -295,6 +272,7 @@ class Platform(pulumi.ComponentResource):
             ),
             pulumi.ResourceOptions(parent=self),
         )
+        self._node_role = gpu.node_role
         GpuAddons(
             f"{name}-eks-addons",
             GpuAddonsArgs(

@@ -10,11 +10,53 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from dataclasses import field as dataclass_field
 from typing import Any
 
 import pulumi
 
-__all__ = ["OUTPUT_NAMES", "PlatformRef"]
+__all__ = ["EKS_OUTPUTS", "OUTPUTS", "OUTPUT_NAMES", "PlatformRef"]
+
+# The stack outputs, always present.
+OUTPUTS = (
+    "environment",
+    "vpcId",
+    "vpcCidr",
+    "privateSubnetIds",
+    "serviceSecurityGroupId",
+    "albSecurityGroupId",
+    "ecsClusterArn",
+    "ecsClusterName",
+    "albArn",
+    "albDnsName",
+    "albListenerArn",
+    "activatorTargetGroupArn",
+    "bucketName",
+    "bucketArn",
+    "kmsKeyArn",
+    "queueNamePrefix",
+    "servicePermissionsBoundaryArn",
+    "serviceLogGroupPrefix",
+    "apiUrl",
+    "apiId",
+    "callbackSecretArn",
+    "alarmTopicArn",
+    "adotConfigParameter",
+    "eksEnabled",
+    "runtimeImage",
+    "collectorImage",
+    "metaflowEnvironment",
+    "metaflowAuthSecretArn",
+    "metaflowDatastoreRoot",
+)
+# Present only when the stack enables EKS.
+EKS_OUTPUTS = (
+    "eksClusterName",
+    "eksKubeconfig",
+    "eksOidcProviderArn",
+    "eksOidcIssuer",
+    "eksServicesNamespace",
+)
 
 # field -> platform stack output
 OUTPUT_NAMES: dict[str, str] = {
@@ -37,6 +79,10 @@ OUTPUT_NAMES: dict[str, str] = {
     "alarm_topic_arn": "alarmTopicArn",
     "adot_config_parameter": "adotConfigParameter",
     "runtime_image": "runtimeImage",
+    "collector_image": "collectorImage",
+    "metaflow_environment": "metaflowEnvironment",
+    "metaflow_auth_secret_arn": "metaflowAuthSecretArn",
+    "metaflow_datastore_root": "metaflowDatastoreRoot",
     "eks_enabled": "eksEnabled",
     "eks_cluster_name": "eksClusterName",
     "eks_kubeconfig": "eksKubeconfig",
@@ -45,6 +91,12 @@ OUTPUT_NAMES: dict[str, str] = {
     "eks_services_namespace": "eksServicesNamespace",
 }
 _EKS_ONLY = frozenset(f for f in OUTPUT_NAMES if f.startswith("eks_") and f != "eks_enabled")
+# Outputs a platform stack from before the Metaflow settings lacks: absent means none.
+_OPTIONAL: dict[str, Any] = {
+    "metaflow_environment": {},
+    "metaflow_auth_secret_arn": "",
+    "metaflow_datastore_root": "",
+}
 
 
 @dataclass(frozen=True)
@@ -74,7 +126,15 @@ class PlatformRef:
     alarm_topic_arn: pulumi.Input[str]
     adot_config_parameter: pulumi.Input[str]
     runtime_image: pulumi.Input[str]  # ServiceSpec's image unless it is given image=
+    collector_image: pulumi.Input[str]  # the ADOT collector, private (the platform's cache)
     eks_enabled: bool
+    # flowhost:metaflow: the Metaflow variables every serving container gets ({}: none),
+    # the metadata service's auth key secret ("": none), the datastore root ("": none).
+    metaflow_environment: pulumi.Input[dict[str, str]] = dataclass_field(
+        default_factory=dict[str, str]
+    )
+    metaflow_auth_secret_arn: pulumi.Input[str] = ""
+    metaflow_datastore_root: pulumi.Input[str] = ""
     eks_cluster_name: pulumi.Input[str] | None = None
     eks_kubeconfig: pulumi.Input[str] | None = None
     eks_oidc_provider_arn: pulumi.Input[str] | None = None
@@ -102,6 +162,8 @@ class PlatformRef:
             output = OUTPUT_NAMES[field.name]
             if output in outputs:
                 values[field.name] = outputs[output]
+            elif field.name in _OPTIONAL:
+                values[field.name] = _OPTIONAL[field.name]
             elif field.name not in _EKS_ONLY or enabled:
                 missing.append(output)
         if missing:
@@ -149,8 +211,26 @@ class PlatformRef:
                 )
             return image
 
+        def has_collector(image: object) -> object:
+            if not image:
+                raise ValueError(
+                    f"PlatformRef: stack {stack!r} exports no collectorImage (got {image!r}). "
+                    "Update the platform stack (pulumi up in the flowhost repository) so it "
+                    "caches the ADOT collector in its private registry and exports it."
+                )
+            return image
+
+        def defaulted(name: str) -> pulumi.Output[Any]:
+            """A platform stack from before the Metaflow settings: none."""
+            default = _OPTIONAL[name]
+            output = OUTPUT_NAMES[name]
+            return values[output].apply(lambda v: default if v is None else v)
+
         # Checked when a service uses it: a platform stack from before the runtime image.
         values["runtimeImage"] = values["runtimeImage"].apply(has_image)
+        values["collectorImage"] = values["collectorImage"].apply(has_collector)
+        for name in _OPTIONAL:
+            values[OUTPUT_NAMES[name]] = defaulted(name)
         # Checked when the bucket name resolves: every service's code package needs it.
         values["bucketName"] = pulumi.Output.all(
             ref.get_output("environment"), values["bucketName"]

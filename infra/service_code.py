@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import inspect
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import pulumi
 
+from flowhost.infra.metaflow_access import AUTH_KEY_VARIABLE, AUTH_SECRET_VARIABLE
 from flowhost.infra.network import SERVICE_PORT
 from flowhost.infra.platform_ref import PlatformRef
 from flowhost.infra.service_role import ASYNC_PREFIX, METAFLOW_PREFIX
 from flowhost.services.definition import ServiceDefinition
 from flowhost.services.spec import WebServiceSpec
 
-__all__ = ["COLLECTOR_OTLP", "cached_package", "code_location", "service_environment"]
+__all__ = [
+    "COLLECTOR_OTLP",
+    "cached_package",
+    "code_location",
+    "container_environment",
+    "container_secrets",
+    "service_environment",
+]
 
 COLLECTOR_OTLP = "http://127.0.0.1:4318"
 
@@ -110,6 +119,37 @@ def service_environment(
             "s3://", platform.bucket_name, "/", METAFLOW_PREFIX.rstrip("/")
         )
     return env
+
+
+# What service_environment sets for a bound service when the platform has no Metaflow
+# settings: the platform bucket's metaflow/ folder as the S3 datastore.
+_BUCKET_DATASTORE = ("METAFLOW_DEFAULT_DATASTORE", "METAFLOW_DATASTORE_SYSROOT_S3")
+
+
+def container_environment(
+    environment: Mapping[str, str],
+    metaflow: Mapping[str, str],
+    *,
+    auth_secret_arn: str = "",
+    injects_secrets: bool = True,
+) -> dict[str, str]:
+    """The serving container's whole environment (resolved values): ``environment``
+    (:func:`service_environment`) with the platform's Metaflow settings
+    (``PlatformRef.metaflow_environment``), which replace the platform-bucket datastore.
+    Where the runtime cannot have the auth key injected (EKS: ``injects_secrets=False``),
+    it gets the secret's ARN to read the key itself."""
+    if not metaflow:
+        return dict(environment)
+    env = {k: v for k, v in environment.items() if k not in _BUCKET_DATASTORE}
+    env.update(metaflow)
+    if auth_secret_arn and not injects_secrets:
+        env[AUTH_SECRET_VARIABLE] = auth_secret_arn
+    return env
+
+
+def container_secrets(auth_secret_arn: str) -> dict[str, str]:
+    """Variables ECS fills from Secrets Manager (name -> ARN): the metadata service's key."""
+    return {AUTH_KEY_VARIABLE: auth_secret_arn} if auth_secret_arn else {}
 
 
 def cached_package(digest: str, archive: bytes) -> Path:

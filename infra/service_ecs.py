@@ -2,11 +2,15 @@
 
 The task runs two containers: ``service`` (the flowhost serving runtime on
 ``SERVICE_PORT``, health-checked on ``/healthz``, logging with awslogs to the version's
-own log group) and ``adot-collector`` (the ADOT collector, its config read from the
-platform's SSM parameter; OTLP in on 127.0.0.1, X-Ray traces and EMF metrics out). The
-ECS service is named ``<service>-v<N>`` (``flowhost.lambdas.aws.fleet.ecs_service_name``
-with the control plane's empty prefix) and starts at ``min_instances``; afterwards the
-count belongs to autoscaling and the control plane, so Pulumi ignores ``desiredCount``.
+own log group) and ``adot-collector`` (the ADOT collector from the platform's private
+pull-through cache, ``collectorImage``; its config read from the platform's SSM
+parameter; OTLP in on 127.0.0.1, X-Ray traces and EMF metrics out). The platform's
+Metaflow settings join the serving container's environment, and its metadata service's
+auth key comes in as ``METAFLOW_SERVICE_AUTH_KEY`` from Secrets Manager (``secrets``; the
+execution role reads it). The ECS service is named ``<service>-v<N>``
+(``flowhost.lambdas.aws.fleet.ecs_service_name`` with the control plane's empty prefix)
+and starts at ``min_instances``; afterwards the count belongs to autoscaling and the
+control plane, so Pulumi ignores ``desiredCount``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from flowhost.infra.images import ADOT_IMAGE
 from flowhost.infra.network import SERVICE_PORT
+from flowhost.infra.service_code import container_environment, container_secrets
 from flowhost.infra.tags import Tagging
 
 __all__ = [
@@ -37,7 +43,6 @@ __all__ = [
 
 SERVING = "service"
 COLLECTOR = "adot-collector"
-ADOT_IMAGE = "public.ecr.aws/aws-observability/aws-otel-collector:v0.40.0"
 # Fargate's CPU units -> the memory sizes (MiB) it accepts with them.
 FARGATE_SIZES: dict[int, tuple[int, ...]] = {
     256: (512, 1024, 2048),
@@ -84,6 +89,8 @@ def container_definitions(
     log_group: str,
     region: str,
     adot_parameter_arn: str,
+    collector_image: str,
+    secrets: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Both containers, in RegisterTaskDefinition's shape (tests validate with botocore)."""
     logs = {
@@ -95,28 +102,31 @@ def container_definitions(
         options = {**logs["options"], "awslogs-stream-prefix": stream}
         return {"logDriver": "awslogs", "options": options}
 
-    return [
-        {
-            "name": SERVING,
-            "image": image,
-            "essential": True,
-            "portMappings": [{"containerPort": SERVICE_PORT, "protocol": "tcp", "name": "http"}],
-            "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
-            "healthCheck": {
-                "command": ["CMD", "python", "-c", _HEALTH],
-                "interval": 15,
-                "timeout": 5,
-                "retries": 3,
-                "startPeriod": 120,
-            },
-            "dependsOn": [{"containerName": COLLECTOR, "condition": "START"}],
-            "stopTimeout": 30,
-            "readonlyRootFilesystem": False,  # the runtime unpacks its code package
-            "logConfiguration": logging(SERVING),
+    serving: dict[str, Any] = {
+        "name": SERVING,
+        "image": image,
+        "essential": True,
+        "portMappings": [{"containerPort": SERVICE_PORT, "protocol": "tcp", "name": "http"}],
+        "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
+        "healthCheck": {
+            "command": ["CMD", "python", "-c", _HEALTH],
+            "interval": 15,
+            "timeout": 5,
+            "retries": 3,
+            "startPeriod": 120,
         },
+        "dependsOn": [{"containerName": COLLECTOR, "condition": "START"}],
+        "stopTimeout": 30,
+        "readonlyRootFilesystem": False,  # the runtime unpacks its code package
+        "logConfiguration": logging(SERVING),
+    }
+    if secrets:
+        serving["secrets"] = [{"name": k, "valueFrom": v} for k, v in sorted(secrets.items())]
+    return [
+        serving,
         {
             "name": COLLECTOR,
-            "image": ADOT_IMAGE,
+            "image": collector_image,
             "essential": False,  # losing telemetry must not stop serving
             "secrets": [{"name": "AOT_CONFIG_CONTENT", "valueFrom": adot_parameter_arn}],
             "memoryReservation": 128,
@@ -145,6 +155,9 @@ class EcsArgs:
     execution_role_arn: pulumi.Input[str]
     depends_on: list[pulumi.Resource]
     tagging: Tagging
+    collector_image: pulumi.Input[str]  # PlatformRef.collector_image
+    metaflow_environment: pulumi.Input[Mapping[str, str]]  # PlatformRef's ({}: none)
+    metaflow_auth_secret_arn: pulumi.Input[str]  # PlatformRef's ("": none)
 
 
 @dataclass(frozen=True)
@@ -185,6 +198,9 @@ def create_ecs_service(
         log_group.name,
         pulumi.Output.from_input(args.region),
         pulumi.Output.from_input(args.adot_parameter_arn),
+        pulumi.Output.from_input(args.collector_image),
+        pulumi.Output.from_input(args.metaflow_environment),
+        pulumi.Output.from_input(args.metaflow_auth_secret_arn),
         *(pulumi.Output.from_input(args.environment[k]) for k in env_keys),
     ).apply(
         lambda v: json.dumps(
@@ -193,7 +209,11 @@ def create_ecs_service(
                 log_group=v[1],
                 region=v[2],
                 adot_parameter_arn=v[3],
-                environment=dict(zip(env_keys, v[4:], strict=True)),
+                collector_image=v[4],
+                environment=container_environment(
+                    dict(zip(env_keys, v[7:], strict=True)), v[5], auth_secret_arn=v[6]
+                ),
+                secrets=container_secrets(v[6]),
             ),
             sort_keys=True,
         )

@@ -8,7 +8,14 @@ few shared things a service must reach and nothing narrower exists for:
   service's own queue ARN (``kms:EncryptionContext:aws:sqs:arn``);
 - the platform's ADOT collector config parameter and its EMF metrics log group;
 - X-Ray's ``PutTraceSegments``/``PutTelemetryRecords``, which AWS authorizes on ``*`` only;
-- ``ecr:GetAuthorizationToken`` (``*`` only), when the image is in a private ECR repository.
+- ``ecr:GetAuthorizationToken`` (``*`` only), when an image is in a private ECR repository.
+
+With the platform's Metaflow settings (``flowhost:metaflow``), the task role reads the
+artifact flow's folder under the datastore root (``metaflow_access.datastore_statements``)
+instead of the platform bucket's ``metaflow/<flow>/`` folder, and the metadata service's
+auth key is read by the execution role (ECS injects it) or, on EKS, by the task role (the
+pod's IRSA role; the runtime reads the secret itself). The ADOT collector comes from the
+platform's pull-through cache: the execution role may pull it and fill the cache.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ import pulumi
 import pulumi_aws as aws
 
 from flowhost.infra.iam import Account, Statement, assume_role_policy, policy_json
+from flowhost.infra.images import pull_statements
+from flowhost.infra.metaflow_access import datastore_statements
 from flowhost.infra.tags import Tagging
 
 __all__ = [
@@ -30,11 +39,14 @@ __all__ = [
     "create_roles",
     "ecr_repository",
     "execution_statements",
+    "task_policy",
     "task_statements",
 ]
 
 ASYNC_PREFIX = "async/"  # as flowhost.infra.storage (the bucket's TTL rule)
-METAFLOW_PREFIX = "metaflow/"  # METAFLOW_DATASTORE_SYSROOT_S3 in the bucket
+# METAFLOW_DATASTORE_SYSROOT_S3 in the platform bucket when the platform has no Metaflow
+# settings (flowhost:metaflow): a flow's runs then live under metaflow/<flow>/ there.
+METAFLOW_PREFIX = "metaflow/"
 TASKS_PRINCIPAL = "ecs-tasks.amazonaws.com"
 ECR_PULL = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
 _ECR_IMAGE = re.compile(
@@ -66,6 +78,11 @@ class RoleArgs:
     image: pulumi.Input[str]
     permissions_boundary_arn: pulumi.Input[str]
     tagging: Tagging
+    # From PlatformRef: the collector's private image, the Metaflow datastore root and the
+    # metadata service's auth key secret ("": the platform has none).
+    collector_image: pulumi.Input[str] = ""
+    metaflow_datastore_root: pulumi.Input[str] = ""
+    metaflow_auth_secret_arn: pulumi.Input[str] = ""
 
 
 def task_statements(args: RoleArgs) -> list[Statement]:
@@ -119,7 +136,10 @@ def task_statements(args: RoleArgs) -> list[Statement]:
         # X-Ray has no resource-level permissions for writes: AWS requires "*".
         Statement("Traces", ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"]),
     ]
-    if args.artifact_flow is not None:
+    root = args.metaflow_datastore_root
+    if args.artifact_flow is not None and isinstance(root, str) and root:
+        statements[2:2] = datastore_statements(root, acct.partition, flow=args.artifact_flow)
+    elif args.artifact_flow is not None:
         statements.insert(
             2,
             Statement(
@@ -128,7 +148,29 @@ def task_statements(args: RoleArgs) -> list[Statement]:
                 [pulumi.Output.concat(bucket, "/", METAFLOW_PREFIX, args.artifact_flow, "/*")],
             ),
         )
+    secret = args.metaflow_auth_secret_arn
+    if args.log_group_arn is None and isinstance(secret, str) and secret:  # EKS: no injection
+        statements.append(_auth_key(secret))
     return statements
+
+
+def _auth_key(secret_arn: str) -> Statement:
+    return Statement("MetaflowAuthKey", ["secretsmanager:GetSecretValue"], [secret_arn])
+
+
+def task_policy(args: RoleArgs) -> pulumi.Output[str]:
+    """The task (or IRSA) role's policy, once the platform's Metaflow settings are known."""
+    settings = pulumi.Output.all(
+        pulumi.Output.from_input(args.metaflow_datastore_root),
+        pulumi.Output.from_input(args.metaflow_auth_secret_arn),
+    )
+    return settings.apply(
+        lambda v: policy_json(
+            task_statements(
+                replace(args, metaflow_datastore_root=v[0], metaflow_auth_secret_arn=v[1])
+            )
+        )
+    )
 
 
 def execution_statements(args: RoleArgs) -> list[Statement]:
@@ -142,7 +184,7 @@ def execution_statements(args: RoleArgs) -> list[Statement]:
     found = ecr_repository(args.image)
     if found is not None:
         account, region, repository = found
-        statements += [
+        statements.append(
             Statement(
                 "PullImage",
                 ECR_PULL,
@@ -152,10 +194,19 @@ def execution_statements(args: RoleArgs) -> list[Statement]:
                         repository,
                     )
                 ],
-            ),
-            # Registry login has no resource-level permissions: AWS requires "*".
-            Statement("RegistryLogin", ["ecr:GetAuthorizationToken"], ["*"]),
-        ]  # fmt: skip
+            )
+        )  # fmt: skip
+    collector = args.collector_image
+    if isinstance(collector, str) and collector:
+        statements += pull_statements(
+            "PullCollector", collector, args.account.partition, args.tagging.environment
+        )
+    if any(s.sid.startswith("Pull") for s in statements):
+        # Registry login has no resource-level permissions: AWS requires "*".
+        statements.append(Statement("RegistryLogin", ["ecr:GetAuthorizationToken"], ["*"]))
+    secret = args.metaflow_auth_secret_arn
+    if isinstance(secret, str) and secret:  # METAFLOW_SERVICE_AUTH_KEY, injected by ECS
+        statements.append(_auth_key(secret))
     return statements
 
 
@@ -169,15 +220,23 @@ class ServiceRoles:
 def create_roles(name: str, args: RoleArgs, parent: pulumi.Resource) -> ServiceRoles:
     """Both roles, each with its one inline policy and the platform's boundary."""
     child = pulumi.ResourceOptions(parent=parent)
-    task_policy = policy_json(task_statements(args))
+    task_document = task_policy(args)
     # The image may be an Output (the platform's runtimeImage): the pull grant is decided
     # once its reference is known.
-    execution_policy = pulumi.Output.from_input(args.image).apply(
-        lambda image: policy_json(execution_statements(replace(args, image=image)))
+    execution_policy = pulumi.Output.all(
+        pulumi.Output.from_input(args.image),
+        pulumi.Output.from_input(args.collector_image),
+        pulumi.Output.from_input(args.metaflow_auth_secret_arn),
+    ).apply(
+        lambda v: policy_json(
+            execution_statements(
+                replace(args, image=v[0], collector_image=v[1], metaflow_auth_secret_arn=v[2])
+            )
+        )
     )
     roles: list[aws.iam.Role] = []
     for key, what, document in (
-        ("task", "the serving container", task_policy),
+        ("task", "the serving container", task_document),
         ("execution", "ECS starting the task", execution_policy),
     ):
         role = aws.iam.Role(
@@ -191,4 +250,4 @@ def create_roles(name: str, args: RoleArgs, parent: pulumi.Resource) -> ServiceR
         )
         aws.iam.RolePolicy(f"{name}-{key}-policy", role=role.id, policy=document, opts=child)
         roles.append(role)
-    return ServiceRoles(task=roles[0], execution=roles[1], task_policy_json=task_policy)
+    return ServiceRoles(task=roles[0], execution=roles[1], task_policy_json=task_document)

@@ -24,14 +24,14 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from flowhost.infra.iam import Account, policy_json
+from flowhost.infra.iam import Account
 from flowhost.infra.platform_ref import PlatformRef
 from flowhost.infra.service_code import cached_package, code_location, service_environment
 from flowhost.infra.service_ecs import EcsArgs, create_ecs_service, create_log_group
 from flowhost.infra.service_gpu import GpuWorkload, GpuWorkloadArgs
 from flowhost.infra.service_observability import ServiceObservability, ServiceObservabilityArgs
 from flowhost.infra.service_queue import QueueArgs, ServiceQueues, create_queues
-from flowhost.infra.service_role import RoleArgs, ServiceRoles, create_roles, task_statements
+from flowhost.infra.service_role import RoleArgs, ServiceRoles, create_roles, task_policy
 from flowhost.infra.service_routes import RouteArgs, create_routes
 from flowhost.infra.service_scaling import ScalingArgs, create_scaling
 from flowhost.infra.service_validation import ServiceOptions, validate
@@ -155,6 +155,9 @@ class ServiceSpec(pulumi.ComponentResource):
             image=image,
             permissions_boundary_arn=platform.permissions_boundary_arn,
             tagging=self.tagging,
+            collector_image=platform.collector_image,
+            metaflow_datastore_root=platform.metaflow_datastore_root,
+            metaflow_auth_secret_arn=platform.metaflow_auth_secret_arn,
         )
         # On EKS the GPU workload's IRSA role gets the task policy; no ECS roles there.
         roles = create_roles(name, role_args, self) if log_group is not None else None
@@ -228,6 +231,9 @@ class ServiceSpec(pulumi.ComponentResource):
                 target_group_arn=routes.target_group.arn, task_role_arn=roles.task.arn,
                 execution_role_arn=roles.execution.arn,
                 depends_on=list(routes.rules.values()), tagging=tagging,
+                collector_image=platform.collector_image,
+                metaflow_environment=platform.metaflow_environment,
+                metaflow_auth_secret_arn=platform.metaflow_auth_secret_arn,
             ),
             log_group,
             self,
@@ -276,7 +282,7 @@ class ServiceSpec(pulumi.ComponentResource):
                 environment=environment,
                 queue_name=queues.name,
                 queue_url=queues.queue.url,
-                policy_json=policy_json(task_statements(role_args)),
+                policy_json=task_policy(role_args),
                 tagging=self.tagging,
             ),
             opts=pulumi.ResourceOptions(parent=self),

@@ -17,11 +17,15 @@ from flowhost.infra.tags import Tagging
 from flowhost.services import Resources, Scaling, WebServiceSpec, definition_of, endpoint
 from tests.infra.recording import ACCOUNT_ID, REGION, Recorded, RecordingMocks, RecordingMonitor
 
-__all__ = ["ISSUER", "OUTPUTS", "WorkloadRun", "gpu_args", "manifest", "run_workload"]
+__all__ = ["COLLECTOR_IMAGE", "ISSUER", "OUTPUTS", "WorkloadRun", "gpu_args", "manifest", "run_workload"]
 
 ISSUER = f"https://oidc.eks.{REGION}.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
 QUEUE_URL = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/flowhost-prod-caption-v3"
 # Every output a platform with EKS exports (docs/aws.md), with plausible values.
+COLLECTOR_IMAGE = (
+    f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/flowhost-prod/aws-observability/"
+    "aws-otel-collector:v0.40.0"
+)
 OUTPUTS: dict[str, Any] = {
     "environment": "prod",
     "vpcId": "vpc-0abc",
@@ -42,6 +46,7 @@ OUTPUTS: dict[str, Any] = {
     "alarmTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:flowhost-prod-alarms",
     "adotConfigParameter": "/flowhost/prod/adot-config",
     "runtimeImage": f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/flowhost-prod-runtime:0.1.0-0a1b",
+    "collectorImage": COLLECTOR_IMAGE,
     "eksEnabled": True,
     "eksClusterName": "flowhost-prod",
     "eksKubeconfig": json.dumps({"apiVersion": "v1", "kind": "Config"}),

@@ -26,8 +26,7 @@ from flowhost.infra.config import load_config
 from flowhost.infra.gpu_pod import RUN_AS
 from flowhost.infra.observability import adot_collector_config
 from flowhost.infra.service_code import COLLECTOR_OTLP
-from flowhost.infra.service_ecs import ADOT_IMAGE
-from tests.infra.gpu_services.harness import WorkloadRun, manifest, run_workload
+from tests.infra.gpu_services.harness import COLLECTOR_IMAGE, WorkloadRun, manifest, run_workload
 from tests.infra.recording import PlatformRun, stack_config
 from tests.infra.services.example.tiny import Big
 from tests.infra.services.harness import BOUNDARY, platform, run_services
@@ -75,7 +74,8 @@ def test_the_pod_runs_the_collector_as_a_native_sidecar(run: WorkloadRun) -> Non
     (collector,) = spec["initContainers"]
     (serving,) = spec["containers"]
     assert (collector["name"], serving["name"]) == ("adot-collector", "serve")
-    assert collector["image"] == ADOT_IMAGE  # the ECS tasks' collector, one pin
+    # The platform's collectorImage (its pull-through cache), as on ECS: no public pull.
+    assert collector["image"] == COLLECTOR_IMAGE
     # Started before the serving container, stopped after it, restarted if it exits.
     assert collector["restartPolicy"] == "Always"
     assert "restartPolicy" not in serving

@@ -32,6 +32,9 @@ BOUNDARY = f"arn:aws:iam::{ACCOUNT_ID}:policy/flowhost-dev-boundary-policy"
 # The platform's runtimeImage: its ECR repository, content tag, pushed digest.
 RUNTIME_REPOSITORY = "flowhost-dev-runtime"
 RUNTIME_IMAGE = f"{REGISTRY}/{RUNTIME_REPOSITORY}:0.1.0-0123456789ab@{IMAGE_DIGEST}"
+# The platform's collectorImage: the ADOT collector through its pull-through cache.
+COLLECTOR_REPOSITORY = "flowhost-dev/aws-observability/aws-otel-collector"
+COLLECTOR_IMAGE = f"{REGISTRY}/{COLLECTOR_REPOSITORY}:v0.40.0"
 PLATFORM_OUTPUTS: dict[str, Any] = {
     "environment": ENV,
     "vpcId": "vpc-0abc",
@@ -52,6 +55,7 @@ PLATFORM_OUTPUTS: dict[str, Any] = {
     "alarmTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:flowhost-dev-alarms",
     "adotConfigParameter": "/flowhost/dev/adot-collector-config",
     "runtimeImage": RUNTIME_IMAGE,
+    "collectorImage": COLLECTOR_IMAGE,
     "eksEnabled": False,
 }
 EKS_OUTPUTS: dict[str, Any] = {

@@ -22,8 +22,11 @@ load_policy_pack()
 from policies.engine import PolicyConfig, evaluate  # noqa: E402
 
 # Statements on things shared by every service (the reason is in infra/service_role.py);
-# PullImage: the platform's runtime image repository (no image= given).
+# PullImage: the platform's runtime image repository (no image= given); PullCollector*: the
+# platform's cached ADOT collector (pulling it, and filling the cache on a first pull).
 SHARED = {
+    "PullCollector",
+    "PullCollectorFillCache",
     "BucketKey",
     "CollectorMetrics",
     "CollectorConfig",
@@ -139,7 +142,7 @@ def test_every_statement_is_scoped_to_the_service(
             assert any(part in scope for part in own), statement
     expected = {"OwnCodePackage", "OwnAsyncObjects", "OwnQueue", "OwnQueueKey", "BucketKey",
                 "CollectorMetrics", "Traces", "OwnLogGroup", "CollectorConfig",
-                "PullImage", "RegistryLogin"}  # fmt: skip
+                "PullImage", "RegistryLogin", "PullCollector", "PullCollectorFillCache"}  # fmt: skip
     assert set(sids) == expected | ({"OwnArtifacts"} if service == "scored" else set())
 
 
