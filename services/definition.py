@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from flowhost.errors import NotFoundError
 from flowhost.services.config import ArtifactBinding, Environment, Resources, Scaling
 
-__all__ = ["EndpointDefinition", "Payload", "ServiceDefinition"]
+__all__ = ["DEFAULT_TIMEOUT", "EndpointDefinition", "Payload", "ServiceDefinition"]
+
+DEFAULT_TIMEOUT = 60.0  # seconds an endpoint may run when @endpoint names no timeout
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -38,7 +40,7 @@ class EndpointDefinition(_Frozen):
     method: str = Field(description="the Python method name on the class")
     description: str = ""
     http_methods: tuple[HttpMethod, ...] = ("POST",)
-    timeout: Annotated[float, Field(gt=0, le=1200)] = 60.0
+    timeout: Annotated[float, Field(gt=0, le=1200)] = DEFAULT_TIMEOUT
     request: Payload
     response: Payload
     is_coroutine: bool = False

@@ -24,6 +24,8 @@ from pydantic_core import PydanticSerializationError
 
 from flowhost.errors import FlowhostError
 from flowhost.services.compile import EndpointBinding
+from flowhost.services.edge import EDGE_BUDGET_SECONDS, EDGE_HEADER, HOLD_ABOVE_SECONDS, hold_path
+from flowhost.services.routing import split_path
 from flowhost.services.runtime.instance import InstanceState
 from flowhost.services.runtime.logs import AccessLog
 from flowhost.services.runtime.metrics import EndpointMetrics
@@ -43,6 +45,7 @@ log = logging.getLogger("flowhost.endpoint")
 
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 _JSON = (b"content-type", b"application/json")
+_EDGE = EDGE_HEADER.encode()
 
 Scope = dict[str, Any]
 
@@ -115,6 +118,26 @@ class EndpointHandler:
                 raise self._too_large(size)
             chunks.append(chunk)
         return b"".join(chunks)
+
+    def _hold_at_edge(self, scope: Scope) -> None:
+        """A caller behind the edge (30 s) of an endpoint that may run longer is sent to
+        repeat the POST to the control plane, which queues it and answers 303 to its wait
+        URL (``flowhost.services.edge``); callers inside the VPC are served here."""
+        if not any(key == _EDGE for key, _ in scope["headers"]):
+            return
+        root = str(scope.get("root_path", ""))
+        route = split_path(root + "/" + self.name) if root else None
+        if route is None:  # a bare path: no route to name, so serve it here
+            return
+        location = hold_path(route.service, route.ref, self.name)
+        raise HttpError(
+            307,
+            "held_at_edge",
+            f"endpoint {self.name!r} may run up to {self.timeout:g}s, longer than the edge's "
+            f"{EDGE_BUDGET_SECONDS:g}s: repeat this POST at {location}; it is queued and "
+            "answered 303 to a URL that ends in the endpoint's response.",
+            headers=[(b"location", location.encode())],
+        )
 
     def _too_large(self, size: int) -> HttpError:
         return HttpError(
@@ -252,6 +275,8 @@ class EndpointHandler:
                     + (f": {self.state.error}" if self.state.error else "; retry shortly."),
                     headers=[(b"retry-after", b"1")],
                 )
+            if self.timeout > HOLD_ABOVE_SECONDS and method == "POST":
+                self._hold_at_edge(scope)
             body = await self._read_body(receive, declared)
             request = self._parse(method, scope, body)
             result = await self.invoke(request)
