@@ -67,13 +67,14 @@ def control_plane() -> ControlPlane:
     return _plane
 
 
-def invoke_event(function: str, event: dict[str, Any]) -> None:
+def invoke_event(function: str, event: dict[str, Any], client: Any = None) -> None:
     """Invoke ``function`` asynchronously (``InvocationType="Event"``) with ``event``.
-    The client honours ``AWS_ENDPOINT_URL_LAMBDA`` / ``AWS_ENDPOINT_URL``."""
-    import boto3
+    The default client honours ``AWS_ENDPOINT_URL_LAMBDA`` / ``AWS_ENDPOINT_URL``."""
+    if client is None:
+        import boto3
 
-    make: Any = boto3.client  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    client: Any = make("lambda")
+        make: Any = boto3.client  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        client = make("lambda")
     client.invoke(FunctionName=function, InvocationType="Event", Payload=json.dumps(event).encode())
 
 

@@ -1,21 +1,29 @@
 """The control plane's Lambda entry points on the AWS ports, against moto: the gateway
 under Mangum (deployments API, async submit), the activator (wake a parked version,
-replay the request through the "balancer"), and the scheduled scaler (park idle
-versions, wake versions with queued work)."""
+replay the request through the "balancer"), the scheduled scaler (park idle versions,
+wake versions with queued work), and deploys that outlive the request recording them:
+the API function invokes itself (``{"flowhost": "advance-deploys"}``, asynchronously)
+and that invocation advances the deploy against ECS until it is done or its time runs
+short; the scheduled tick advances deploys too. moto cannot run Lambda functions, so the
+invoke goes through an injected invoker the tests record; the real one is checked with
+botocore's Stubber."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
 import httpx
 import pytest
+from botocore.stub import Stubber
 from mangum import Mangum
 from pydantic import BaseModel
 
@@ -24,8 +32,10 @@ from flowhost.lambdas.aws.queues import SQSQueues
 from flowhost.lambdas.aws.runtime import ControlPlane
 from flowhost.lambdas.aws.scaler import AwsScaler, metric_dimension
 from flowhost.lambdas.aws.settings import AwsSettings
-from flowhost.lambdas.store import StateStore
+from flowhost.lambdas.handler import ADVANCE_DEPLOYS, ApiFunction, invoke_event
+from flowhost.lambdas.store import PRODUCTION, StateStore
 from flowhost.services import Scaling, WebServiceSpec, definition_of, endpoint
+from flowhost.services.packaging import build_package, package_key
 from tests.integration.aws.support import Balancer, Cluster, fresh
 from tests.integration.test_lambda_handler import event
 
@@ -262,3 +272,122 @@ def test_settings_name_the_missing_variables() -> None:
     assert settings.callback_allow_private is False  # callbacks to public hosts only
     opened = AwsSettings.from_env({**env, "FLOWHOST_CALLBACK_ALLOW_PRIVATE": "true"})
     assert opened.callback_allow_private is True
+
+
+ARN = "arn:aws:lambda:us-east-1:123456789012:function:flowhost-test-api"
+ALICE = "arn:aws:iam::123456789012:user/alice"
+
+
+def signed(method: str, path: str, body: Any = None) -> dict[str, Any]:
+    """An API Gateway event whose caller IAM verified."""
+    made = event(method, path, body)
+    made["requestContext"]["authorizer"] = {"iam": {"userArn": ALICE}}
+    return made
+
+
+def context(remaining_ms: int = 900_000) -> SimpleNamespace:
+    return SimpleNamespace(
+        invoked_function_arn=ARN, get_remaining_time_in_millis=lambda: remaining_ms
+    )
+
+
+@pytest.fixture
+def function(plane: ControlPlane) -> Iterator[tuple[ApiFunction, list[tuple[str, Any]]]]:
+    sent: list[tuple[str, Any]] = []
+    made = ApiFunction(
+        lambda: plane, invoke=lambda name, body: sent.append((name, body)), interval=0.0
+    )
+    yield made, sent
+    with contextlib.suppress(RuntimeError):  # Mangum's loop on this thread: close it
+        asyncio.get_event_loop_policy().get_event_loop().close()
+    asyncio.set_event_loop(None)
+
+
+def record_deploy(plane: ControlPlane, cluster: Cluster, balancer: Balancer, tmp_path: Path,
+                  function: ApiFunction) -> dict[str, Any]:  # fmt: skip
+    """POST a deploy of echo through the function, as API Gateway would; its ECS service
+    and target group exist, at zero, as ServiceSpec creates them."""
+    source = tmp_path / "src"
+    source.mkdir(exist_ok=True)
+    (source / "service.py").write_text("X = 1\n")
+    digest, archive = build_package(source)
+    plane.objects.put(package_key(digest), archive)
+    number = len(plane.store.versions("echo")) + 1 if "echo" in plane.store.services() else 1
+    cluster.service(plane.fleet.ecs_service("echo", number), balancer.target_group())
+    body = {"definition": definition_of(Echo).model_dump(mode="json"),
+            "package_digest": digest, "promote": True}  # fmt: skip
+    answer = function(signed("POST", "/api/services/echo/versions", body), context())
+    assert answer["statusCode"] == 202, answer["body"]
+    return json.loads(answer["body"])
+
+
+def test_a_recorded_deploy_invokes_the_function_which_finishes_it(
+    plane: ControlPlane, cluster: Cluster, balancer: Balancer, tmp_path: Path,
+    function: tuple[ApiFunction, list[tuple[str, Any]]],
+) -> None:  # fmt: skip
+    api, sent = function
+    version = record_deploy(plane, cluster, balancer, tmp_path, api)
+    assert (version["number"], version["status"]) == (1, "deploying")
+    assert version["progress"] == ["recorded echo v1 (run none)"]
+    assert sent == [(ARN, {"flowhost": "advance-deploys"})]
+    assert plane.fleet.status("echo", 1).desired == 0  # the request itself started nothing
+
+    sent.clear()
+    report = api(dict(ADVANCE_DEPLOYS), context())
+    assert report["unfinished"] == 0
+    assert report["continued"] is False
+    assert sent == []
+    assert plane.fleet.status("echo", 1).running == 1
+    assert plane.store.resolve("echo", PRODUCTION).number == 1
+    assert plane.fleet.routes.get("echo", "v1").target_group_arn
+
+    polled = api(signed("GET", "/api/services/echo/versions/1"), context())  # a poll: any instance
+    body = json.loads(polled["body"])
+    assert body["status"] == "ready"
+    assert body["progress"][-2:] == ["ready", "promoted to production"]
+    assert sent == []  # a poll records nothing, so it invokes nothing
+
+
+def test_short_on_time_the_function_hands_over_to_a_new_invocation(
+    plane: ControlPlane, cluster: Cluster, balancer: Balancer, tmp_path: Path,
+    function: tuple[ApiFunction, list[tuple[str, Any]]],
+) -> None:  # fmt: skip
+    api, sent = function
+    record_deploy(plane, cluster, balancer, tmp_path, api)
+    sent.clear()
+    report = api(dict(ADVANCE_DEPLOYS), context(remaining_ms=15_000))  # under the 20 s margin
+    assert (report["unfinished"], report["rounds"], report["continued"]) == (1, 1, True)
+    assert sent == [(ARN, {"flowhost": "advance-deploys"})]
+    assert plane.store.version("echo", 1).status == "deploying"
+
+
+def test_the_scheduled_tick_advances_deploys_when_invocations_are_lost(
+    plane: ControlPlane, cluster: Cluster, balancer: Balancer, tmp_path: Path,
+    function: tuple[ApiFunction, list[tuple[str, Any]]],
+) -> None:  # fmt: skip
+    api, _ = function
+    record_deploy(plane, cluster, balancer, tmp_path, api)  # and the invocation never ran
+    asyncio.get_event_loop_policy().get_event_loop().close()  # the scaler is another function
+    asyncio.set_event_loop(None)
+    tick = AwsScaler(
+        plane.store, plane.fleet, plane.queues, plane.cloudwatch, plane.requests,
+        listener_arn=plane.settings.listener_arn, deployments=plane.deployments,
+    )  # fmt: skip
+    reports = [asyncio.run(tick.tick()) for _ in range(3)]
+    assert [r.deploys_unfinished for r in reports][-1] == 0
+    assert plane.store.version("echo", 1).status == "ready"
+    assert plane.store.resolve("echo", PRODUCTION).number == 1
+
+
+def test_the_invocation_is_asynchronous_with_the_advance_event() -> None:
+    client: Any = boto3.Session(  # pyright: ignore[reportUnknownMemberType]
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    ).client("lambda")
+    with Stubber(client) as stub:
+        stub.add_response(
+            "invoke", {"StatusCode": 202},
+            {"FunctionName": ARN, "InvocationType": "Event",
+             "Payload": b'{"flowhost": "advance-deploys"}'},
+        )  # fmt: skip
+        invoke_event(ARN, dict(ADVANCE_DEPLOYS), client)
+        stub.assert_no_pending_responses()
