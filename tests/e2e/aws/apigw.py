@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from hashlib import sha256
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
@@ -210,9 +210,14 @@ class ApiGateway:
         names = found["headers"].split(";")
         if "host" not in names or any(n not in lowered for n in names):
             return self._refuse(f"signed headers {names}")
+        # Like AWS: the query is decoded, then re-encoded by SigV4's rules, so a signer
+        # that sent `@` raw and one that sent `%40` both verify.
+        path, _, query = raw_path.partition("?")
         request = AWSRequest(
-            method=method, url=f"http://{lowered['host']}{raw_path}",
+            method=method, url=f"http://{lowered['host']}{path}",
             headers={n: lowered[n] for n in names}, data=body,
+            # a list keeps repeated keys; botocore's canonicalizer takes it (its stub says Mapping)
+            params=cast(Any, parse_qsl(query, keep_blank_values=True)),
         )  # fmt: skip
         request.context["timestamp"] = stamp
         token = lowered.get("x-amz-security-token")
