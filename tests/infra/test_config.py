@@ -128,3 +128,72 @@ def test_the_program_stops_with_a_run_error() -> None:
     """Under mocks: a bad value ends the program as a RunError, which pulumi prints bare."""
     with pytest.raises(pulumi.RunError, match=r"flowhost:dbInstanceClass"):
         run_program("dev", config_with(dbInstanceClass="huge"))
+
+
+METAFLOW_OK = (
+    '{"serviceUrl": "https://metaflow.example.com/api", '
+    '"datastoreRoot": "s3://acme-metaflow/mf/", "namespace": "production"}'
+)
+
+
+def test_metaflow_settings_are_read_with_defaults() -> None:
+    cfg = load_config(config_with(metaflow=METAFLOW_OK), "dev")
+    assert cfg.metaflow is not None
+    assert (cfg.metaflow.metadata, cfg.metaflow.datastore) == ("service", "s3")
+    assert cfg.metaflow.datastore_root == "s3://acme-metaflow/mf"  # no trailing slash
+    assert load_config(stack_config("dev"), "dev").metaflow is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (
+            '{"datastoreRoot": "s3://b-1/x", "namespace": "production"}',
+            "Pulumi.dev.yaml: flowhost:metaflow.serviceUrl: is required when metadata is "
+            "service: set it to the metadata service's URL, e.g. https://metaflow.example.com/api,"
+            " or set metadata: local (got None). Fix it in the stack file.",
+        ),
+        (
+            '{"serviceUrl": "https://m.example.com", "datastoreRoot": "acme/mf", '
+            '"namespace": "production"}',
+            "Pulumi.dev.yaml: flowhost:metaflow.datastoreRoot: must be an s3:// root "
+            "(s3://<bucket>[/<prefix>]) when datastore is s3, e.g. s3://acme-metaflow/metaflow "
+            "(got 'acme/mf'). Fix it in the stack file.",
+        ),
+        (
+            '{"metadata": "local", "datastore": "local", "datastoreRoot": "s3://b-1", '
+            '"namespace": "production"}',
+            "Pulumi.dev.yaml: flowhost:metaflow.datastoreRoot: must be an absolute path when "
+            "datastore is local, e.g. /mnt/metaflow; or set datastore: s3 with an s3:// root "
+            "(got 's3://b-1'). Fix it in the stack file.",
+        ),
+        (
+            '{"serviceUrl": "https://m.example.com", "datastoreRoot": "s3://b-1", '
+            '"namespace": "production", "authSecretArn": "metaflow-key"}',
+            "Pulumi.dev.yaml: flowhost:metaflow.authSecretArn: must be the ARN of a Secrets "
+            "Manager secret holding the metadata service's auth key, e.g. arn:aws:secretsmanager:"
+            "us-east-1:123456789012:secret:metaflow-key (got 'metaflow-key'). Fix it in the "
+            "stack file.",
+        ),
+    ],
+)
+def test_bad_metaflow_settings_name_the_key_the_value_and_the_fix(
+    value: str, expected: str
+) -> None:
+    assert error_for(metaflow=value) == expected
+
+
+def test_an_unknown_metaflow_key_lists_the_known_ones() -> None:
+    message = error_for(metaflow=METAFLOW_OK.replace('"namespace"', '"tag": "x", "namespace"'))
+    assert message == (
+        "Pulumi.dev.yaml: flowhost:metaflow.tag is not a platform setting. Known keys: "
+        "authSecretArn, datastore, datastoreRoot, metadata, namespace, serviceUrl."
+    )
+
+
+def test_eks_needs_the_nat_gateway() -> None:
+    message = error_for(eksEnabled="true")
+    assert message.startswith(
+        "Pulumi.dev.yaml: flowhost:eksEnabled is true, so flowhost:natGateway must be true "
+        "(got false)"
+    )
