@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -52,11 +51,16 @@ import httpx
 
 from tests.e2e.aws.ecs_env import (
     SERVING,
+    StoppedTask,
+    Task,
     TaskStartError,
     aws_client,
+    environment_of,
     image_environment,
     moto_service,
+    port_free,
     resolve_secrets,
+    tail,
     task_role_credentials,
 )
 
@@ -64,44 +68,6 @@ __all__ = ["EcsEmulator", "StoppedTask", "Task", "TaskStartError", "environment_
 
 BOOTSTRAP = ("-m", "flowhost.lambdas.aws.container")
 _FIRST, _LAST = 2, 254  # 127.0.0.<n> addresses handed to tasks
-_TAIL_LINES = 40
-
-
-@dataclass
-class Task:
-    """One running task: its process, address, and where it stands."""
-
-    service: str
-    task_definition: str
-    address: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-    started: float
-    health_path: str
-    target_groups: tuple[str, ...]
-    ready: bool = False
-    stopping_since: float | None = None
-    stop_timeout: float = 30.0
-
-    @property
-    def target(self) -> dict[str, Any]:
-        return {"Id": self.address, "Port": self.port}
-
-
-@dataclass(frozen=True)
-class StoppedTask:
-    """A task that ended on its own (or never became ready): why, for assertions."""
-
-    service: str
-    address: str
-    exit_code: int | None
-    reason: str
-    log: Path
-    tail: str  # its last log lines
-
-    def __str__(self) -> str:
-        return f"{self.service} task at {self.address}: {self.reason}\n{self.tail}"
 
 
 @dataclass
@@ -110,23 +76,6 @@ class _Service:
     failures: int = 0
     failed: bool = False
     tasks: list[Task] = field(default_factory=lambda: [])
-
-
-def _tail(path: Path, lines: int = _TAIL_LINES) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def _port_free(address: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((address, port))
-        except OSError:
-            return False
-    return True
 
 
 class EcsEmulator:
@@ -217,10 +166,18 @@ class EcsEmulator:
             time.sleep(self.interval)
 
     def sync(self) -> None:
-        """One pass: read every service of the cluster, start, check and stop tasks."""
+        """One pass: read every service of the cluster, start, check and stop tasks. A
+        service that is gone (deleted) has its tasks stopped."""
         with self._lock:
+            seen: set[str] = set()
             for raw in self._describe_services():
+                seen.add(str(raw["serviceName"]))
                 self._reconcile(raw)
+            for service in self._services.values():
+                if service.name not in seen:
+                    self._check(service)
+                    for task in [t for t in service.tasks if t.stopping_since is None]:
+                        self._stop(task)
 
     def close(self) -> None:
         """Stop the thread and every task (SIGTERM, then SIGKILL), even after a failure."""
@@ -304,7 +261,7 @@ class EcsEmulator:
         taken = {t.address for s in self._services.values() for t in s.tasks}
         for n in range(_FIRST, _LAST + 1):
             address = f"127.0.0.{n}"
-            if address not in taken and _port_free(address, port):
+            if address not in taken and port_free(address, port):
                 return address
         raise TaskStartError(f"no free loopback address for port {port}")
 
@@ -379,7 +336,7 @@ class EcsEmulator:
                 service.tasks.remove(task)
                 self._failed(service, StoppedTask(
                     service.name, task.address, code, f"exited with {code}", task.log,
-                    _tail(task.log)))  # fmt: skip
+                    tail(task.log)))  # fmt: skip
             elif not task.ready and self._healthy(task):
                 task.ready = True
                 service.failures = 0
@@ -389,7 +346,7 @@ class EcsEmulator:
                 self._stop(task)
                 why = f"not ready within {self.ready_timeout:g}s"
                 self._failed(service, StoppedTask(
-                    service.name, task.address, None, why, task.log, _tail(task.log)))  # fmt: skip
+                    service.name, task.address, None, why, task.log, tail(task.log)))  # fmt: skip
 
     def _healthy(self, task: Task) -> bool:
         try:
@@ -438,10 +395,3 @@ class EcsEmulator:
             )  # fmt: skip
         if service.failed and desired == 0:
             service.failed, service.failures = False, 0  # scaled to zero: a fresh start later
-
-
-def environment_of(task: Task) -> dict[str, str]:
-    """The environment the task's process runs with (read back from /proc on Linux)."""
-    raw = Path(f"/proc/{task.process.pid}/environ").read_bytes()
-    pairs = (item.partition(b"=") for item in raw.split(b"\0") if item)
-    return {k.decode(): v.decode() for k, _, v in pairs}

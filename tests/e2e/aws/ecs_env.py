@@ -1,12 +1,16 @@
-"""What the ECS emulation (``ecs.py``) gives a task besides the task definition's own
-``environment``: the image's ``ENV``, the task role's credentials, the container's
-``secrets`` resolved as ECS's agent does, and the in-process moto record it keeps honest.
+"""The ECS emulation's tasks (``ecs.py``) and what it gives them besides the task
+definition's own ``environment``: the image's ``ENV``, the task role's credentials, the
+container's ``secrets`` resolved as ECS's agent does; and the in-process moto record it
+keeps honest.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+import socket
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +19,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 __all__ = [
     "SERVING",
+    "StoppedTask",
+    "Task",
     "TaskStartError",
     "aws_client",
+    "environment_of",
     "image_environment",
     "moto_service",
+    "port_free",
     "resolve_secrets",
+    "tail",
     "task_role_credentials",
 ]
 
@@ -30,6 +39,67 @@ _SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 class TaskStartError(Exception):
     """ECS could not start the task (a secret it cannot read, no address, no container)."""
+
+
+@dataclass
+class Task:
+    """One running task: its process, address, and where it stands."""
+
+    service: str
+    task_definition: str
+    address: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+    started: float
+    health_path: str
+    target_groups: tuple[str, ...]
+    ready: bool = False
+    stopping_since: float | None = None
+    stop_timeout: float = 30.0
+
+    @property
+    def target(self) -> dict[str, Any]:
+        return {"Id": self.address, "Port": self.port}
+
+
+@dataclass(frozen=True)
+class StoppedTask:
+    """A task that ended on its own (or never became ready): why, for assertions."""
+
+    service: str
+    address: str
+    exit_code: int | None
+    reason: str
+    log: Path
+    tail: str  # its last log lines
+
+    def __str__(self) -> str:
+        return f"{self.service} task at {self.address}: {self.reason}\n{self.tail}"
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def port_free(address: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+def environment_of(task: Task) -> dict[str, str]:
+    """The environment the task's process runs with (read back from /proc on Linux)."""
+    raw = Path(f"/proc/{task.process.pid}/environ").read_bytes()
+    pairs = (item.partition(b"=") for item in raw.split(b"\0") if item)
+    return {k.decode(): v.decode() for k, _, v in pairs}
 
 
 def aws_client(service: str, endpoint: str, region: str, **credentials: str) -> Any:

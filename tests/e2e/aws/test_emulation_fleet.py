@@ -178,7 +178,11 @@ def test_a_desired_task_runs_the_bootstrap_with_the_task_definitions_environment
     ecs.sync()
     assert ecs.tasks() == []  # desired 0: nothing runs
 
-    made.scale(1)
+    assert made.scale(1)["runningCount"] == 0  # moto alone would say 1 at once
+    ecs.sync()  # the task starts; it cannot answer /readyz yet (it is importing)
+    started = made.describe()
+    assert (started["runningCount"], started["pendingCount"]) == (0, 1)
+    assert started["deployments"][0]["rolloutState"] == "IN_PROGRESS"
     (task,) = ecs.wait_ready(made.name, 1)
     env = environment_of(task)
     assert {k: env[k] for k in environment} == environment
@@ -216,8 +220,13 @@ def test_two_tasks_keep_the_container_port_on_their_own_addresses_and_both_serve
     package: Package, ecs: EcsEmulator, alb: AlbEmulator,
 ) -> None:  # fmt: skip
     made, _ = version(aws, network, lb, cluster, shared, package)
+    ecs.start()  # as the suite runs it: a thread follows moto, nobody calls sync()
     made.scale(2)
-    tasks = ecs.wait_ready(made.name, 2)
+    deadline = time.monotonic() + 120
+    while len(tasks := ecs.ready(made.name)) < 2:
+        assert time.monotonic() < deadline, f"not ready: {ecs.tasks()} {ecs.stopped}"
+        time.sleep(0.2)
+    assert ecs.errors == []
     addresses = {t.address for t in tasks}
     assert len(addresses) == 2
     assert {t.port for t in tasks} == {PORT}
@@ -229,6 +238,10 @@ def test_two_tasks_keep_the_container_port_on_their_own_addresses_and_both_serve
     made.scale(1)  # scale in: one is deregistered, then stopped
     (left,) = ecs.wait_ready(made.name, 1)
     assert registered(lb, made.target_group) == [(left.address, PORT)]
+    made.ecs.delete_service(cluster=made.cluster, service=made.name, force=True)
+    ecs.wait_gone(made.name)  # a deleted service's tasks stop
+    assert left.process.returncode == 0
+    assert ecs.errors == []
 
 
 def test_a_task_that_exits_is_reported_with_its_log_and_restarted_within_the_budget(
