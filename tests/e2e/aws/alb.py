@@ -16,7 +16,8 @@ is visible to the very next request, as on ALB).
 - Lambda target groups (the activator): the ALB event with multi-value headers on, given
   to ``invoke_lambda(function_arn, event)``; the answer's ``statusCode``,
   ``multiValueHeaders`` (or ``headers``), ``body`` and ``isBase64Encoded`` become the
-  response. An answer over 1 MB, a failed invocation or a malformed answer: 502.
+  response. A request body over 1 MB: 413. An answer (its JSON) over 1 MB, a failed
+  invocation or a malformed answer: 502.
 
 ``forwarded`` records, per request, the rule's priority, the target group chosen and the
 target (an address or a function ARN), for tests to assert on.
@@ -43,7 +44,7 @@ import uvicorn
 
 from tests.e2e.aws.ecs_env import aws_client
 
-__all__ = ["MAX_LAMBDA_RESPONSE", "AlbEmulator", "Forwarded", "path_matches"]
+__all__ = ["MAX_LAMBDA_REQUEST", "MAX_LAMBDA_RESPONSE", "AlbEmulator", "Forwarded", "path_matches"]
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -51,6 +52,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 InvokeLambda = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 MAX_LAMBDA_RESPONSE = 1_048_576  # "the response JSON ... can be at most 1 MB"
+MAX_LAMBDA_REQUEST = 1_048_576  # the request body a Lambda target may be sent
 PROXY_TIMEOUT = 1200.0  # 20 minutes: the platform's longest synchronous request
 _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "te", "trailers", "transfer-encoding", "upgrade",
@@ -295,6 +297,8 @@ class AlbEmulator:
     async def _invoke(
         self, scope: Scope, body: bytes, group: str, function_arn: str
     ) -> tuple[int, list[tuple[str, str]], bytes]:
+        if len(body) > MAX_LAMBDA_REQUEST:
+            return 413, [("content-type", "text/html")], b"<html><body>413</body></html>"
         headers: dict[str, list[str]] = {}
         for key, value in self._headers(scope):
             headers.setdefault(key, []).append(value)

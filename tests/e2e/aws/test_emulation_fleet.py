@@ -370,6 +370,9 @@ def test_weights_moved_to_a_lambda_group_send_the_next_request_to_the_function(
 
     invocations.answer = {"statusCode": 200, "body": "x" * (1 << 20)}  # over 1 MB
     assert httpx.get(f"{alb.url}/svc", timeout=10).status_code == 502
+    calls = len(invocations.calls)
+    too_big = httpx.post(f"{alb.url}/svc", content=b"x" * ((1 << 20) + 1), timeout=10)
+    assert (too_big.status_code, len(invocations.calls)) == (413, calls)  # never invoked
     invocations.answer = RuntimeError("Task timed out after 300.00 seconds")
     assert httpx.get(f"{alb.url}/svc", timeout=10).status_code == 502
     invocations.answer = {"statusCode": 204, "headers": {"x-one": "1"}, "body": ""}
