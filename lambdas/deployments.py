@@ -23,8 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flowhost.errors import DeployError, NotFoundError
 from flowhost.lambdas.contracts import breaking_changes
-from flowhost.lambdas.deploys import DeployStepper, Fleet
+from flowhost.lambdas.deploy_steps import DeployStepper
 from flowhost.lambdas.environments import lock_key, resolve_environment
+from flowhost.lambdas.fleet import Fleet
 from flowhost.lambdas.objectstore import ObjectStore
 from flowhost.lambdas.store import PRODUCTION, StateStore, VersionRecord
 from flowhost.lambdas.store.deploys import DeployStore
@@ -155,7 +156,7 @@ class Deployments:
         return version
 
     async def advance(self) -> int:
-        """Move every unfinished deploy one step (see ``flowhost.lambdas.deploys.steps``);
+        """Move every unfinished deploy one step (see ``flowhost.lambdas.deploy_steps``);
         returns how many are still unfinished. Safe in many processes at once."""
         return await self.stepper.advance()
 

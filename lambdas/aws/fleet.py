@@ -24,7 +24,7 @@ from flowhost.errors import DeployError, NotFoundError
 from flowhost.lambdas.aws.compute import EcsCompute, ServiceStatus
 from flowhost.lambdas.aws.errors import AwsError
 from flowhost.lambdas.aws.routes import AlbRoutes, Route
-from flowhost.lambdas.deploys import Launch
+from flowhost.lambdas.fleet import Launch
 from flowhost.lambdas.objectstore import ObjectStore
 from flowhost.lambdas.store import VersionRecord
 from flowhost.services.packaging import package_key, unpack

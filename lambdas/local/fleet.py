@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from flowhost.errors import DeployError
-from flowhost.lambdas.deploys import Launch
+from flowhost.lambdas.fleet import Launch
 from flowhost.lambdas.local.compute import LocalCompute
 from flowhost.lambdas.local.pool import Pool
 from flowhost.lambdas.local.routes import RouteTable

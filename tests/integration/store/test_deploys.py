@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from flowhost.lambdas.deployments import Deployments, DeployRequest
-from flowhost.lambdas.deploys import Launch, LaunchState
+from flowhost.lambdas.fleet import Launch, LaunchState
 from flowhost.lambdas.objectstore import LocalObjectStore
 from flowhost.lambdas.store import PRODUCTION, StateStore, VersionRecord
 from flowhost.services.packaging import build_package, package_key

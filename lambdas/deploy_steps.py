@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from flowhost.errors import DeployError, FlowhostError, NotFoundError
-from flowhost.lambdas.deploys.fleet import Fleet
+from flowhost.lambdas.fleet import Fleet
 from flowhost.lambdas.store import StateStore, VersionRecord
 from flowhost.lambdas.store.deploys import DeployStore
 from flowhost.lambdas.store.records import DeployRecord
