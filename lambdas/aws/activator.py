@@ -23,6 +23,7 @@ import base64
 import dataclasses
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -35,6 +36,7 @@ from flowhost.lambdas.async_requests.validation import parse_options
 from flowhost.lambdas.aws.fleet import EcsFleet
 from flowhost.lambdas.store import PRODUCTION, StateStore, VersionRecord
 from flowhost.services.edge import EDGE_BUDGET_SECONDS, EDGE_HEADER, wait_path
+from flowhost.services.routing import split_path
 from flowhost.services.runtime.responses import HttpError, error_body
 
 __all__ = ["MAX_RESPONSE_BYTES", "WAKE_EVENT", "Activator"]
@@ -212,15 +214,34 @@ class Activator:
                 f"the version started, but replaying the request to it failed "
                 f"({type(exc).__name__}). Retry.", request_id, retry=True,
             )  # fmt: skip
-        if len(response.content) > MAX_RESPONSE_BYTES:
-            return _error(
-                502, "response_too_large_for_activator",
-                f"the version answered {len(response.content)} bytes, more than the "
-                f"{MAX_RESPONSE_BYTES} a cold-start reply can carry. The version is awake now: "
-                "call again (or use the async API for large results).", request_id,
-            )  # fmt: skip
         out: dict[str, list[str]] = {}
         for key, value in response.headers.multi_items():
             if key.lower() not in _HOP_BY_HOP:
                 out.setdefault(key.lower(), []).append(value)
-        return _answer(response.status_code, response.content, out)
+        answer = _answer(response.status_code, response.content, out)
+        size = len(json.dumps(answer).encode())  # ALB's limit is on the whole answer
+        if size <= MAX_RESPONSE_BYTES:
+            return answer
+        url = self._stash(path, response) if response.status_code == 200 else None
+        if url is not None:  # too large to carry: the caller fetches it from S3
+            headers = {"location": [url], "x-request-id": [request_id]}
+            return _answer(303, b"", headers)
+        return _error(
+            502, "response_too_large_for_activator",
+            f"the version answered {len(response.content)} bytes, more than the "
+            f"{MAX_RESPONSE_BYTES} a cold-start reply can carry. The version is awake now: "
+            "call again (or use the async API for large results).", request_id,
+        )  # fmt: skip
+
+    def _stash(self, path: str, response: httpx.Response) -> str | None:
+        """Keep a reply too large for ALB's Lambda limit under the service's async prefix
+        (the bucket's lifecycle expires it) and return a presigned URL to it."""
+        if self.requests is None:
+            return None
+        route = split_path(path)
+        if route is None:
+            return None
+        objects = self.requests.objects
+        key = f"async/{route.service}/replies/{uuid.uuid4().hex}"
+        objects.put(key, response.content)
+        return objects.presigned_url(key, 3600)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,8 @@ from pydantic import BaseModel
 
 from flowhost.lambdas.async_requests import AsyncRequests, AsyncSettings, LocalQueues
 from flowhost.lambdas.aws.activator import WAKE_EVENT, Activator
-from flowhost.lambdas.objectstore import LocalObjectStore
+from flowhost.lambdas.objectstore import LocalObjectStore, ObjectStore
+from flowhost.lambdas.s3objects import S3ObjectStore
 from flowhost.lambdas.store import StateStore, VersionRecord
 from flowhost.lambdas.store.requests import RequestStore
 from flowhost.services import WebServiceSpec, definition_of, endpoint
@@ -53,12 +57,12 @@ class SlowFleet:
 
 
 class Parts:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, objects: ObjectStore | None = None) -> None:
         self.state = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}")
         self.state.migrate()
         self.queues = LocalQueues(tmp_path / "queues.db", max_receive_count=3)
         self.requests = AsyncRequests(
-            RequestStore(self.state.engine), LocalObjectStore(tmp_path / "objects"),
+            RequestStore(self.state.engine), objects or LocalObjectStore(tmp_path / "objects"),
             self.queues, lambda service, ref: self.state.resolve(service, ref or "production"),
             settings=AsyncSettings(), secret=b"s", public_url="https://api.example.com",
         )  # fmt: skip
@@ -71,12 +75,14 @@ class Parts:
         self.version: VersionRecord = version
         self.later: list[tuple[str, int]] = []
 
-    def activator(self, fleet: SlowFleet, http: httpx.AsyncClient) -> Activator:
+    def activator(
+        self, fleet: SlowFleet, http: httpx.AsyncClient, balancer: str = "http://127.0.0.1:9"
+    ) -> Activator:
         async def wake_later(service: str, number: int) -> None:
             self.later.append((service, number))
 
         return Activator(
-            self.state, fleet, http, "http://127.0.0.1:9",  # type: ignore[arg-type]
+            self.state, fleet, http, balancer,  # type: ignore[arg-type]
             requests=self.requests, wake_later=wake_later, budget=0.2,
         )  # fmt: skip
 
@@ -107,10 +113,12 @@ def alb_event(body: Any, *, edge: bool, method: str = "POST") -> dict[str, Any]:
     }
 
 
-def run(parts: Parts, fleet: SlowFleet, event: dict[str, Any]) -> dict[str, Any]:
+def run(
+    parts: Parts, fleet: SlowFleet, event: dict[str, Any], balancer: str = "http://127.0.0.1:9"
+) -> dict[str, Any]:
     async def go() -> dict[str, Any]:
         async with httpx.AsyncClient() as http:
-            return await parts.activator(fleet, http).handle(event)
+            return await parts.activator(fleet, http, balancer).handle(event)
 
     return asyncio.run(go())
 
@@ -151,3 +159,48 @@ def test_a_wake_event_wakes_the_version(parts: Parts) -> None:
     event = {"flowhost": WAKE_EVENT, "service": "echo", "version": parts.version.number}
     assert run(parts, fleet, event)["woke"] == f"echo@{parts.version.label}"
     assert fleet.woken == [("echo", parts.version.number)]
+
+
+class Replier(ThreadingHTTPServer):
+    """Stands in for the balancer: answers every replay with ``reply``."""
+
+    def __init__(self, reply: bytes) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["content-length"] or 0))
+                self.send_response(200)
+                self.send_header("content-type", "application/octet-stream")
+                self.send_header("content-length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+def test_a_reply_too_large_for_the_balancer_is_fetched_from_s3(
+    tmp_path: Path, aws_client: Any
+) -> None:
+    s3 = aws_client("s3")
+    bucket = f"replies-{os.urandom(4).hex()}"
+    s3.create_bucket(Bucket=bucket)
+    parts = Parts(tmp_path, S3ObjectStore(s3, bucket))
+    reply = os.urandom(800_000)  # base64 in the ALB answer: over 1 MB
+    balancer = Replier(reply)
+    try:
+        answer = run(parts, SlowFleet(0.01), alb_event({"text": "big"}, edge=False), balancer.url)
+    finally:
+        balancer.shutdown()
+        balancer.server_close()
+        parts.close()
+    assert answer["statusCode"] == 303, answer["statusCode"]
+    url = answer["multiValueHeaders"]["location"][0]
+    fetched = httpx.get(url)
+    assert (fetched.status_code, fetched.content) == (200, reply)
