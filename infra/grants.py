@@ -2,11 +2,19 @@
 
 Every statement names the platform's own ARNs (or ARN patterns under its prefixes).
 ``"*"`` appears only for actions AWS offers no resource-level permission for, each
-marked below: X-Ray writes, CloudWatch metric reads, and the ALB ``Describe*`` reads.
+marked below: X-Ray writes, CloudWatch metric reads, the ALB ``Describe*`` reads, and
+the ECS task definition and autoscaling reads (``provision``).
 (ENI management for Lambdas in a VPC comes from AWS's managed
 ``AWSLambdaVPCAccessExecutionRole``, attached in :mod:`flowhost.infra.functions`.)
 Running counts come from ``ecs:DescribeServices`` (no ``ecs:ListTasks``, which AWS
 authorizes only on ``*``).
+
+The API function and the scaler also own every version's resources (``provision``):
+they read services' envelopes (``/flowhost/<env>/services/*``), register task
+definitions (family ``flowhost-<env>-*``), create and delete ECS services in the
+platform's cluster, target groups named ``<env>-*``, listener rules, queues under the
+platform's prefix and autoscaling targets of ECS services, and pass the service roles
+(path ``/flowhost/<env>/services/``) to ECS tasks only.
 """
 
 from __future__ import annotations
@@ -15,9 +23,13 @@ from dataclasses import dataclass
 
 import pulumi
 
-from flowhost.infra.iam import Account, Statement
+from flowhost.infra.iam import Account, Statement, service_role_path
+from flowhost.services.envelope import ENVELOPE_ROOT
 
-__all__ = ["Grants"]
+__all__ = ["AUTOSCALING_ECS", "Grants"]
+
+AUTOSCALING_ECS = "ecs.application-autoscaling.amazonaws.com"
+AUTOSCALING_ECS_ROLE = "AWSServiceRoleForApplicationAutoScaling_ECSService"
 
 
 @dataclass(frozen=True)
@@ -30,6 +42,7 @@ class Grants:
     cluster_name: pulumi.Input[str]
     listener_arn: pulumi.Output[str]
     queue_name_prefix: str
+    environment: str = "dev"
 
     def api(self) -> list[Statement]:
         """Deployments API and async request API: state, objects, queues, scaling, routes."""
@@ -41,6 +54,7 @@ class Grants:
             *self._routes(),
             self._callback_key(),
             *self._runtime(),
+            *self.provision(),
         ]
 
     def activator(self) -> list[Statement]:
@@ -59,6 +73,7 @@ class Grants:
             Statement("ReadMetrics", ["cloudwatch:GetMetricData"], ["*"]),
             self._callback_key(),
             *self._runtime(),
+            *self.provision(),
         ]
 
     def _state(self) -> list[Statement]:
@@ -162,4 +177,128 @@ class Grants:
         return [
             # X-Ray writes have no resource-level permissions: AWS requires "*".
             Statement("Traces", ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"]),
+        ]
+
+    def provision(self) -> list[Statement]:
+        """Creating and removing versions' resources from their services' envelopes."""
+        acct, env = self.account, self.environment
+        cluster = pulumi.Output.concat("cluster/", self.cluster_name)
+        envelopes = ENVELOPE_ROOT.format(environment=env).lstrip("/")
+        autoscaling = {
+            "StringEquals": {
+                "application-autoscaling:scalable-dimension": "ecs:service:DesiredCount",
+                "application-autoscaling:service-namespace": "ecs",
+            }
+        }
+        return [
+            Statement(
+                "ReadEnvelopes", ["ssm:GetParameter"], [acct.arn("ssm", f"parameter/{envelopes}*")]
+            ),
+            Statement(
+                "RegisterTaskDefinitions",
+                ["ecs:RegisterTaskDefinition"],
+                [acct.arn("ecs", f"task-definition/flowhost-{env}-*:*")],
+            ),
+            # Task definition reads and deregistration have no resource-level permissions.
+            Statement(
+                "TaskDefinitions",
+                [
+                    "ecs:DeregisterTaskDefinition",
+                    "ecs:DescribeTaskDefinition",
+                    "ecs:ListTaskDefinitions",
+                ],
+                ["*"],
+            ),
+            Statement(
+                "CreateServices",
+                ["ecs:CreateService", "ecs:DeleteService"],
+                [acct.arn("ecs", pulumi.Output.concat("service/", self.cluster_name, "/*"))],
+            ),
+            Statement(
+                "TagOnCreate",
+                ["ecs:TagResource"],
+                [
+                    acct.arn("ecs", pulumi.Output.concat("service/", self.cluster_name, "/*")),
+                    acct.arn("ecs", f"task-definition/flowhost-{env}-*:*"),
+                ],
+                conditions={
+                    "StringEquals": {
+                        "ecs:CreateAction": ["CreateService", "RegisterTaskDefinition"]
+                    }
+                },
+            ),
+            # ListServices takes no resource; its ecs:cluster condition names the cluster.
+            Statement(
+                "ListServices",
+                ["ecs:ListServices"],
+                ["*"],
+                conditions={"ArnEquals": {"ecs:cluster": acct.arn("ecs", cluster)}},
+            ),
+            Statement(
+                "VersionTargetGroups",
+                [
+                    "elasticloadbalancing:AddTags",
+                    "elasticloadbalancing:CreateTargetGroup",
+                    "elasticloadbalancing:DeleteTargetGroup",
+                    "elasticloadbalancing:ModifyTargetGroupAttributes",
+                ],
+                [acct.arn("elasticloadbalancing", f"targetgroup/{env}-*/*")],
+            ),
+            Statement(
+                "VersionScaling",
+                [
+                    "application-autoscaling:DeregisterScalableTarget",
+                    "application-autoscaling:PutScalingPolicy",
+                    "application-autoscaling:RegisterScalableTarget",
+                ],
+                [acct.arn("application-autoscaling", "scalable-target/*")],
+                conditions=autoscaling,
+            ),
+            # Autoscaling reads have no resource-level permissions: AWS requires "*".
+            Statement("ReadScaling", ["application-autoscaling:DescribeScalableTargets"], ["*"]),
+            Statement(
+                "AutoscalingServiceRole",
+                ["iam:CreateServiceLinkedRole"],
+                [
+                    pulumi.Output.concat(
+                        "arn:",
+                        acct.partition,
+                        ":iam::",
+                        acct.account_id,
+                        ":role/aws-service-role/",
+                        AUTOSCALING_ECS,
+                        "/",
+                        AUTOSCALING_ECS_ROLE,
+                    )
+                ],
+                conditions={"StringEquals": {"iam:AWSServiceName": AUTOSCALING_ECS}},
+            ),
+            Statement(
+                "VersionQueues",
+                [
+                    "sqs:CreateQueue",
+                    "sqs:DeleteQueue",
+                    "sqs:GetQueueAttributes",
+                    "sqs:GetQueueUrl",
+                    "sqs:SetQueueAttributes",
+                    "sqs:TagQueue",
+                ],
+                [acct.arn("sqs", f"{self.queue_name_prefix}*")],
+            ),
+            Statement(
+                "PassServiceRoles",
+                ["iam:PassRole"],
+                [
+                    pulumi.Output.concat(
+                        "arn:",
+                        acct.partition,
+                        ":iam::",
+                        acct.account_id,
+                        ":role",
+                        service_role_path(env),
+                        "*",
+                    )
+                ],
+                conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+            ),
         ]

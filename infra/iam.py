@@ -14,7 +14,19 @@ from typing import Any
 
 import pulumi
 
-__all__ = ["Account", "Statement", "assume_role_policy", "policy_json"]
+__all__ = [
+    "Account",
+    "Statement",
+    "assume_role_policy",
+    "policy_json",
+    "service_role_path",
+]
+
+
+def service_role_path(environment: str) -> str:
+    """The IAM path of every service role (task and execution roles) of ``environment``:
+    the control plane may pass exactly these roles to ECS (``iam:PassRole`` by path)."""
+    return f"/flowhost/{environment}/services/"
 
 
 @dataclass(frozen=True)
@@ -24,7 +36,9 @@ class Statement:
     sid: str
     actions: Sequence[str]
     resources: Sequence[pulumi.Input[str]]
-    conditions: Mapping[str, Mapping[str, pulumi.Input[str]]] = field(default_factory=dict)
+    conditions: Mapping[str, Mapping[str, pulumi.Input[str] | Sequence[str]]] = field(
+        default_factory=dict
+    )
     effect: str = "Allow"
 
 

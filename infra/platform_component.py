@@ -146,6 +146,7 @@ class Platform(pulumi.ComponentResource):
             cluster_name=ecs.cluster_name,
             listener_arn=alb.listener_arn,
             queue_name_prefix=queue_prefix,
+            environment=env,
         )
         images = ImageCache(f"{name}-images", ImageCacheArgs(account, env), child)
         fns = Functions(

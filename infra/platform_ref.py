@@ -83,6 +83,7 @@ OUTPUT_NAMES: dict[str, str] = {
     "metaflow_environment": "metaflowEnvironment",
     "metaflow_auth_secret_arn": "metaflowAuthSecretArn",
     "metaflow_datastore_root": "metaflowDatastoreRoot",
+    "api_url": "apiUrl",
     "eks_enabled": "eksEnabled",
     "eks_cluster_name": "eksClusterName",
     "eks_kubeconfig": "eksKubeconfig",
@@ -96,6 +97,7 @@ _OPTIONAL: dict[str, Any] = {
     "metaflow_environment": {},
     "metaflow_auth_secret_arn": "",
     "metaflow_datastore_root": "",
+    "api_url": "",
 }
 
 
@@ -135,6 +137,8 @@ class PlatformRef:
     )
     metaflow_auth_secret_arn: pulumi.Input[str] = ""
     metaflow_datastore_root: pulumi.Input[str] = ""
+    # The control plane's API (API Gateway); a ServiceSpec that deploys code calls it.
+    api_url: pulumi.Input[str] = ""
     eks_cluster_name: pulumi.Input[str] | None = None
     eks_kubeconfig: pulumi.Input[str] | None = None
     eks_oidc_provider_arn: pulumi.Input[str] | None = None

@@ -1,4 +1,4 @@
-"""A service version's code package and the serving container's environment.
+"""A service's code package and the serving container's environment.
 
 The package is the service class's directory (or ``code_dir``) as the deterministic
 archive of ``flowhost.services.packaging``, uploaded at ``package_key(digest)`` in the
@@ -29,6 +29,7 @@ __all__ = [
     "container_environment",
     "container_secrets",
     "service_environment",
+    "shared_environment",
 ]
 
 COLLECTOR_OTLP = "http://127.0.0.1:4318"
@@ -67,6 +68,33 @@ def code_location(
     return root, f"{source.relative_to(root).as_posix()}:{definition.class_name}"
 
 
+def shared_environment(
+    definition: ServiceDefinition, platform: PlatformRef, *, region: pulumi.Input[str]
+) -> dict[str, pulumi.Input[str]]:
+    """What every version's serving container gets from its service and platform (the
+    envelope's ``container_env``; the control plane adds each version's own variables,
+    ``flowhost.services.envelope.version_environment``)."""
+    service = definition.name
+    env: dict[str, pulumi.Input[str]] = {
+        "FLOWHOST_PORT": str(SERVICE_PORT),
+        "FLOWHOST_KMS_KEY_ARN": platform.kms_key_arn,
+        "AWS_REGION": region,
+        "OTEL_SERVICE_NAME": service,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": COLLECTOR_OTLP,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_PROPAGATORS": "tracecontext,baggage",
+        "OTEL_RESOURCE_ATTRIBUTES": pulumi.Output.concat(
+            "flowhost.service=", service, ",flowhost.environment=", platform.environment
+        ),
+    }
+    if definition.artifacts is not None:
+        env["METAFLOW_DEFAULT_DATASTORE"] = "s3"
+        env["METAFLOW_DATASTORE_SYSROOT_S3"] = pulumi.Output.concat(
+            "s3://", platform.bucket_name, "/", METAFLOW_PREFIX.rstrip("/")
+        )
+    return env
+
+
 def service_environment(
     definition: ServiceDefinition,
     platform: PlatformRef,
@@ -81,43 +109,33 @@ def service_environment(
     dead_letter_url: pulumi.Input[str],
     region: pulumi.Input[str],
 ) -> dict[str, pulumi.Input[str]]:
-    """The serving container's environment (ECS and EKS alike; see docs/aws.md)."""
+    """One version's whole serving environment (a GPU service's, which its stack runs;
+    see docs/aws.md): the shared part and the version's own."""
     service, label = definition.name, f"v{version}"
-    env: dict[str, pulumi.Input[str]] = {
+    env = shared_environment(definition, platform, region=region)
+    env.update({
         "FLOWHOST_SERVICE": service,
         "FLOWHOST_VERSION": label,
         "FLOWHOST_ENVIRONMENT": platform.environment,
-        "FLOWHOST_PORT": str(SERVICE_PORT),
         "FLOWHOST_CODE_PACKAGE": package,
         "FLOWHOST_CODE_DIGEST": digest,
         "FLOWHOST_ENTRYPOINT": entrypoint,
         "FLOWHOST_BUCKET": platform.bucket_name,
-        "FLOWHOST_KMS_KEY_ARN": platform.kms_key_arn,
         "FLOWHOST_ASYNC_PREFIX": f"{ASYNC_PREFIX}{service}/",
         "FLOWHOST_QUEUE_NAME": queue_name,
         "FLOWHOST_QUEUE_URL": queue_url,
         "FLOWHOST_DEAD_LETTER_QUEUE_URL": dead_letter_url,
-        "AWS_REGION": region,
-        "OTEL_SERVICE_NAME": service,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": COLLECTOR_OTLP,
-        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-        "OTEL_PROPAGATORS": "tracecontext,baggage",
         "OTEL_RESOURCE_ATTRIBUTES": pulumi.Output.concat(
             "flowhost.service=", service, ",flowhost.version=", label,
             ",flowhost.environment=", platform.environment,
         ),
-    }  # fmt: skip
+    })  # fmt: skip
     binding = definition.artifacts
     pinned = run or (binding.run if binding else None)
     if pinned is not None:
         env["FLOWHOST_RUN"] = pinned
-    if binding is not None:
-        if binding.flow is not None:
-            env["FLOWHOST_ARTIFACT_FLOW"] = binding.flow
-        env["METAFLOW_DEFAULT_DATASTORE"] = "s3"
-        env["METAFLOW_DATASTORE_SYSROOT_S3"] = pulumi.Output.concat(
-            "s3://", platform.bucket_name, "/", METAFLOW_PREFIX.rstrip("/")
-        )
+    if binding is not None and binding.flow is not None:
+        env["FLOWHOST_ARTIFACT_FLOW"] = binding.flow
     return env
 
 

@@ -36,9 +36,37 @@ def grafana_uid(title: str) -> str:
     return f"{title[:31]}-{hashlib.sha256(title.encode()).hexdigest()[:8]}"
 
 
+def _expression(metric: Sequence[Any]) -> Mapping[str, Any] | None:
+    """The widget entry's math or SEARCH expression (``[{"expression": ...}]``), if it is one."""
+    first = metric[0] if len(metric) == 1 else None
+    return first if isinstance(first, dict) and "expression" in first else None
+
+
+def _in_seconds(metric: Sequence[Any]) -> bool:
+    expression = _expression(metric)
+    if expression is None:
+        return metric[1] in SECONDS
+    return any(f'"{name}"' in str(expression["expression"]) for name in SECONDS)
+
+
 def _query(
     ref_id: str, metric: Sequence[Any], region: str, period: int
 ) -> cwb.CloudWatchMetricsQuery:
+    expression = _expression(metric)
+    if expression is not None:  # a SEARCH expression: code mode, the expression as written
+        return (
+            cwb.CloudWatchMetricsQuery()
+            .datasource(DATASOURCE)
+            .ref_id(ref_id)
+            .query_mode(cwm.CloudWatchQueryMode.METRICS)
+            .metric_query_type(cwm.MetricQueryType.SEARCH)
+            .metric_editor_mode(cwm.MetricEditorMode.CODE)
+            .region(region)
+            .expression(str(expression["expression"]))
+            .id(str(expression.get("id", ref_id.lower())))
+            .period(str(period))
+            .label(str(expression.get("label") or ""))
+        )
     namespace, name, *rest = metric
     options: Mapping[str, Any] = rest.pop() if rest and isinstance(rest[-1], dict) else {}
     dims: dict[str, str | list[str]] = {
@@ -65,7 +93,7 @@ def _query(
 def _panel(widget: Mapping[str, Any]) -> tsb.Panel:
     props = widget["properties"]
     metrics: list[Sequence[Any]] = props["metrics"]
-    seconds = [m[1] in SECONDS for m in metrics]
+    seconds = [_in_seconds(m) for m in metrics]
     panel = (
         tsb.Panel()
         .title(props["title"])

@@ -1,11 +1,17 @@
-"""A service version's least-privilege roles: the task role and the execution role.
+"""A service's least-privilege roles: the task role and the execution role.
 
-Both carry the platform's permissions boundary. Every statement names the service's own
-resources (its code package, artifact and async prefixes, queue, log group), except the
-few shared things a service must reach and nothing narrower exists for:
+A CPU service's roles are its stack's (``ServiceSpec``) and serve every version the
+control plane creates: the task role reads any code package (``packages/sha256-*``, the
+digests the control plane records) and uses every version's queue and dead-letter queue
+by pattern (``<queueNamePrefix><service>-v*``). A GPU service's role (its IRSA role on
+EKS) names its one version's package and queue. Both roles carry the platform's
+permissions boundary and live under the path ``/flowhost/<env>/services/``, the only
+roles the control plane may pass to ECS. Every statement names the service's own
+resources (its code packages, artifact and async prefixes, queues, log group), except
+the few shared things a service must reach and nothing narrower exists for:
 
 - the platform key, for S3 only (``kms:ViaService``); for SQS it is conditioned on the
-  service's own queue ARN (``kms:EncryptionContext:aws:sqs:arn``);
+  service's own queue ARNs (``kms:EncryptionContext:aws:sqs:arn``);
 - the platform's ADOT collector config parameter and its EMF metrics log group;
 - X-Ray's ``PutTraceSegments``/``PutTelemetryRecords``, which AWS authorizes on ``*`` only;
 - ``ecr:GetAuthorizationToken`` (``*`` only), when an image is in a private ECR repository.
@@ -26,7 +32,13 @@ from dataclasses import dataclass, replace
 import pulumi
 import pulumi_aws as aws
 
-from flowhost.infra.iam import Account, Statement, assume_role_policy, policy_json
+from flowhost.infra.iam import (
+    Account,
+    Statement,
+    assume_role_policy,
+    policy_json,
+    service_role_path,
+)
 from flowhost.infra.images import pull_statements
 from flowhost.infra.metaflow_access import datastore_statements
 from flowhost.infra.tags import Tagging
@@ -34,6 +46,7 @@ from flowhost.infra.tags import Tagging
 __all__ = [
     "ASYNC_PREFIX",
     "METAFLOW_PREFIX",
+    "PACKAGES_PATTERN",
     "RoleArgs",
     "ServiceRoles",
     "create_roles",
@@ -47,6 +60,8 @@ ASYNC_PREFIX = "async/"  # as flowhost.infra.storage (the bucket's TTL rule)
 # METAFLOW_DATASTORE_SYSROOT_S3 in the platform bucket when the platform has no Metaflow
 # settings (flowhost:metaflow): a flow's runs then live under metaflow/<flow>/ there.
 METAFLOW_PREFIX = "metaflow/"
+# Every code package the control plane may record for a version (package_key's shape).
+PACKAGES_PATTERN = "packages/sha256-*"
 TASKS_PRINCIPAL = "ecs-tasks.amazonaws.com"
 ECR_PULL = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
 _ECR_IMAGE = re.compile(
@@ -69,9 +84,9 @@ class RoleArgs:
     account: Account
     bucket_arn: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
-    package_key: str
+    package_key: str  # one package (GPU), or PACKAGES_PATTERN (CPU: every version's)
     artifact_flow: str | None
-    queue_name: pulumi.Input[str]
+    queue_name: pulumi.Input[str]  # one queue (GPU), or "<prefix><service>-v*" (CPU)
     log_group_arn: pulumi.Input[str] | None  # None on EKS (no execution role there)
     metrics_log_group: pulumi.Input[str]
     adot_parameter_arn: pulumi.Input[str]
@@ -116,7 +131,7 @@ def task_statements(args: RoleArgs) -> list[Statement]:
             "OwnQueueKey",
             ["kms:Decrypt", "kms:GenerateDataKey"],
             [args.kms_key_arn],
-            conditions={"StringEquals": {"kms:EncryptionContext:aws:sqs:arn": queue_arn}},
+            conditions={"StringLike": {"kms:EncryptionContext:aws:sqs:arn": queue_arn}},
         ),
         Statement(
             "BucketKey",
@@ -243,6 +258,7 @@ def create_roles(name: str, args: RoleArgs, parent: pulumi.Resource) -> ServiceR
             f"{name}-{key}-role",
             description=f"flowhost service {args.service}: {what}",
             assume_role_policy=assume_role_policy(TASKS_PRINCIPAL),
+            path=service_role_path(args.tagging.environment),
             permissions_boundary=args.permissions_boundary_arn,
             max_session_duration=3600,
             tags=args.tagging.tags(f"{name}-{key}-role"),

@@ -6,18 +6,23 @@ them are reported together in one ``ValueError``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 
 from flowhost.infra.platform_ref import PlatformRef
-from flowhost.infra.service_ecs import ecs_service_name, fargate_size
+from flowhost.infra.service_deploy import Deploy
+from flowhost.infra.service_ecs import fargate_size
 from flowhost.infra.service_queue import DEAD_LETTER_SUFFIX, MAX_QUEUE_NAME, queue_base_name
-from flowhost.infra.service_routes import ALIAS, path_patterns
 from flowhost.services.definition import ServiceDefinition
 
-__all__ = ["LOG_RETENTION_DAYS", "MAX_COMPONENT_NAME", "ServiceOptions", "validate"]
+__all__ = ["ALIAS", "LOG_RETENTION_DAYS", "MAX_COMPONENT_NAME", "ServiceOptions", "validate"]
+
+ALIAS = re.compile(r"^[a-z][a-z0-9-]*$")  # as the control plane's aliases
+# The queue names are checked with a version of this many digits (the control plane's).
+LONGEST_VERSION = 9999
 
 LOG_RETENTION_DAYS = frozenset(
     {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192}
@@ -26,7 +31,6 @@ LOG_RETENTION_DAYS = frozenset(
 # IAM role names are at most 64 characters; Pulumi appends "-" and 7 characters to the
 # logical name "<name>-execution-role".
 MAX_COMPONENT_NAME = 64 - 8 - len("-execution-role")
-MAX_ECS_SERVICE_NAME = 255
 MAX_SQS_RETENTION = 14 * 24 * 60 * 60
 MAX_VISIBILITY_TIMEOUT = 12 * 60 * 60
 
@@ -85,19 +89,52 @@ def _option_problems(options: ServiceOptions) -> list[str]:
     return problems
 
 
+def _deploy_problems(
+    definition: ServiceDefinition,
+    version: int | None,
+    run: str | None,
+    aliases: Sequence[str],
+    deploy: Deploy | None,
+) -> list[str]:
+    """Who deploys the code: the control plane (CPU, ``deploy=``) or the stack (GPU)."""
+    problems: list[str] = []
+    if definition.uses_gpu:
+        if deploy is not None:
+            problems.append(
+                "deploy= applies to CPU services (got a GPU service). A GPU service's "
+                "version runs from its stack: drop deploy= and set version="
+            )
+        return problems
+    given = [f"{k}={v!r}" for k, v in (("version", version), ("run", run)) if v is not None]
+    given += [f"aliases={list(aliases)!r}"] if aliases else []
+    if deploy is None and given:
+        problems.append(
+            f"{', '.join(given)} only apply to code the stack deploys (got deploy=None). The "
+            "control plane numbers versions and moves aliases: pass deploy=Deploy(...), "
+            "or deploy with 'flowhost deploy'"
+        )
+    if deploy is not None and deploy.run is not None and run is not None and deploy.run != run:
+        problems.append(f"run={run!r} and deploy.run={deploy.run!r} differ. Give one of them")
+    if deploy is not None and (deploy.timeout <= 0):
+        problems.append(f"deploy.timeout must be positive (got {deploy.timeout:g})")
+    return problems
+
+
 def validate(
     name: str,
     definition: ServiceDefinition,
     platform: PlatformRef,
-    version: int,
+    version: int | None,
     run: str | None,
     aliases: Sequence[str],
     options: ServiceOptions,
+    deploy: Deploy | None = None,
 ) -> tuple[int, int]:
     """Every problem at once as a ``ValueError``; else the Fargate (CPU units, MiB)."""
     service = definition.name
     where = f"ServiceSpec {name!r}"
     problems = _option_problems(options)
+    problems += _deploy_problems(definition, version, run, aliases, deploy)
     if definition.uses_gpu and not platform.eks_enabled:
         problems.append(
             f"service {service!r} asks for resources.gpu={definition.resources.gpu}, but the "
@@ -105,14 +142,14 @@ def validate(
             "true in the platform stack's Pulumi.<env>.yaml and run pulumi up there, then "
             "read it with PlatformRef.from_stack(..., eks_enabled=True); or set gpu=0"
         )
-    if version < 1:
+    if version is not None and version < 1:
         problems.append(f"version must be 1 or more (got {version}). Versions are v1, v2, ...")
     if len(name) > MAX_COMPONENT_NAME:
         problems.append(
             f"the name is longer than {MAX_COMPONENT_NAME} characters (got {len(name)}), too "
             "long for its IAM role names. Use a shorter component name"
         )
-    queue = queue_base_name(service, version)
+    queue = queue_base_name(service, version or LONGEST_VERSION)
     prefix = _known(platform.queue_name_prefix) or ""
     if len(prefix + queue + DEAD_LETTER_SUFFIX) > MAX_QUEUE_NAME:
         problems.append(
@@ -120,24 +157,19 @@ def validate(
             f"{MAX_QUEUE_NAME} characters (got {len(prefix + queue + DEAD_LETTER_SUFFIX)}). "
             "Use a shorter service name"
         )
-    if len(ecs_service_name(service, version)) > MAX_ECS_SERVICE_NAME:
-        problems.append(f"the service name {service!r} is too long for an ECS service name")
-    for alias in aliases:
+    wanted = [*aliases, *(deploy.aliases if deploy is not None else ())]
+    for alias in wanted:
         if not ALIAS.match(alias):
             problems.append(
                 f"alias {alias!r} is not a lowercase slug (got {alias!r}). Use letters, "
                 "digits and '-', starting with a letter, e.g. 'production' or 'canary'"
             )
-            continue
-        try:
-            path_patterns(service, alias)
-        except ValueError as error:
-            problems.append(str(error).split(": ", 1)[1].rstrip("."))
-    if len(set(aliases)) != len(aliases):
-        problems.append(f"aliases must be distinct (got {list(aliases)})")
-    if run is not None and definition.artifacts is None:
+    if len(set(wanted)) != len(wanted):
+        problems.append(f"aliases must be distinct (got {wanted})")
+    pinned = run or (deploy.run if deploy is not None else None)
+    if pinned is not None and definition.artifacts is None:
         problems.append(
-            f"run={run!r} is given but service {service!r} declares no Artifacts (got none). "
+            f"run={pinned!r} is given but service {service!r} declares no Artifacts (got none). "
             "Declare artifacts = Artifacts(flow=...) on the class, or drop run"
         )
     sizes = (0, 0)

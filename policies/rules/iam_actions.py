@@ -48,6 +48,9 @@ WILDCARD_RESOURCE_ONLY: Final = frozenset(
         "ecs:ListClusters",
         "ecs:ListServices",
         "ecs:DescribeTaskDefinition",
+        # The control plane registering and retiring versions' task definitions.
+        "ecs:DeregisterTaskDefinition",
+        "ecs:ListTaskDefinitions",
         "application-autoscaling:DescribeScalableTargets",
         "application-autoscaling:DescribeScalingPolicies",
         "application-autoscaling:DescribeScalingActivities",
