@@ -54,9 +54,12 @@ def create_api(
     *,
     instances: Callable[[str], dict[str, Any]] | None = None,
     logs: Callable[[str, int, int], str] | None = None,
+    drift: Callable[[], dict[str, list[str]]] | None = None,
 ) -> FastAPI:
     """The control-plane API under ``/api``; ``instances(service)`` lists running ones,
-    ``logs(service, number, tail)`` reads a version's instance log."""
+    ``logs(service, number, tail)`` reads a version's instance log, ``drift()`` names
+    compute with no live version record (``orphaned``) and live versions whose compute
+    is gone (``missing``), as ``service@vN``."""
     store = deployments.store
     app = FastAPIOffline(
         title="flowhost control plane",
@@ -115,12 +118,18 @@ def create_api(
     @app.get("/api/services/{service}")
     def get_service(service: str) -> dict[str, Any]:  # pyright: ignore[reportUnusedFunction]
         versions = store.versions(service)
+        found = drift() if drift else {}
         return {
             "name": service,
             "aliases": {a.name: a.version for a in store.aliases(service)},
             "versions": [_version_json(v) for v in versions],
             "instances": instances(service) if instances else {},
+            "drift": {k: [v for v in vs if v.startswith(f"{service}@")] for k, vs in found.items()},
         }
+
+    @app.get("/api/drift")
+    def platform_drift() -> dict[str, list[str]]:  # pyright: ignore[reportUnusedFunction]
+        return drift() if drift else {"orphaned": [], "missing": []}
 
     @app.post("/api/services/{service}/versions", status_code=202)
     async def deploy(service: str, req: DeployRequest, actor: Actor) -> dict[str, Any]:  # pyright: ignore[reportUnusedFunction]

@@ -223,6 +223,11 @@ def status(service: str, target_name: TargetOption = None, url: UrlOption = None
         )  # fmt: skip
     out.print(table)
     out.print("aliases: " + (", ".join(f"{a}→v{n}" for a, n in info["aliases"].items()) or "none"))
+    drift: dict[str, list[str]] = info.get("drift") or {}
+    if drift.get("orphaned"):
+        out.print(f"drift: compute with no live version record: {', '.join(drift['orphaned'])}")
+    if drift.get("missing"):
+        out.print(f"drift: live versions whose compute is gone: {', '.join(drift['missing'])}")
     for e in events:
         where = f" {e['alias']}" if e["alias"] else ""
         out.print(f"  {e['created_at'][:19]} {e['kind']}{where} v{e['version']} by {e['actor']}")

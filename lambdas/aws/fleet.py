@@ -3,9 +3,11 @@
 ``EcsFleet`` implements ``flowhost.lambdas.deployments.Fleet`` over ``EcsCompute`` and
 ``AlbRoutes``. Version N of service S runs as the ECS service ``<prefix>S-vN`` in the
 platform's cluster; its target group is the one that ECS service registers with (read
-from ``DescribeServices``, so the fleet needs no second lookup table). The ECS service,
-task definition and target group come from the user stack (``ServiceSpec``); the fleet
-only scales them and routes to them.
+from ``DescribeServices``, so the fleet needs no second lookup table). With ``versions``
+(``EcsVersions``: the control plane owns everything per version) ``begin`` creates the
+version's queue, target group, task definition and ECS service from its record and its
+service's envelope, and ``retire`` deletes them; ``drift`` compares the cluster with
+the records.
 
 On top of the protocol it offers what the scaler and the activator need: ``wake``
 (start, wait, then route to the version) and ``park`` (route to the activator, then
@@ -23,6 +25,7 @@ from pathlib import Path
 from flowhost.errors import DeployError, NotFoundError
 from flowhost.lambdas.aws.compute import EcsCompute, ServiceStatus
 from flowhost.lambdas.aws.errors import AwsError
+from flowhost.lambdas.aws.provision import EcsVersions
 from flowhost.lambdas.aws.routes import AlbRoutes, Route
 from flowhost.lambdas.fleet import Launch
 from flowhost.lambdas.objectstore import ObjectStore
@@ -46,12 +49,14 @@ class EcsFleet:
         *,
         code_root: Path,
         prefix: str = "",
+        versions: EcsVersions | None = None,
     ) -> None:
         self.compute = compute
         self.routes = routes
         self.objects = objects
         self.code_root = code_root  # on Lambda: under /tmp, the only writable place
         self.prefix = prefix
+        self.versions = versions
 
     def ecs_service(self, service: str, number: int) -> str:
         return ecs_service_name(service, number, self.prefix)
@@ -93,6 +98,8 @@ class EcsFleet:
         name = self.ecs_service(version.service, version.number)
         count = max(1, version.definition.scaling.min_instances)
         try:
+            if self.versions is not None:  # idempotent: a step taken again finds them
+                await asyncio.to_thread(self.versions.ensure, version)
             await asyncio.to_thread(self.compute.set_desired, name, count)
         except NotFoundError as error:  # Deployments reports DeployErrors on the version
             raise DeployError(error.message) from error
@@ -127,14 +134,44 @@ class EcsFleet:
         self.routes.point(service, alias, target, parked=status.at_zero)
 
     async def retire(self, service: str, number: int) -> None:
-        """Remove the version's routes, then scale it to zero. A version whose ECS
-        service is already gone has nothing left to retire."""
+        """Remove the version's routes, then scale it to zero; with ``versions``, delete
+        what it ran on. A version whose ECS service is already gone has nothing left to
+        retire but what ``sweep`` finishes."""
         try:
             target, _ = await asyncio.to_thread(self.target_group, service, number)
         except (NotFoundError, DeployError):
-            return
-        await asyncio.to_thread(self.routes.remove_target, target)
-        await asyncio.to_thread(self.compute.set_desired, self.ecs_service(service, number), 0)
+            target = None
+        if target is not None:
+            await asyncio.to_thread(self.routes.remove_target, target)
+            await asyncio.to_thread(self.compute.set_desired, self.ecs_service(service, number), 0)
+        if self.versions is not None:
+            await asyncio.to_thread(self.versions.remove, service, number)
+
+    def sweep(self, retired: list[tuple[str, int]]) -> int:
+        """Delete what retired versions still hold (a target group stays in use while its
+        service drains, so the first ``retire`` may leave it); the scaler calls this each
+        tick. Returns how many are still not gone."""
+        if self.versions is None:
+            return 0
+        present = self.versions.present(retired)
+        return sum(not self.versions.remove(service, number) for service, number in present)
+
+    def drift(self, recorded: dict[str, set[int]]) -> dict[str, list[str]]:
+        """Compute with no live version record, and live versions whose compute is gone."""
+        if self.versions is None:
+            return {"orphaned": [], "missing": []}
+        running = self.versions.running_versions()
+        orphaned = sorted(
+            f"{service}@v{n}"
+            for service, numbers in running.items()
+            for n in numbers - recorded.get(service, set())
+        )
+        missing = sorted(
+            f"{service}@v{n}"
+            for service, numbers in recorded.items()
+            for n in numbers - running.get(service, set())
+        )
+        return {"orphaned": orphaned, "missing": missing}
 
     async def wake(self, service: str, number: int, count: int = 1) -> list[Route]:
         """Scale a parked version to ``count``, wait for a running task, then send its

@@ -340,18 +340,36 @@ class EcsVersions:
 
     # drift
 
+    def present(self, versions: list[tuple[str, int]]) -> list[tuple[str, int]]:
+        """Those of ``versions`` whose target group still exists."""
+        return [
+            (service, number)
+            for service, number in versions
+            if self._find_target_group(target_group_name(self.environment, service, number))
+        ]
+
     def running_versions(self) -> dict[str, set[int]]:
-        """The versions that have an ECS service in the cluster, by service."""
-        out: dict[str, set[int]] = {}
+        """The versions that have an ACTIVE ECS service in the cluster, by service (a
+        deleted one drains, then goes INACTIVE: neither counts)."""
+        arns: list[str] = []
         paginator = self.ecs.get_paginator("list_services")
         with aws_errors(f"cluster {self.cluster!r}", "ListServices"):
             for page in paginator.paginate(cluster=self.cluster):
                 names: list[Any] = page.get("serviceArns") or []
-                for arn in names:
-                    name = str(arn).rsplit("/", 1)[-1]
-                    service, _, number = name.rpartition("-v")
-                    if service and number.isdigit():
-                        out.setdefault(service, set()).add(int(number))
+                arns.extend(str(a) for a in names)
+        out: dict[str, set[int]] = {}
+        for start in range(0, len(arns), 10):  # DescribeServices takes up to 10
+            with aws_errors(f"cluster {self.cluster!r}", "DescribeServices"):
+                found = self.ecs.describe_services(
+                    cluster=self.cluster, services=arns[start : start + 10]
+                )
+            described: list[Mapping[str, Any]] = found.get("services") or []
+            for raw in described:
+                if raw.get("status") != "ACTIVE":
+                    continue
+                service, _, number = str(raw.get("serviceName", "")).rpartition("-v")
+                if service and number.isdigit():
+                    out.setdefault(service, set()).add(int(number))
         return out
 
 

@@ -16,6 +16,7 @@ from flowhost.lambdas.async_requests import AsyncRequests, AsyncSettings, create
 from flowhost.lambdas.aws.compute import EcsCompute
 from flowhost.lambdas.aws.fleet import EcsFleet
 from flowhost.lambdas.aws.metaflow import apply_metaflow_settings
+from flowhost.lambdas.aws.provision import EcsVersions
 from flowhost.lambdas.aws.queues import SQSQueues
 from flowhost.lambdas.aws.routes import AlbRoutes
 from flowhost.lambdas.aws.settings import AwsSettings
@@ -72,19 +73,31 @@ class ControlPlane:
         self._elbv2 = client("elbv2")
         self.cloudwatch = client("cloudwatch")
         self.objects = S3ObjectStore(client("s3"), settings.bucket, kms_key_id=settings.kms_key_arn)
+        # The control plane owns each version's queues: it creates them (EcsVersions) and
+        # looks them up for async requests.
+        self.queues = SQSQueues(
+            client("sqs"), prefix=settings.queue_prefix, kms_key_id=settings.kms_key_arn
+        )
+        routes = AlbRoutes(self._elbv2, settings.listener_arn, settings.activator_target_group_arn)
         self.fleet = EcsFleet(
             EcsCompute(client("ecs"), settings.ecs_cluster),
-            AlbRoutes(self._elbv2, settings.listener_arn, settings.activator_target_group_arn),
+            routes,
             self.objects,
             code_root=Path(tempfile.gettempdir()) / "flowhost-code",  # /tmp: Lambda's only disk
+            versions=EcsVersions(
+                ecs=client("ecs"),
+                elbv2=self._elbv2,
+                ssm=client("ssm"),
+                autoscaling=client("application-autoscaling"),
+                queues=self.queues,
+                routes=routes,
+                environment=settings.environment,
+                cluster=settings.ecs_cluster,
+            ),
         )
         self.deployments = Deployments(
             store, self.objects, self.fleet, deploy_timeout=settings.deploy_timeout
         )
-        self.queues = SQSQueues(
-            client("sqs"), prefix=settings.queue_prefix, kms_key_id=settings.kms_key_arn,
-            create=False,  # the service's stack creates its queues; this role only uses them
-        )  # fmt: skip
         secret = b""
         if settings.callback_secret_arn is not None:
             value = client("secretsmanager").get_secret_value(SecretId=settings.callback_secret_arn)
@@ -104,11 +117,19 @@ class ControlPlane:
             ],
         )  # fmt: skip
         self.app = Gateway(
-            api=create_api(self.deployments),
+            api=create_api(self.deployments, drift=self.drift),
             catalog=create_catalog(self.deployments),
             asynchronous=create_async_app(self.requests),
             fallback=_not_here,
         )
+
+    def drift(self) -> dict[str, list[str]]:
+        """ECS services with no live version record, and live versions with none."""
+        live: dict[str, set[int]] = {}
+        for version in self.store.all_versions():
+            if version.status == "ready":
+                live.setdefault(version.service, set()).add(version.number)
+        return self.fleet.drift(live)
 
     def balancer_url(self) -> str:
         """Where the activator replays requests: the settings', else the listener's ALB."""

@@ -37,12 +37,17 @@ def metric_dimension(arn: str) -> str:
     return resource
 
 
+_RETIRED = ("undeployed", "failed")
+_SWEPT = 50
+
+
 @dataclass
 class TickReport:
     woken: list[str] = field(default_factory=list[str])
     deploys_unfinished: int = 0
     parked: list[str] = field(default_factory=list[str])
     skipped: list[str] = field(default_factory=list[str])
+    unretired: int = 0  # retired versions whose resources could not all go yet
 
 
 class AwsScaler:
@@ -93,9 +98,15 @@ class AwsScaler:
                 report.deploys_unfinished = await self.deployments.advance()
             except Exception:  # scaling goes on; the next tick or invocation retries
                 log.exception("advancing deploys failed")
-        for version in self.store.all_versions():
+        versions = self.store.all_versions()
+        for version in versions:
             if version.status == "ready":
                 await self._evaluate(version, report)
+        retired = sorted((v for v in versions if v.status in _RETIRED), key=lambda v: v.created_at)
+        try:  # the newest retired versions: older ones were swept by earlier ticks
+            report.unretired = self.fleet.sweep([(v.service, v.number) for v in retired[-_SWEPT:]])
+        except Exception:
+            log.exception("sweeping retired versions failed")
         await self.requests.tick()
         return report
 

@@ -9,6 +9,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from flowhost.services.envelope import (
+    EcsEnvelope,
+    QueueEnvelope,
+    ServiceEnvelope,
+    envelope_parameter,
+)
+
 
 def fresh(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
@@ -102,3 +109,39 @@ def create_cluster(ecs: Any, network: Network) -> Cluster:
     name = fresh("cluster")
     ecs.create_cluster(clusterName=name)
     return Cluster(ecs, name, network)
+
+
+def register_envelope(
+    ssm: Any, balancer: Balancer, cluster: Cluster, environment: str, service: str,
+    *, queue_prefix: str,
+) -> ServiceEnvelope:  # fmt: skip
+    """Write ``service``'s envelope to SSM as its stack's ServiceSpec would, with the
+    network, balancer and cluster of these tests; returns it."""
+    network = cluster.network
+    listener = balancer.client.describe_listeners(ListenerArns=[balancer.listener])
+    envelope = ServiceEnvelope(
+        service=service,
+        environment=environment,
+        bucket="flowhost-test-bucket",
+        container_env={"AWS_REGION": "us-east-1", "FLOWHOST_PORT": "8080"},
+        queues=QueueEnvelope(prefix=queue_prefix),
+        ecs=EcsEnvelope(
+            cluster=cluster.name,
+            subnets=network.subnets,
+            security_groups=(network.security_group,),
+            vpc_id=network.vpc,
+            load_balancer_arn=listener["Listeners"][0]["LoadBalancerArn"],
+            task_role_arn=f"arn:aws:iam::123456789012:role/{service}-task",
+            execution_role_arn=f"arn:aws:iam::123456789012:role/{service}-execution",
+            log_group=f"/flowhost/{environment}/services/{service}",
+            region="us-east-1",
+            image="123456789012.dkr.ecr.us-east-1.amazonaws.com/flowhost-runtime:0.1.0",
+            cpu_units=512,
+            memory_mib=1024,
+        ),
+    )
+    ssm.put_parameter(
+        Name=envelope_parameter(environment, service), Value=envelope.model_dump_json(),
+        Type="String", Overwrite=True,
+    )  # fmt: skip
+    return envelope

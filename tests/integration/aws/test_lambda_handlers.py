@@ -27,6 +27,7 @@ from botocore.stub import Stubber
 from mangum import Mangum
 from pydantic import BaseModel
 
+from flowhost.errors import NotFoundError
 from flowhost.lambdas.aws.activator import ACTIVATED, Activator
 from flowhost.lambdas.aws.queues import SQSQueues
 from flowhost.lambdas.aws.runtime import ControlPlane
@@ -36,7 +37,7 @@ from flowhost.lambdas.handler import ADVANCE_DEPLOYS, ApiFunction, invoke_event
 from flowhost.lambdas.store import PRODUCTION, StateStore
 from flowhost.services import Scaling, WebServiceSpec, definition_of, endpoint
 from flowhost.services.packaging import build_package, package_key
-from tests.integration.aws.support import Balancer, Cluster, fresh
+from tests.integration.aws.support import Balancer, Cluster, fresh, register_envelope
 from tests.integration.test_lambda_handler import event
 
 ClientFactory = Callable[[str], Any]
@@ -305,15 +306,19 @@ def function(plane: ControlPlane) -> Iterator[tuple[ApiFunction, list[tuple[str,
 
 def record_deploy(plane: ControlPlane, cluster: Cluster, balancer: Balancer, tmp_path: Path,
                   function: ApiFunction) -> dict[str, Any]:  # fmt: skip
-    """POST a deploy of echo through the function, as API Gateway would; its ECS service
-    and target group exist, at zero, as ServiceSpec creates them."""
+    """POST a deploy of echo through the function, as API Gateway would; echo's envelope
+    is in SSM, as its stack's ServiceSpec writes it (the control plane creates the rest)."""
     source = tmp_path / "src"
     source.mkdir(exist_ok=True)
     (source / "service.py").write_text("X = 1\n")
     digest, archive = build_package(source)
     plane.objects.put(package_key(digest), archive)
-    number = len(plane.store.versions("echo")) + 1 if "echo" in plane.store.services() else 1
-    cluster.service(plane.fleet.ecs_service("echo", number), balancer.target_group())
+    versions = plane.fleet.versions
+    assert versions is not None
+    register_envelope(
+        versions.ssm, balancer, cluster, plane.settings.environment, "echo",
+        queue_prefix=plane.settings.queue_prefix,
+    )  # fmt: skip
     body = {"definition": definition_of(Echo).model_dump(mode="json"),
             "package_digest": digest, "promote": True}  # fmt: skip
     answer = function(signed("POST", "/api/services/echo/versions", body), context())
@@ -330,7 +335,8 @@ def test_a_recorded_deploy_invokes_the_function_which_finishes_it(
     assert (version["number"], version["status"]) == (1, "deploying")
     assert version["progress"] == ["recorded echo v1 (run none)"]
     assert sent == [(ARN, {"flowhost": "advance-deploys"})]
-    assert plane.fleet.status("echo", 1).desired == 0  # the request itself started nothing
+    with pytest.raises(NotFoundError):  # the request itself created and started nothing
+        plane.fleet.status("echo", 1)
 
     sent.clear()
     report = api(dict(ADVANCE_DEPLOYS), context())

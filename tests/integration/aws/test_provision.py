@@ -14,10 +14,11 @@ from botocore.validate import ParamValidator
 from pydantic import BaseModel
 
 from flowhost.errors import DeployError, NotFoundError
-from flowhost.lambdas.aws import AlbRoutes
+from flowhost.lambdas.aws import AlbRoutes, EcsCompute, EcsFleet
 from flowhost.lambdas.aws.provision import EcsVersions, target_group_name
 from flowhost.lambdas.aws.queues import SQSQueues
 from flowhost.lambdas.aws.taskdef import task_definition
+from flowhost.lambdas.objectstore import LocalObjectStore
 from flowhost.lambdas.store import StateStore, VersionRecord
 from flowhost.services import Artifacts, Scaling, WebServiceSpec, definition_of, endpoint
 from flowhost.services.envelope import (
@@ -191,7 +192,9 @@ def test_a_version_is_created_from_the_record_and_envelope_and_found_again(
     scaling = aws_client("application-autoscaling").describe_scalable_targets(
         ServiceNamespace="ecs"
     )["ScalableTargets"]
-    assert [(t["MinCapacity"], t["MaxCapacity"]) for t in scaling] == [(0, 3)]
+    resource = f"service/{cluster.name}/{made.ecs_service}"
+    mine = [(t["MinCapacity"], t["MaxCapacity"]) for t in scaling if t["ResourceId"] == resource]
+    assert mine == [(0, 3)]
 
     again = versions.ensure(version)  # a deploy advanced twice creates nothing new
     assert again == made
@@ -249,3 +252,32 @@ def test_removing_a_version_leaves_nothing_behind(
     )
     assert not queues.get("QueueUrls")
     assert versions.remove("echo", version.number) is True  # already gone: nothing to do
+
+
+def test_the_fleet_reports_drift_both_ways_and_sweeps_what_retired_versions_left(
+    aws_client: ClientFactory,
+    versions: EcsVersions,
+    store: StateStore,
+    balancer: Balancer,
+    cluster: Cluster,
+    routes: AlbRoutes,
+    compute: EcsCompute,
+    environment: str,
+    tmp_path: Path,
+) -> None:
+    register(aws_client, make_envelope(balancer, cluster, environment))
+    one, two = new_version(store), new_version(store)
+    versions.ensure(one)
+    versions.ensure(two)
+    fleet = EcsFleet(
+        compute, routes, LocalObjectStore(tmp_path / "objects"), code_root=tmp_path / "code",
+        versions=versions,
+    )  # fmt: skip
+
+    # v1 is live; v2 has compute but no live record; v3 is live with no compute
+    drift = fleet.drift({"echo": {one.number, 3}})
+
+    assert drift == {"orphaned": [f"echo@v{two.number}"], "missing": ["echo@v3"]}
+    assert fleet.sweep([("echo", two.number)]) == 0
+    assert fleet.drift({"echo": {one.number}}) == {"orphaned": [], "missing": []}
+    assert versions.present([("echo", one.number), ("echo", two.number)]) == [("echo", one.number)]
