@@ -165,15 +165,28 @@ handler = ApiFunction(control_plane)
 
 
 def activator(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The ALB's target for parked routes. An edge caller whose version is not up within
+    the edge's budget is held (303 to its wait URL) while this function, invoked again
+    with the wake event, finishes the wake."""
     import httpx
 
-    from flowhost.lambdas.aws.activator import Activator
+    from flowhost.lambdas.aws.activator import WAKE_EVENT, Activator
+    from flowhost.services.edge import EDGE_BUDGET_SECONDS
 
     plane = control_plane()
+    me = str(getattr(context, "invoked_function_arn", "") or os.environ["AWS_LAMBDA_FUNCTION_NAME"])
+    budget = float(os.environ.get("FLOWHOST_EDGE_BUDGET_SECONDS") or EDGE_BUDGET_SECONDS)
+
+    async def wake_later(service: str, number: int) -> None:
+        wake = {"flowhost": WAKE_EVENT, "service": service, "version": number}
+        await asyncio.to_thread(invoke_event, me, wake)
 
     async def run() -> dict[str, Any]:
         async with httpx.AsyncClient() as http:
-            active = Activator(plane.store, plane.fleet, http, plane.balancer_url())
+            active = Activator(
+                plane.store, plane.fleet, http, plane.balancer_url(),
+                requests=plane.requests, wake_later=wake_later, budget=budget,
+            )  # fmt: skip
             return await active.handle(event)
 
     return asyncio.run(run())
