@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -84,9 +85,17 @@ def bridge(moto_endpoint: str, lambdas: LambdaEmulator) -> Iterator[StackBridge]
 
 
 @pytest.fixture(scope="session")
-def platform(bridge: StackBridge) -> StackRecord:
-    """``pulumi up`` of the dev platform stack into the emulated account."""
-    return bridge.run_platform("dev")
+def platform(bridge: StackBridge, base_env: dict[str, str]) -> StackRecord:
+    """``pulumi up`` of the dev platform stack into the emulated account. Its Metaflow
+    settings (``flowhost:metaflow``, which the dev stack file leaves to its user) name the
+    session's local metadata and datastore, where the example flow runs for real."""
+    metaflow = {
+        "metadata": "local",
+        "datastore": "local",
+        "datastoreRoot": base_env["METAFLOW_DATASTORE_SYSROOT_LOCAL"],
+        "namespace": f"user:{base_env['USERNAME']}",
+    }
+    return bridge.run_platform("dev", {"flowhost:metaflow": json.dumps(metaflow)})
 
 
 @pytest.fixture(scope="session")

@@ -186,12 +186,16 @@ class StackBridge:
         self.stacks[f"{project}/{stack}"] = record
         return record
 
-    def run_platform(self, stack: str = "dev") -> StackRecord:
-        """The platform program (``infra/``) with the stack file's config."""
+    def run_platform(
+        self, stack: str = "dev", config: Mapping[str, str] | None = None
+    ) -> StackRecord:
+        """The platform program (``infra/``) with the stack file's config, and ``config``
+        where the test sets a key the stack file leaves to its user."""
         from flowhost.infra import main
 
         return self.run(
-            main, project="flowhost-platform", stack=stack, config=stack_config(stack),
+            main, project="flowhost-platform", stack=stack,
+            config={**stack_config(stack), **(config or {})},
             exports=lambda platform: platform.outputs,
         )  # fmt: skip
 
