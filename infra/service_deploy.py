@@ -37,7 +37,7 @@ from pulumi.dynamic import (
 from flowhost.errors import DeployError, NotFoundError
 from flowhost.targets import Target
 
-__all__ = ["Deploy", "DeployProvider", "DeployedVersion", "pin_conflict"]
+__all__ = ["Deploy", "DeployProvider", "DeployedVersion", "api_target", "pin_conflict"]
 
 PRODUCTION = "production"
 REPLACE_ON = ("service", "digest", "run", "definition")
@@ -234,3 +234,15 @@ class DeployedVersion(pulumi.dynamic.Resource):
         opts: pulumi.ResourceOptions | None = None, provider: ResourceProvider | None = None,
     ) -> None:  # fmt: skip
         super().__init__(provider or DeployProvider(), name, {**props, "number": None}, opts)
+
+
+def api_target(name: str, environment: str, url: str, region: str) -> dict[str, Any]:
+    """The platform's API as a SigV4 target (``flowhost.targets.Target``)."""
+    if not url:
+        raise ValueError(
+            f"ServiceSpec {name!r}: deploy= needs the platform stack's apiUrl output (got none). "
+            "Update the platform stack (pulumi up in the flowhost repository), or pass "
+            "Deploy(target=...)."
+        )
+    target = Target(name=f"platform-{environment}", url=url, auth="sigv4", region=region)
+    return target.model_dump(mode="json")

@@ -7,6 +7,8 @@ outputs (cluster, subnets, security group, VPC, load balancer, images, collector
 bucket, key, queue prefix, Metaflow settings) and the service's own resources (roles, log
 group) and sizes. The control plane reads it at every deploy, so a ``pulumi up`` that
 changes it reaches the next version. A String parameter, Advanced tier only past 4 KB.
+A GPU service's envelope has ``ecs=None`` (its stack runs its versions on EKS), so the
+control plane refuses to deploy it with a line that says so.
 """
 
 from __future__ import annotations
@@ -28,7 +30,14 @@ from flowhost.services.envelope import (
     envelope_parameter,
 )
 
-__all__ = ["STANDARD_LIMIT", "EnvelopeArgs", "create_envelope", "envelope_json", "tier_for"]
+__all__ = [
+    "STANDARD_LIMIT",
+    "EcsArgs",
+    "EnvelopeArgs",
+    "create_envelope",
+    "envelope_json",
+    "tier_for",
+]
 
 STANDARD_LIMIT = 4096  # bytes: SSM's Standard tier; Advanced holds up to 8 KB
 
@@ -39,6 +48,17 @@ class EnvelopeArgs:
     platform: PlatformRef
     region: pulumi.Input[str]
     environment: Mapping[str, pulumi.Input[str]]  # service_code.shared_environment
+    max_receive_count: int
+    retention_seconds: int
+    visibility_timeout_seconds: int
+    tagging: Tagging
+    ecs: EcsArgs | None  # None: a GPU service
+
+
+@dataclass(frozen=True)
+class EcsArgs:
+    """A CPU service's part of the envelope: its roles, log group, image and sizes."""
+
     task_role_arn: pulumi.Input[str]
     execution_role_arn: pulumi.Input[str]
     log_group_name: pulumi.Input[str]
@@ -49,16 +69,36 @@ class EnvelopeArgs:
     spot_weight: int
     deregistration_delay_seconds: int
     requests_per_target_per_minute: int
-    max_receive_count: int
-    retention_seconds: int
-    visibility_timeout_seconds: int
-    tagging: Tagging
 
 
 def envelope_json(args: EnvelopeArgs, v: Mapping[str, Any]) -> str:
     """The envelope as JSON, from ``args`` and the resolved values ``v``."""
     env = {k: str(v[f"env:{k}"]) for k in args.environment}
     secret = str(v["metaflow_auth_secret_arn"] or "")
+    sizes = args.ecs
+    ecs = (
+        None
+        if sizes is None
+        else EcsEnvelope(
+            cluster=v["cluster"],
+            subnets=tuple(v["subnets"]),
+            security_groups=(v["security_group"],),
+            vpc_id=v["vpc_id"],
+            load_balancer_arn=v["load_balancer_arn"],
+            task_role_arn=v["task_role_arn"],
+            execution_role_arn=v["execution_role_arn"],
+            log_group=v["log_group"],
+            region=v["region"],
+            image=v["image"],
+            collector_image=v["collector_image"] or None,
+            collector_config_parameter_arn=v["adot_parameter_arn"],
+            cpu_units=sizes.cpu_units,
+            memory_mib=sizes.memory_mib,
+            spot_weight=sizes.spot_weight,
+            deregistration_delay_seconds=sizes.deregistration_delay_seconds,
+            requests_per_target_per_minute=sizes.requests_per_target_per_minute,
+        )
+    )
     envelope = ServiceEnvelope(
         service=args.service,
         environment=args.platform.environment,
@@ -73,25 +113,7 @@ def envelope_json(args: EnvelopeArgs, v: Mapping[str, Any]) -> str:
             retention_seconds=args.retention_seconds,
             visibility_timeout_seconds=args.visibility_timeout_seconds,
         ),
-        ecs=EcsEnvelope(
-            cluster=v["cluster"],
-            subnets=tuple(v["subnets"]),
-            security_groups=(v["security_group"],),
-            vpc_id=v["vpc_id"],
-            load_balancer_arn=v["load_balancer_arn"],
-            task_role_arn=v["task_role_arn"],
-            execution_role_arn=v["execution_role_arn"],
-            log_group=v["log_group"],
-            region=v["region"],
-            image=v["image"],
-            collector_image=v["collector_image"] or None,
-            collector_config_parameter_arn=v["adot_parameter_arn"],
-            cpu_units=args.cpu_units,
-            memory_mib=args.memory_mib,
-            spot_weight=args.spot_weight,
-            deregistration_delay_seconds=args.deregistration_delay_seconds,
-            requests_per_target_per_minute=args.requests_per_target_per_minute,
-        ),
+        ecs=ecs,
     )  # fmt: skip
     return envelope.model_dump_json()
 
@@ -109,20 +131,23 @@ def create_envelope(name: str, args: EnvelopeArgs, parent: pulumi.Resource) -> a
         "metaflow_auth_secret_arn": platform.metaflow_auth_secret_arn,
         "queue_prefix": platform.queue_name_prefix,
         "kms_key_arn": platform.kms_key_arn,
-        "cluster": platform.ecs_cluster_arn,
-        "subnets": platform.private_subnet_ids,
-        "security_group": platform.service_security_group_id,
-        "vpc_id": platform.vpc_id,
-        "load_balancer_arn": platform.alb_arn,
-        "task_role_arn": args.task_role_arn,
-        "execution_role_arn": args.execution_role_arn,
-        "log_group": args.log_group_name,
-        "region": args.region,
-        "image": args.image,
-        "collector_image": platform.collector_image,
-        "adot_parameter_arn": args.adot_parameter_arn,
         **{f"env:{k}": value for k, value in args.environment.items()},
     }
+    if args.ecs is not None:
+        inputs |= {
+            "cluster": platform.ecs_cluster_arn,
+            "subnets": platform.private_subnet_ids,
+            "security_group": platform.service_security_group_id,
+            "vpc_id": platform.vpc_id,
+            "load_balancer_arn": platform.alb_arn,
+            "task_role_arn": args.ecs.task_role_arn,
+            "execution_role_arn": args.ecs.execution_role_arn,
+            "log_group": args.ecs.log_group_name,
+            "region": args.region,
+            "image": args.ecs.image,
+            "collector_image": platform.collector_image,
+            "adot_parameter_arn": args.ecs.adot_parameter_arn,
+        }
     value = pulumi.Output.all(**{k: pulumi.Output.from_input(i) for k, i in inputs.items()}).apply(
         lambda v: envelope_json(args, v)
     )

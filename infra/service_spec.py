@@ -17,9 +17,8 @@ A GPU service (``resources.gpu > 0``, EKS) is still run by its stack, one versio
 ``ServiceSpec`` (``version=``, default 1): its code package, queues, IRSA role,
 ``GpuWorkload`` and per-version observability; its envelope says ``ecs=None``.
 
-The container runs the platform's runtime image (``platform.runtime_image``, the stack
-output ``runtimeImage``) unless ``image=`` names another. Arguments are checked before
-any child exists.
+Containers run the platform's ``runtimeImage`` unless ``image=`` names another.
+Arguments are checked before any child exists.
 """
 
 from __future__ import annotations
@@ -40,28 +39,25 @@ from flowhost.infra.service_code import (
     shared_environment,
 )
 from flowhost.infra.service_dashboard import ServiceDashboard, ServiceDashboardArgs
-from flowhost.infra.service_deploy import Deploy, DeployedVersion
+from flowhost.infra.service_deploy import Deploy, DeployedVersion, api_target
 from flowhost.infra.service_ecs import create_log_group
-from flowhost.infra.service_envelope import EnvelopeArgs, create_envelope
+from flowhost.infra.service_envelope import EcsArgs, EnvelopeArgs, create_envelope
 from flowhost.infra.service_gpu import GpuWorkload, GpuWorkloadArgs
 from flowhost.infra.service_observability import ServiceObservability, ServiceObservabilityArgs
 from flowhost.infra.service_queue import QueueArgs, ServiceQueues, create_queues
-from flowhost.infra.service_role import (
-    PACKAGES_PATTERN,
-    RoleArgs,
-    create_roles,
-    task_policy,
-)
+from flowhost.infra.service_role import PACKAGES_PATTERN, RoleArgs, create_roles, task_policy
 from flowhost.infra.service_validation import ServiceOptions, validate
 from flowhost.infra.tags import Tagging
 from flowhost.services.definition import ServiceDefinition
 from flowhost.services.packaging import build_package, package_key
 from flowhost.services.spec import WebServiceSpec, definition_of
-from flowhost.targets import Target
 
 __all__ = ["DEFAULT_OWNER", "Deploy", "ServiceSpec"]
 
-DEFAULT_OWNER = "platform-team"
+DEFAULT_OWNER, OUTPUTS = "platform-team", (
+    "task_role_arn", "execution_role_arn", "envelope_parameter", "version_number",
+    "gpu_deployment_name", "queue_url", "log_group_name", "dashboard_name", "grafana_json",
+)  # fmt: skip
 
 
 class ServiceSpec(pulumi.ComponentResource):
@@ -123,17 +119,7 @@ class ServiceSpec(pulumi.ComponentResource):
             self._cpu(name, image, sizes, options)
             if deploy is not None:
                 self._deploy(name, deploy, run, aliases, version, digest, archive, entrypoint)
-        outputs = {
-            "task_role_arn": self.task_role_arn,
-            "execution_role_arn": self.execution_role_arn,
-            "envelope_parameter": self.envelope_parameter,
-            "version_number": self.version_number,
-            "gpu_deployment_name": self.gpu_deployment_name,
-            "queue_url": self.queue_url,
-            "log_group_name": self.log_group_name,
-            "dashboard_name": self.dashboard_name,
-            "grafana_json": self.grafana_json,
-        }
+        outputs = {k: getattr(self, k) for k in OUTPUTS}
         self.register_outputs({k: v for k, v in outputs.items() if v is not None})
 
     def _role_args(self, package: str, queue_name: pulumi.Input[str],
@@ -174,24 +160,14 @@ class ServiceSpec(pulumi.ComponentResource):
             name, self._role_args(PACKAGES_PATTERN, every_queue, log_group.arn, image, None), self
         )
         scaling = definition.scaling
-        envelope = create_envelope(
-            name,
-            EnvelopeArgs(
-                service=service, platform=platform, region=self.account.region,
-                environment=shared_environment(definition, platform, region=self.account.region),
-                task_role_arn=roles.task.arn, execution_role_arn=roles.execution.arn,
-                log_group_name=log_group.name, image=image, adot_parameter_arn=self._adot_arn,
-                cpu_units=sizes[0], memory_mib=sizes[1], spot_weight=options.spot_weight,
-                deregistration_delay_seconds=options.deregistration_delay_seconds,
-                requests_per_target_per_minute=options.requests_per_target_per_minute
-                or scaling.target_concurrency * 60,
-                max_receive_count=options.max_receive_count,
-                retention_seconds=options.queue_retention_seconds,
-                visibility_timeout_seconds=options.visibility_timeout_seconds,
-                tagging=tagging,
-            ),
-            self,
-        )  # fmt: skip
+        envelope = self._envelope(name, options, EcsArgs(
+            task_role_arn=roles.task.arn, execution_role_arn=roles.execution.arn,
+            log_group_name=log_group.name, image=image, adot_parameter_arn=self._adot_arn,
+            cpu_units=sizes[0], memory_mib=sizes[1], spot_weight=options.spot_weight,
+            deregistration_delay_seconds=options.deregistration_delay_seconds,
+            requests_per_target_per_minute=options.requests_per_target_per_minute
+            or scaling.target_concurrency * 60,
+        ))  # fmt: skip
         dashboard = ServiceDashboard(
             f"{name}-observability",
             ServiceDashboardArgs(
@@ -208,23 +184,35 @@ class ServiceSpec(pulumi.ComponentResource):
         self.dashboard_name = dashboard.dashboard_name
         self.grafana_json = dashboard.grafana_json
 
+    def _envelope(
+        self, name: str, options: ServiceOptions, ecs: EcsArgs | None
+    ) -> aws.ssm.Parameter:
+        definition, platform = self.definition, self.platform
+        return create_envelope(
+            name,
+            EnvelopeArgs(
+                service=definition.name, platform=platform, region=self.account.region,
+                environment=shared_environment(definition, platform, region=self.account.region),
+                max_receive_count=options.max_receive_count,
+                retention_seconds=options.queue_retention_seconds,
+                visibility_timeout_seconds=options.visibility_timeout_seconds,
+                tagging=self.tagging, ecs=ecs,
+            ),
+            self,
+        )  # fmt: skip
+
     def _deploy(
         self, name: str, deploy: Deploy, run: str | None, aliases: Sequence[str],
         version: int | None, digest: str, archive: bytes, entrypoint: str,
     ) -> None:  # fmt: skip
         """The stack's code, deployed through the control plane (after the envelope)."""
-        platform = self.platform
         target: pulumi.Input[Mapping[str, Any]]
         if deploy.target is not None:
             target = deploy.target.model_dump(mode="json")
         else:
             target = pulumi.Output.all(
-                pulumi.Output.from_input(platform.api_url), self.account.region
-            ).apply(
-                lambda v: Target(
-                    name=f"platform-{platform.environment}", url=v[0], auth="sigv4", region=v[1]
-                ).model_dump(mode="json")
-            )
+                pulumi.Output.from_input(self.platform.api_url), self.account.region
+            ).apply(lambda v: api_target(name, self.platform.environment, v[0], v[1]))
         definition = self.definition.model_copy(update={"entrypoint": entrypoint})
         wanted = deploy.all_aliases() + [a for a in aliases if a not in deploy.all_aliases()]
         deployed = DeployedVersion(
@@ -292,6 +280,7 @@ class ServiceSpec(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )  # fmt: skip
+        self.envelope_parameter = self._envelope(name, options, None).name
         self.version_number = pulumi.Output.from_input(version)
         self.gpu_deployment_name = gpu.deployment_name
         self.task_role_arn = gpu.role_arn

@@ -1,15 +1,18 @@
 """A user stack: the example services on a flowhost platform stack.
 
-``pulumi up -s dev`` deploys the CPU service (sentiment) as a scaling-to-zero ECS
-service; on a platform with EKS (``-s prod``) the GPU service (batch-scorer) too, as an
-EKS Deployment scaled by KEDA. Copy this directory and point ``SERVICES`` at your own.
+``pulumi up -s dev`` writes the CPU service's (sentiment) envelope (its roles, log group,
+dashboard, alarms and the settings the control plane creates its versions from) and
+deploys its code through the platform's control plane, which numbers the version, runs
+it as a scaling-to-zero ECS service and points ``production`` at it. On a platform with
+EKS (``-s prod``) the GPU service (batch-scorer) too, which its stack runs as an EKS
+Deployment scaled by KEDA. Copy this directory and point ``SERVICES`` at your own.
 """
 
 from pathlib import Path
 
 import pulumi
 
-from flowhost.infra import PlatformRef, ServiceSpec
+from flowhost.infra import Deploy, PlatformRef, ServiceSpec
 from flowhost.services.loader import load_service
 
 SERVICES = Path(__file__).resolve().parents[1] / "services"
@@ -22,10 +25,11 @@ sentiment = ServiceSpec(
     "sentiment",
     spec=load_service(str(SERVICES / "sentiment.py")),
     platform=platform,
-    aliases=["production"],
     owner="ml-team",
+    deploy=Deploy(promote=True),  # registered through the control plane, which numbers it
 )
-pulumi.export("sentimentQueueUrl", sentiment.queue_url)
+pulumi.export("sentimentVersion", sentiment.version_number)
+pulumi.export("sentimentEnvelope", sentiment.envelope_parameter)
 pulumi.export("sentimentDashboard", sentiment.dashboard_name)
 pulumi.export("sentimentGrafanaDashboard", sentiment.grafana_json)  # import into Grafana
 
@@ -34,7 +38,6 @@ if eks:
         "batch-scorer",
         spec=load_service(str(SERVICES / "scorer_gpu.py")),
         platform=platform,
-        aliases=["production"],
         owner="ml-team",
     )
     pulumi.export("batchScorerQueueUrl", scorer.queue_url)

@@ -37,6 +37,7 @@ def test_the_program_entry_point_only_calls_main() -> None:
 
 def test_public_api() -> None:
     assert sorted(flowhost.infra.__all__) == [
+        "Deploy",
         "EKS_OUTPUTS",
         "OUTPUTS",
         "Platform",

@@ -4,7 +4,6 @@ when the platform has EKS; everything it creates passes the policy pack."""
 
 from __future__ import annotations
 
-import json
 import runpy
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 from pulumi.runtime import settings
 from pulumi.runtime.mocks import MockResourceArgs
 
+from flowhost.services.envelope import ServiceEnvelope
 from tests.infra.gpu_services.harness import manifest
 from tests.infra.recording import ROOT, PlatformRun, RecordingMonitor
 from tests.infra.services.harness import EKS_OUTPUTS, PLATFORM_OUTPUTS, RUNTIME_IMAGE, ServiceMocks
@@ -74,7 +74,10 @@ def test_the_example_user_stack(stack: str, eks: bool) -> None:
     specs = sorted(r.name for r in run.resources if r.type == "flowhost:service:ServiceSpec")
     assert specs == (["batch-scorer", "sentiment"] if eks else ["sentiment"])
     services = {r.type for r in run.resources}
-    assert "aws:ecs/service:Service" in services  # sentiment: a Fargate service
+    # sentiment: its envelope, and its code deployed through the control plane
+    assert "aws:ssm/parameter:Parameter" in services
+    assert "pulumi-python:dynamic:Resource" in services
+    assert not services & {"aws:ecs/service:Service", "aws:ecs/taskDefinition:TaskDefinition"}
     assert ("kubernetes:apps/v1:Deployment" in services) == eks  # batch-scorer: EKS
     resources = [as_policy_resource(r) for r in run.resources if r.custom]
     config = PolicyConfig(environment=stack, allowed_gpu_instance_types=frozenset({"g5.xlarge"}))
@@ -91,9 +94,9 @@ def test_a_platform_stack_of_another_environment_is_refused() -> None:
 def test_the_services_run_the_platforms_runtime_image(stack: str, eks: bool) -> None:
     """The example passes no image=: the image is the platform stack's runtimeImage."""
     run = run_user_stack(stack, eks=eks)
-    (task,) = run.of_type("aws:ecs/taskDefinition:TaskDefinition")
-    serving, _ = json.loads(task.inputs["containerDefinitions"])
-    assert serving["image"] == RUNTIME_IMAGE
+    envelope = ServiceEnvelope.model_validate_json(run.named("sentiment-envelope").inputs["value"])
+    assert envelope.ecs is not None
+    assert envelope.ecs.image == RUNTIME_IMAGE
     deployments = run.of_type("kubernetes:apps/v1:Deployment")
     assert len(deployments) == int(eks)
     for deployment in deployments:

@@ -17,7 +17,15 @@ from flowhost.infra.tags import Tagging
 from flowhost.services import Resources, Scaling, WebServiceSpec, definition_of, endpoint
 from tests.infra.recording import ACCOUNT_ID, REGION, Recorded, RecordingMocks, RecordingMonitor
 
-__all__ = ["COLLECTOR_IMAGE", "ISSUER", "OUTPUTS", "WorkloadRun", "gpu_args", "manifest", "run_workload"]
+__all__ = [
+    "COLLECTOR_IMAGE",
+    "ISSUER",
+    "OUTPUTS",
+    "WorkloadRun",
+    "gpu_args",
+    "manifest",
+    "run_workload",
+]
 
 ISSUER = f"https://oidc.eks.{REGION}.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
 QUEUE_URL = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/flowhost-prod-caption-v3"

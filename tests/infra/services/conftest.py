@@ -1,5 +1,6 @@
-"""One user-stack program per session: the tiny CPU service (with the production alias)
-and a second service pinned to a Metaflow run, under the recording mock."""
+"""One user-stack program per session: the tiny CPU service (its envelope only) and a
+second service whose stack deploys its code through the control plane (``deploy=``,
+pinned to a Metaflow run), under the recording mock."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from typing import Any
 
 import pytest
 
-from flowhost.infra import ServiceSpec
+from flowhost.infra import Deploy, ServiceSpec
+from flowhost.targets import Target
 from tests.infra.recording import PlatformRun, Recorded
 from tests.infra.services.example.tiny import Scored, Tiny
 from tests.infra.services.harness import platform, run_services
 
 PINNED_RUN = "TrainFlow/42"
+API = Target(name="platform", url="https://api.example.com", auth="sigv4", region="us-east-1")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,12 @@ class ServicesRun:
         ]
         return [r for r in self.run.resources if r.parent == spec.urn]
 
+    def descendants(self, component: str) -> list[Recorded]:
+        found = self.children(component)
+        urns = {r.urn for r in found}
+        grand = [r for r in self.run.resources if r.parent in urns]
+        return found + grand
+
     def named(self, name: str) -> Recorded:
         return self.run.named(name)
 
@@ -40,15 +49,15 @@ def services() -> ServicesRun:
 
     def build() -> dict[str, Any]:
         ref = platform()
-        specs["tiny"] = ServiceSpec("tiny", spec=Tiny, platform=ref, aliases=["production"])
+        specs["tiny"] = ServiceSpec("tiny", spec=Tiny, platform=ref)
         specs["scored"] = ServiceSpec(
-            "scored-v2", spec=Scored, platform=ref, version=2, run=PINNED_RUN,
-            aliases=["production", "canary"], owner="ml-team",
+            "scored-svc", spec=Scored, platform=ref, owner="ml-team",
+            deploy=Deploy(promote=True, aliases=("canary",), run=PINNED_RUN, target=API),
         )  # fmt: skip
         return {
             f"{key}.{attr}": getattr(spec, attr)
             for key, spec in specs.items()
-            for attr in ("queue_arn", "task_role_arn", "target_group_arn", "log_group_name")
+            for attr in ("task_role_arn", "log_group_name", "envelope_parameter")
         }
 
     return ServicesRun(run_services(build), specs)

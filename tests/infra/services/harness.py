@@ -56,6 +56,7 @@ PLATFORM_OUTPUTS: dict[str, Any] = {
     "adotConfigParameter": "/flowhost/dev/adot-collector-config",
     "runtimeImage": RUNTIME_IMAGE,
     "collectorImage": COLLECTOR_IMAGE,
+    "apiUrl": "https://abc123.execute-api.us-east-1.amazonaws.com",
     "eksEnabled": False,
 }
 EKS_OUTPUTS: dict[str, Any] = {

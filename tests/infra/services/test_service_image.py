@@ -1,7 +1,7 @@
 """Component tier: the image a ServiceSpec runs. Without ``image=`` it is the platform's
-``runtimeImage`` (``PlatformRef.runtime_image``), on ECS (task definition, and the execution
-role may pull it from the platform's repository) and on EKS (the Deployment); ``image=``
-still names another."""
+``runtimeImage`` (``PlatformRef.runtime_image``), on ECS (the envelope the control plane
+makes task definitions from, and the execution role may pull it from the platform's
+repository) and on EKS (the Deployment); ``image=`` still names another."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from flowhost.infra import PlatformRef, ServiceSpec
+from flowhost.services.envelope import ServiceEnvelope
 from tests.infra.gpu_services.harness import manifest
 from tests.infra.recording import ACCOUNT_ID, REGION, REGISTRY, PlatformRun
 from tests.infra.services.conftest import ServicesRun
@@ -29,10 +30,10 @@ PUBLIC_IMAGE = "ghcr.io/acme/serve-with-extras:2.0"
 
 
 def serving_image(run: ServicesRun | PlatformRun, component: str) -> str:
-    task = run.named(f"{component}-task")
-    serving, collector = json.loads(task.inputs["containerDefinitions"])
-    assert (serving["name"], collector["name"]) == ("service", "adot-collector")
-    return serving["image"]
+    value = run.named(f"{component}-envelope").inputs["value"]
+    ecs = ServiceEnvelope.model_validate_json(value).ecs
+    assert ecs is not None
+    return ecs.image
 
 
 def execution_statements(run: ServicesRun | PlatformRun, component: str) -> dict[str, Any]:
@@ -41,7 +42,7 @@ def execution_statements(run: ServicesRun | PlatformRun, component: str) -> dict
 
 
 def test_without_image_the_task_runs_the_platforms_runtime_image(services: ServicesRun) -> None:
-    for component in ("tiny", "scored-v2"):
+    for component in ("tiny", "scored-svc"):
         assert serving_image(services, component) == RUNTIME_IMAGE
 
 
@@ -68,8 +69,8 @@ def explicit() -> PlatformRun:
     def build() -> dict[str, Any]:
         ref = platform()
         own = ServiceSpec("own", spec=Tiny, platform=ref, image=OWN_IMAGE)
-        public = ServiceSpec("public", spec=Tiny, platform=ref, version=2, image=PUBLIC_IMAGE)
-        return {"own": own.queue_url, "public": public.queue_url}
+        public = ServiceSpec("public", spec=Tiny, platform=ref, image=PUBLIC_IMAGE)
+        return {"own": own.task_role_arn, "public": public.task_role_arn}
 
     return run_services(build)
 

@@ -1,9 +1,10 @@
 """Component tier: a service on a platform with Metaflow settings (``flowhost:metaflow``).
 
-The task definition carries the platform's Metaflow variables instead of the platform
-bucket's datastore, ECS injects the metadata service's key from its secret, the task role
-reads only the flow's folder under the datastore root, and the execution role reads only
-that secret; the pod on EKS gets the secret's ARN and its IRSA role may read it.
+The envelope (and so every version's task definition) carries the platform's Metaflow
+variables instead of the platform bucket's datastore, ECS injects the metadata service's
+key from its secret, the task role reads only the flow's folder under the datastore
+root, and the execution role reads only that secret; the pod on EKS gets the secret's
+ARN and its IRSA role may read it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from flowhost.infra import PlatformRef, ServiceSpec
+from flowhost.infra import Deploy, PlatformRef, ServiceSpec
+from flowhost.lambdas.aws.taskdef import task_definition
+from flowhost.services.envelope import ServiceEnvelope, version_environment
+from flowhost.targets import Target
 from tests.infra.gpu_services.harness import manifest
 from tests.infra.recording import ACCOUNT_ID, PlatformRun
 from tests.infra.services.example.tiny import Big, Scored
@@ -25,7 +29,6 @@ from tests.infra.services.harness import (
     PLATFORM_OUTPUTS,
     run_services,
 )
-from tests.infra.services.test_service_documents import register_task_definition
 
 SECRET = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT_ID}:secret:metaflow-key-AbCdEf"
 METAFLOW = {
@@ -52,9 +55,11 @@ def platform(*, eks: bool = False) -> PlatformRef:
 @pytest.fixture(scope="module")
 def run() -> PlatformRun:
     def build() -> dict[str, Any]:
-        cpu = ServiceSpec("scored", spec=Scored, platform=platform(), run="TrainFlow/42")
+        api = Target(name="api", url="https://api.example.com", auth="sigv4")
+        cpu = ServiceSpec("scored", spec=Scored, platform=platform(), run="TrainFlow/42",
+                          deploy=Deploy(target=api))  # fmt: skip
         gpu = ServiceSpec("big", spec=Big, platform=platform(eks=True))
-        return {"cpu": cpu.queue_url, "gpu": gpu.task_role_arn}
+        return {"cpu": cpu.task_role_arn, "gpu": gpu.task_role_arn}
 
     return run_services(build)
 
@@ -68,7 +73,13 @@ def test_the_task_gets_the_settings_and_the_key_from_its_secret(run: PlatformRun
     model = botocore.session.get_session().get_service_model("ecs")
     shape = model.operation_model("RegisterTaskDefinition").input_shape
     assert shape is not None
-    request = register_task_definition(run.named("scored-task"))
+    envelope = ServiceEnvelope.model_validate_json(run.named("scored-envelope").inputs["value"])
+    env = version_environment(
+        envelope, number=3, digest="sha256-" + "0" * 64, entrypoint="tiny.py:Scored",
+        run="TrainFlow/42", artifact_flow="TrainFlow", queue_name="q", queue_url="https://q",
+        dead_letter_url="https://q-dlq",
+    )  # fmt: skip
+    request = task_definition(envelope, 3, env)
     report = ParamValidator().validate(request, shape)
     assert not report.has_errors(), report.generate_report()
     serving, collector = request["containerDefinitions"]

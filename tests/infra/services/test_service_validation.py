@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from flowhost.infra import ServiceOptions, ServiceSpec
+from flowhost.infra import Deploy, ServiceOptions, ServiceSpec
 from flowhost.infra.service_ecs import FARGATE_SIZES, fargate_size
-from flowhost.infra.service_routes import rule_priority, target_group_name
 from flowhost.services import definition_of
+from flowhost.services.envelope import ServiceEnvelope
 from tests.infra.services.example.tiny import Big, Tiny
 from tests.infra.services.harness import platform, run_services
 
@@ -54,6 +54,7 @@ def test_bad_aliases_and_options_are_all_reported_at_once() -> None:
     message = failure(
         aliases=["Prod", "canary", "canary"],
         version=0,
+        deploy=Deploy(),
         options=ServiceOptions(max_receive_count=0, log_retention_days=31, spot_weight=-1),
     )
     lines = message.splitlines()
@@ -67,24 +68,32 @@ def test_bad_aliases_and_options_are_all_reported_at_once() -> None:
 def test_a_pinned_run_needs_declared_artifacts_and_a_definition_needs_code_dir(
     tmp_path: Path,
 ) -> None:
-    assert "declares no Artifacts" in failure(run="TrainFlow/1")
+    assert "declares no Artifacts" in failure(deploy=Deploy(run="TrainFlow/1"))
     assert "code_dir is required" in failure(spec=definition_of(Tiny))
     assert "is not under code_dir" in failure(code_dir=tmp_path)
 
 
-def test_an_alias_routed_twice_in_one_program_is_refused() -> None:
+def test_versions_runs_and_aliases_belong_to_the_control_plane_without_deploy() -> None:
+    message = failure(version=2, run="TrainFlow/1", aliases=["production"])
+    assert message.startswith(
+        "ServiceSpec 'tiny': version=2, run='TrainFlow/1', aliases=['production'] only apply "
+        "to code the stack deploys (got deploy=None). The control plane numbers versions"
+    )
+    assert "pass deploy=Deploy(...)" in message
+
+
+def test_a_gpu_service_is_deployed_by_its_stack() -> None:
+    args: dict[str, Any] = {"name": "big", "spec": Big, "platform": platform(eks=True)}
     caught: list[str] = []
 
     def build() -> dict[str, Any]:
-        ref = platform()
-        ServiceSpec("tiny", spec=Tiny, platform=ref, aliases=["production"])
-        with pytest.raises(ValueError, match="routed by another") as error:
-            ServiceSpec("tiny-v2", spec=Tiny, platform=ref, version=2, aliases=["production"])
+        with pytest.raises(ValueError, match=r"^ServiceSpec ") as error:
+            ServiceSpec(**args, deploy=Deploy())
         caught.append(str(error.value))
         return {}
 
-    run_services(build)
-    assert "alias 'production' is routed by another ServiceSpec" in caught[0]
+    assert run_services(build).resources == []
+    assert "deploy= applies to CPU services (got a GPU service)" in caught[0]
 
 
 @pytest.mark.parametrize(
@@ -108,16 +117,6 @@ def test_an_impossible_size_says_what_fits() -> None:
         fargate_size("svc", 16, 130000)
 
 
-def test_names_and_priorities_are_stable() -> None:
-    assert target_group_name("dev", "tiny", 1) == "dev-tiny-v1"
-    long = target_group_name("production", "a-rather-long-service-name", 12)
-    assert len(long) == 32
-    assert long == target_group_name("production", "a-rather-long-service-name", 12)
-    assert long != target_group_name("production", "a-rather-long-service-name", 13)
-    assert rule_priority("tiny", "production") == rule_priority("tiny", "production")
-    assert 25000 <= rule_priority("tiny", "v1") <= 49999
-
-
 def test_a_gpu_service_with_eks_becomes_a_gpu_workload_not_an_ecs_service() -> None:
     specs: list[ServiceSpec] = []
 
@@ -128,7 +127,11 @@ def test_a_gpu_service_with_eks_becomes_a_gpu_workload_not_an_ecs_service() -> N
     run = run_services(build)
     types = {r.type for r in run.resources}
     assert "flowhost:service:GpuWorkload" in types
-    assert not types & {"aws:ecs/service:Service", "aws:lb/listenerRule:ListenerRule"}
+    assert not types & {"aws:ecs/service:Service", "aws:lb/listenerRule:ListenerRule",
+                        "pulumi-python:dynamic:Resource"}  # fmt: skip
     assert run.outputs["deployment"] == "big-v1"
     assert specs[0].execution_role_arn is None
-    assert specs[0].ecs_service_name is None
+    # Its envelope tells the control plane that its stack runs it (ecs=None).
+    envelope = ServiceEnvelope.model_validate_json(run.named("big-envelope").inputs["value"])
+    assert (envelope.service, envelope.ecs) == ("big", None)
+    assert run.named("big-envelope").inputs["name"] == "/flowhost/dev/services/big"
