@@ -131,9 +131,9 @@ def worker(count: int, out: Path, profile: int) -> None:
                 platform=ref,
                 code_dir=APPS,
             )
-            assert spec.target_group_arn is not None  # a CPU service: on ECS
-            outputs[f"{name}.queue_arn"] = spec.queue_arn
-            outputs[f"{name}.target_group_arn"] = spec.target_group_arn
+            assert spec.envelope_parameter is not None  # a CPU service: its envelope
+            outputs[f"{name}.envelope_parameter"] = spec.envelope_parameter
+            outputs[f"{name}.task_role_arn"] = spec.task_role_arn  # type: ignore[assignment]
         return outputs
 
     profiler = None

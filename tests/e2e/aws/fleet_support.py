@@ -5,7 +5,6 @@ answers with what it received (to see what the ALB emulation forwards)."""
 
 from __future__ import annotations
 
-import inspect
 import json
 import socket
 import threading
@@ -16,7 +15,8 @@ from typing import Any
 
 import uvicorn
 
-from flowhost.infra.service_ecs import container_definitions
+from flowhost.lambdas.aws.taskdef import container_definitions
+from flowhost.services.envelope import EcsEnvelope
 from tests.integration.aws.container_support import SERVICE, Package, Platform, fresh
 from tests.integration.aws.support import Balancer, Network
 
@@ -45,23 +45,18 @@ def serving_environment(platform: Platform, uri: str, digest: str) -> dict[str, 
 def definitions(environment: dict[str, str], secrets: dict[str, str]) -> list[dict[str, Any]]:
     """The platform's container definitions (serving + collector), with ``secrets`` on
     the serving container."""
-    args: dict[str, Any] = {
-        "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/flowhost-test-runtime:1",
-        "environment": environment, "log_group": f"/flowhost/test/{SERVICE}/v1",
-        "region": "us-east-1",
-        "adot_parameter_arn": "arn:aws:ssm:us-east-1:123456789012:parameter/flowhost/adot",
-    }  # fmt: skip
-    accepted = inspect.signature(container_definitions).parameters
-    if "collector_image" in accepted:
-        args["collector_image"] = "123456789012.dkr.ecr.us-east-1.amazonaws.com/adot:v0.40.0"
-    found = container_definitions(**args)
-    serving = found[0]
-    serving.setdefault("secrets", [])
-    serving["secrets"] = [
-        *serving["secrets"],
-        *({"name": k, "valueFrom": v} for k, v in secrets.items()),
-    ]
-    return found
+    arn = "arn:aws:{}:us-east-1:123456789012:{}".format
+    ecs = EcsEnvelope(
+        cluster="flowhost-test", subnets=("subnet-a",), security_groups=("sg-a",), vpc_id="vpc-a",
+        load_balancer_arn=arn("elasticloadbalancing", "loadbalancer/app/alb/1"),
+        task_role_arn=arn("iam", "role/task"), execution_role_arn=arn("iam", "role/exec"),
+        log_group=f"/flowhost/test/{SERVICE}", region="us-east-1",
+        image="123456789012.dkr.ecr.us-east-1.amazonaws.com/flowhost-test-runtime:1",
+        collector_image="123456789012.dkr.ecr.us-east-1.amazonaws.com/adot:v0.40.0",
+        collector_config_parameter_arn=arn("ssm", "parameter/flowhost/adot"),
+        cpu_units=256, memory_mib=512,
+    )  # fmt: skip
+    return container_definitions(ecs, environment, secrets, "v1")  # as the control plane
 
 
 @dataclass(frozen=True)

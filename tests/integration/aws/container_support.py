@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import os
 import signal
 import subprocess
@@ -189,20 +188,28 @@ def service_spec_run() -> Any:
 
         def build() -> dict[str, Any]:
             ref = platform_ref()
-            ServiceSpec("tiny", spec=Tiny, platform=ref)
-            ServiceSpec("scored", spec=Scored, platform=ref, version=2, run="TrainFlow/42")
+            ServiceSpec("tiny", spec=Tiny, platform=ref)  # envelopes: the control plane
+            ServiceSpec("scored", spec=Scored, platform=ref)  # adds each version's own part
             return {}
 
         return run_services(build)
 
 
 def service_spec_environments() -> dict[str, dict[str, str]]:
-    """The serving container's environment of both ServiceSpecs of ``service_spec_run``."""
-    run = service_spec_run()
-    found: dict[str, dict[str, str]] = {}
-    for name in ("tiny", "scored"):
-        (serving, _collector) = json.loads(run.named(f"{name}-task").inputs["containerDefinitions"])
-        found[name] = {e["name"]: e["value"] for e in serving["environment"]}
+    """The serving container's environment of tiny v1 and scored v2 (pinned to a run):
+    their ServiceSpec envelopes with what the control plane adds per version."""
+    from flowhost.services.envelope import ServiceEnvelope, version_environment
+
+    run, found = service_spec_run(), {}
+    for name, number, pinned in (("tiny", 1, None), ("scored", 2, "TrainFlow/42")):
+        value = run.named(f"{name}-envelope").inputs["value"]
+        envelope = ServiceEnvelope.model_validate_json(value)
+        queue = f"{envelope.queues.prefix}{name}-v{number}"
+        found[name] = version_environment(
+            envelope, number=number, digest="sha256-" + "0" * 64, entrypoint=f"tiny.py:{name}",
+            run=pinned, artifact_flow=pinned and "TrainFlow", queue_name=queue,
+            queue_url=f"https://sqs/{queue}", dead_letter_url=f"https://sqs/{queue}-dlq",
+        )  # fmt: skip
     return found
 
 
