@@ -10,6 +10,7 @@ The ECS and ALB emulations (``ecs.py``, ``alb.py``) are wired by ``balancer`` an
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import json
 import warnings
@@ -124,6 +125,12 @@ def balancer(
     listener = platform.outputs["albListenerArn"]
     alb = module.AlbEmulator(moto_endpoint, listener, lambdas.invoke)
     edge.vpc_links[listener] = alb.url
+    # The VPC's DNS, emulated: inside the VPC the internal ALB's DNS name resolves to it;
+    # here the functions that call it directly (the activator's replays) are told its URL.
+    for function in list(lambdas.functions.values()):
+        if function.environment.get("FLOWHOST_LISTENER_ARN") == listener:
+            environment = {**function.environment, "FLOWHOST_BALANCER_URL": alb.url}
+            lambdas.register(dataclasses.replace(function, environment=environment))
     try:
         yield alb
     finally:

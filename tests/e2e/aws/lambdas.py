@@ -174,7 +174,13 @@ class LambdaEmulator:
         return f"http://{host!s}:{port}"
 
     def register(self, function: LambdaFunction) -> None:
-        self.functions[function.name] = function
+        """Create or update a function; like UpdateFunctionConfiguration, an update
+        retires its idle execution environments (the next invocation starts afresh)."""
+        with self._lock:
+            self.functions[function.name] = function
+            stale = self._idle.pop(function.name, [])
+        for worker in stale:
+            worker.kill()
 
     def function(self, name_or_arn: str) -> LambdaFunction:
         """By name, ARN, or ARN with a qualifier."""

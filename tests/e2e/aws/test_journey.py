@@ -12,6 +12,7 @@ identity. Nothing here sets what the stacks should have set.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ import pytest
 from flowhost.auth import SigV4
 from flowhost.targets import Target
 from tests.e2e.aws.apigw import ApiGateway
-from tests.e2e.aws.conftest import ADMIN
+from tests.e2e.aws.conftest import ADMIN, ADMIN_ARN
 from tests.e2e.aws.lambdas import LambdaEmulator
 from tests.e2e.aws.stack import REGION, StackBridge, StackRecord
 from tests.integration.support import ROOT
@@ -130,6 +131,7 @@ def test_the_journey_from_pulumi_up_to_an_answer_at_production(
     sentiment_run: str,
 ) -> None:
     # -- the user stack writes the service's envelope; it creates no per-version compute
+    shorten_edge_budget(lambdas, platform)
     service_stack = user_stack(bridge, platform)
     kinds = {r.type for r in service_stack.resources}
     assert "aws:ssm/parameter:Parameter" in kinds
@@ -145,3 +147,96 @@ def test_the_journey_from_pulumi_up_to_an_answer_at_production(
     assert answer.status_code == 200, answer.text + tails(lambdas, containers)
     assert answer.json()["label"] in ("positive", "negative")
     assert answer.headers.get("x-flowhost-run") == sentiment_run
+    with_cli = cli("invoke", "sentiment", "predict", "--data", '{"text": "dull"}')
+    assert with_cli.returncode == 0, with_cli.stdout + with_cli.stderr
+    assert '"label"' in with_cli.stdout
+
+    # -- an async request through SQS, run by the version's own task
+    submitted = signed.post("/sentiment/predict/async", json={"text": "queued"})
+    assert submitted.status_code == 202, submitted.text + tails(lambdas, containers)
+    request_id = submitted.json()["id"]
+    status = wait_for(
+        "the async request",
+        lambda: (
+            (doc := signed.get(f"/requests/{request_id}").json())["status"]
+            in ("succeeded", "failed")
+            and doc
+        ),
+        timeout=90,
+    )
+    assert status["status"] == "succeeded", status
+    assert "label" in signed.get(f"/requests/{request_id}/result").json()
+
+    # -- idle to zero: the scheduled tick parks the version and ECS stops its task
+    lambdas.invoke(scaler_name(platform), {"source": "aws.events"})
+    containers.wait_gone("sentiment-v1")
+
+    # -- a cold call at the edge: held by the activator, answered through the 303 path
+    # (the task starts in a few seconds here, so the test shortens the activator's budget
+    # from 25 s to 1 s: the knob FLOWHOST_EDGE_BUDGET_SECONDS, which the stack leaves unset)
+    cold = signed.post("/sentiment/predict", json={"text": "what a great start"})
+    assert cold.status_code == 200, cold.text + tails(lambdas, containers)
+    assert [r.status_code for r in cold.history][:1] == [303], cold.history
+    assert cold.history[0].headers["location"].startswith("/requests/")
+    assert cold.json()["label"] == "positive"
+    awake = signed.post("/sentiment/predict", json={"text": "warm again"})
+    assert (awake.status_code, awake.history) == (200, []), awake.text + tails(lambdas)
+
+    # -- a second version, promoted, rolled back, undeployed
+    second = cli("deploy", str(SENTIMENT), "--promote")
+    assert second.returncode == 0, second.stdout + second.stderr + tails(lambdas, containers)
+    assert production(signed) == 2
+    rolled = cli("rollback", "sentiment")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert production(signed) == 1
+    removed = cli("undeploy", "sentiment", "v2")
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    wait_for("v2's compute gone", lambda: "sentiment-v2" not in active_services(bridge, platform))
+    after = signed.post("/sentiment/predict", json={"text": "still here"})
+    assert after.status_code == 200, after.text
+
+    # -- the trail names the signed identity, never a header
+    events = signed.get("/api/services/sentiment/events", headers={"x-flowhost-actor": "mallory"})
+    actors = {e["actor"] for e in events.json()}
+    assert actors == {ADMIN_ARN}, actors
+    kinds = [e["kind"] for e in events.json()]
+    assert {"deploy", "promote", "rollback", "undeploy"} <= set(kinds), kinds
+
+    # -- drift, both ways: compute no version owns
+    ecs = bridge.client("ecs")
+    cluster = platform.outputs["ecsClusterName"]
+    task = ecs.list_task_definitions(familyPrefix="flowhost-dev-sentiment-v1")["taskDefinitionArns"]
+    ecs.create_service(cluster=cluster, serviceName="sentiment-v99", taskDefinition=task[0])
+    status_line = cli("status", "sentiment")
+    assert status_line.returncode == 0, status_line.stdout + status_line.stderr
+    assert "compute with no live version record: sentiment@v99" in status_line.stdout
+    ecs.delete_service(cluster=cluster, service="sentiment-v99", force=True)
+
+
+def function_name(platform: StackRecord, role: str) -> str:
+    functions = platform.of_type("aws:lambda/function:Function")
+    return next(str(platform.state_of(f)["name"]) for f in functions if role in f.name)
+
+
+def scaler_name(platform: StackRecord) -> str:
+    return function_name(platform, "scaler")
+
+
+def shorten_edge_budget(lambdas: LambdaEmulator, platform: StackRecord) -> None:
+    activator = lambdas.function(function_name(platform, "activator"))
+    environment = {**activator.environment, "FLOWHOST_EDGE_BUDGET_SECONDS": "1"}
+    lambdas.register(dataclasses.replace(activator, environment=environment))
+
+
+def production(signed: httpx.Client) -> int:
+    return int(signed.get("/api/services/sentiment").json()["aliases"]["production"])
+
+
+def active_services(bridge: StackBridge, platform: StackRecord) -> set[str]:
+    ecs = bridge.client("ecs")
+    cluster = platform.outputs["ecsClusterName"]
+    arns = ecs.list_services(cluster=cluster)["serviceArns"]
+    if not arns:
+        return set()
+    found = ecs.describe_services(cluster=cluster, services=arns)["services"]
+    return {s["serviceName"] for s in found if s["status"] == "ACTIVE"}
