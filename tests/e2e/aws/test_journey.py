@@ -35,21 +35,24 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 PLATFORM_STACK = "acme/flowhost-platform/dev"
 SENTIMENT = ROOT / "examples" / "services" / "sentiment.py"
+NAPPER = ROOT / "tests" / "e2e" / "services" / "napper.py"
 FLOWHOST = str(Path(sys.executable).parent / "flowhost")
 
 
-def user_stack(bridge: StackBridge, platform: StackRecord) -> StackRecord:
-    """``pulumi up`` of a user stack holding the example service's ServiceSpec."""
+def user_stack(bridge: StackBridge, platform: StackRecord, source: Path) -> StackRecord:
+    """``pulumi up`` of a user stack holding the ServiceSpec of the service in ``source``."""
+    from flowhost.services.loader import load_service
+
+    cls = load_service(str(source))
 
     def program() -> Any:
         from flowhost.infra import PlatformRef, ServiceSpec
-        from flowhost.services.loader import load_service
 
         ref = PlatformRef.from_stack(PLATFORM_STACK)
-        return ServiceSpec("sentiment", spec=load_service(str(SENTIMENT)), platform=ref)
+        return ServiceSpec(cls.name, spec=cls, platform=ref)
 
     return bridge.run(
-        program, project="sentiment-service", stack="dev",
+        program, project=f"{cls.name}-service", stack="dev",
         config={"aws:region": REGION}, references={PLATFORM_STACK: platform.outputs},
     )  # fmt: skip
 
@@ -132,7 +135,7 @@ def test_the_journey_from_pulumi_up_to_an_answer_at_production(
 ) -> None:
     # -- the user stack writes the service's envelope; it creates no per-version compute
     shorten_edge_budget(lambdas, platform)
-    service_stack = user_stack(bridge, platform)
+    service_stack = user_stack(bridge, platform, SENTIMENT)
     kinds = {r.type for r in service_stack.resources}
     assert "aws:ssm/parameter:Parameter" in kinds
     assert not kinds & {"aws:ecs/service:Service", "aws:lb/targetGroup:TargetGroup"}
@@ -140,7 +143,9 @@ def test_the_journey_from_pulumi_up_to_an_answer_at_production(
     # -- deploy from the CLI, signed, through the edge; the deploy outlives the request
     deployed = cli("deploy", str(SENTIMENT), "--promote")
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr + tails(lambdas, containers)
-    assert "promoted" in deployed.stdout + deployed.stderr
+    shown = deployed.stdout + deployed.stderr
+    for line in ("recorded sentiment v1", "starting the first instance", "ready", "promoted"):
+        assert line in shown, shown
 
     # -- invoke through the edge -> ALB -> the real container on ECS
     answer = signed.post("/sentiment/predict", json={"text": "a great film"})
@@ -240,3 +245,37 @@ def active_services(bridge: StackBridge, platform: StackRecord) -> set[str]:
         return set()
     found = ecs.describe_services(cluster=cluster, services=arns)["services"]
     return {s["serviceName"] for s in found if s["status"] == "ACTIVE"}
+
+
+def test_a_deploy_completes_when_every_invocation_is_a_fresh_process(
+    bridge: StackBridge,
+    platform: StackRecord,
+    edge: ApiGateway,
+    balancer: Any,
+    containers: Any,
+    lambdas: LambdaEmulator,
+    cli: Cli,
+    signed: httpx.Client,
+) -> None:
+    """Nothing in memory carries a deploy: with each invocation of the control plane in a
+    new process (a recycled or frozen Lambda), the deploy still finishes, advanced by the
+    function's invocations of itself, and every poll, wherever it lands, shows the same
+    progress from the state DB."""
+    user_stack(bridge, platform, NAPPER)
+    api = function_name(platform, "fn-api")
+    before = len(lambdas.invocations_of(api))
+    lambdas.cold = True
+    try:
+        deployed = cli("deploy", str(NAPPER), "--promote")
+        polled = [signed.get("/api/services/napper/versions/1").json() for _ in range(2)]
+    finally:
+        lambdas.cold = False
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr + tails(lambdas)
+    assert polled[0]["progress"] == polled[1]["progress"]
+    assert polled[0]["progress"][-1] == "ready"
+    assert signed.get("/api/services/napper").json()["aliases"] == {"production": 1}
+    invocations = lambdas.invocations_of(api)[before:]
+    advancing = [i for i in invocations if i.event == {"flowhost": "advance-deploys"}]
+    assert advancing, "the deploy was advanced by the function's own invocations"
+    answer = signed.post("/napper/wake", json={})
+    assert answer.status_code == 200, answer.text + tails(lambdas, containers)
