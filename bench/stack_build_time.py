@@ -76,7 +76,7 @@ def worker(count: int, out: Path, profile: int) -> None:
     import pulumi
     import pulumi_aws  # noqa: F401  (the import ServiceSpec pays, timed here)
 
-    import flowhost.infra.service_spec as service_spec
+    import flowhost.infra.service.spec as service_spec
     from flowhost.infra import ServiceSpec
     from flowhost.services.spec import definition_of
     from tests.infra.recording import RecordingMonitor

@@ -8,9 +8,9 @@ from flowhost.infra.config import PlatformConfig, PlatformConfigError, load_conf
 from flowhost.infra.platform_component import EKS_OUTPUTS, OUTPUTS, Platform, PlatformArgs
 from flowhost.infra.platform_ref import PlatformRef
 from flowhost.infra.program import main
-from flowhost.infra.service_deploy import Deploy
-from flowhost.infra.service_spec import ServiceSpec
-from flowhost.infra.service_validation import ServiceOptions
+from flowhost.infra.service.deploy import Deploy
+from flowhost.infra.service.spec import ServiceSpec
+from flowhost.infra.service.validation import ServiceOptions
 
 __all__ = [
     "EKS_OUTPUTS",

@@ -20,8 +20,8 @@ from flowhost.infra.database import DB_NAME, DB_PORT, Database, DatabaseArgs
 from flowhost.infra.edge import Edge, EdgeArgs
 from flowhost.infra.encryption import Encryption, EncryptionArgs
 from flowhost.infra.functions import Functions, FunctionsArgs
-from flowhost.infra.gpu import GpuCluster, GpuClusterArgs
-from flowhost.infra.gpu_addons import SERVICES_NAMESPACE, GpuAddons, GpuAddonsArgs
+from flowhost.infra.gpu.addons import SERVICES_NAMESPACE, GpuAddons, GpuAddonsArgs
+from flowhost.infra.gpu.cluster import GpuCluster, GpuClusterArgs
 from flowhost.infra.grants import Grants
 from flowhost.infra.iam import Account
 from flowhost.infra.images import ImageCache, ImageCacheArgs, grant_pulls

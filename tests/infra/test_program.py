@@ -15,7 +15,7 @@ import pulumi
 
 from flowhost.infra import EKS_OUTPUTS, OUTPUTS, PlatformConfig
 from flowhost.infra.functions import HANDLERS
-from flowhost.infra.gpu import GPU_LABEL
+from flowhost.infra.gpu.cluster import GPU_LABEL
 from flowhost.infra.network import INTERFACE_ENDPOINTS
 from tests.infra.recording import ROOT, PlatformRun, Recorded
 

@@ -12,7 +12,7 @@ from pulumi.runtime import settings
 
 from flowhost.infra.iam import Statement, policy_json
 from flowhost.infra.platform_ref import PlatformRef
-from flowhost.infra.service_gpu import GpuWorkload, GpuWorkloadArgs
+from flowhost.infra.service.workload import GpuWorkload, GpuWorkloadArgs
 from flowhost.infra.tags import Tagging
 from flowhost.services import Resources, Scaling, WebServiceSpec, definition_of, endpoint
 from tests.infra.recording import ACCOUNT_ID, REGION, Recorded, RecordingMocks, RecordingMonitor

@@ -23,9 +23,9 @@ import yaml
 
 from flowhost.infra import ServiceSpec
 from flowhost.infra.config import load_config
-from flowhost.infra.gpu_pod import RUN_AS
 from flowhost.infra.observability import adot_collector_config
-from flowhost.infra.service_code import COLLECTOR_OTLP
+from flowhost.infra.service.package import COLLECTOR_OTLP
+from flowhost.infra.service.pod import RUN_AS
 from tests.infra.gpu_services.harness import COLLECTOR_IMAGE, WorkloadRun, manifest, run_workload
 from tests.infra.recording import PlatformRun, stack_config
 from tests.infra.services.example.tiny import Big

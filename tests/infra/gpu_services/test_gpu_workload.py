@@ -24,10 +24,10 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from flowhost.infra.config import load_config
-from flowhost.infra.gpu import GPU_LABEL, GPU_TAINT_KEY
+from flowhost.infra.gpu.cluster import GPU_LABEL, GPU_TAINT_KEY
 from flowhost.infra.network import SERVICE_PORT
 from flowhost.infra.platform_ref import PlatformRef
-from flowhost.infra.service_gpu import GpuWorkload, queue_region
+from flowhost.infra.service.workload import GpuWorkload, queue_region
 from flowhost.services import Resources, definition_of
 from tests.infra.gpu_services.harness import (
     ISSUER,

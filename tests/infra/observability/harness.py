@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import settings
 
-from flowhost.infra.service_observability import (
+from flowhost.infra.service.observability import (
     ServiceObservability,
     ServiceObservabilityArgs,
 )

@@ -8,7 +8,7 @@ from typing import Any
 import pulumi_aws as aws
 import pytest
 
-from flowhost.infra.service_observability import (
+from flowhost.infra.service.observability import (
     ServiceObservabilityArgs,
     age_threshold,
     latency_threshold,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from flowhost.infra.service_observability import arn_suffix, dashboard_name
+from flowhost.infra.service.observability import arn_suffix, dashboard_name
 from tests.infra.observability.harness import DLQ, QUEUE, REGION, Run
 
 TITLES = [

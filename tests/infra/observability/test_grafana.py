@@ -11,7 +11,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import cloudwatch as cwm
 from grafana_foundation_sdk.models import dashboard as dashm
 
-from flowhost.infra.service_grafana import grafana_uid
+from flowhost.infra.service.grafana import grafana_uid
 from tests.infra.observability.harness import Run
 
 CLOUDWATCH = {"type": "cloudwatch", "uid": "${datasource}"}

@@ -18,7 +18,7 @@ import pytest
 import uvicorn
 
 from flowhost.errors import DeployError
-from flowhost.infra.service_deploy import DeployProvider, pin_conflict
+from flowhost.infra.service.deploy import DeployProvider, pin_conflict
 from flowhost.lambdas.api import create_api
 from flowhost.lambdas.deployments import Deployments
 from flowhost.lambdas.fleet import Launch

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from flowhost.infra import Deploy, ServiceOptions, ServiceSpec
-from flowhost.infra.service_ecs import FARGATE_SIZES, fargate_size
+from flowhost.infra.service.fargate import FARGATE_SIZES, fargate_size
 from flowhost.services import definition_of
 from flowhost.services.envelope import ServiceEnvelope
 from tests.infra.services.example.tiny import Big, Tiny

@@ -5,7 +5,7 @@ with the platform key, control-plane logs kept for the stack's retention, access
 entries (API authentication mode), an OIDC provider for IRSA, a small system node group
 (CoreDNS, KEDA, the autoscaler) and a GPU node group that sits at zero nodes, tainted
 so only GPU pods land on it, with instance types from the stack's allow-list.
-Cluster add-ons are installed by :mod:`flowhost.infra.gpu_addons`.
+Cluster add-ons are installed by :mod:`flowhost.infra.gpu.addons`.
 """
 
 from __future__ import annotations

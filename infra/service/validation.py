@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import pulumi
 
 from flowhost.infra.platform_ref import PlatformRef
-from flowhost.infra.service_deploy import Deploy
-from flowhost.infra.service_ecs import fargate_size
-from flowhost.infra.service_queue import DEAD_LETTER_SUFFIX, MAX_QUEUE_NAME, queue_base_name
+from flowhost.infra.service.deploy import Deploy
+from flowhost.infra.service.fargate import fargate_size
+from flowhost.infra.service.queues import DEAD_LETTER_SUFFIX, MAX_QUEUE_NAME, queue_base_name
 from flowhost.services.definition import ServiceDefinition
 
 __all__ = ["ALIAS", "LOG_RETENTION_DAYS", "MAX_COMPONENT_NAME", "ServiceOptions", "validate"]

@@ -8,9 +8,9 @@
 One owner for every resource (docs/aws.md). For a CPU service the stack owns the
 envelope: the task and execution roles (covering every version), the log group, the
 dashboard and alarms, and the envelope parameter the control plane reads
-(``service_envelope``); the control plane owns every version (its number, queues, task
+(``envelope``); the control plane owns every version (its number, queues, task
 definition, ECS service, target group, listener rules, autoscaling). With ``deploy=``
-the stack's code is registered through the control plane (``service_deploy``), which
+the stack's code is registered through the control plane (``deploy``), which
 returns the version number it assigned (``version_number``).
 
 A GPU service (``resources.gpu > 0``, EKS) is still run by its stack, one version per
@@ -32,21 +32,21 @@ import pulumi_aws as aws
 
 from flowhost.infra.iam import Account
 from flowhost.infra.platform_ref import PlatformRef
-from flowhost.infra.service_code import (
+from flowhost.infra.service.dashboard import ServiceDashboard, ServiceDashboardArgs
+from flowhost.infra.service.deploy import Deploy, DeployedVersion, api_target
+from flowhost.infra.service.envelope import EcsArgs, EnvelopeArgs, create_envelope
+from flowhost.infra.service.fargate import create_log_group
+from flowhost.infra.service.observability import ServiceObservability, ServiceObservabilityArgs
+from flowhost.infra.service.package import (
     cached_package,
     code_location,
     service_environment,
     shared_environment,
 )
-from flowhost.infra.service_dashboard import ServiceDashboard, ServiceDashboardArgs
-from flowhost.infra.service_deploy import Deploy, DeployedVersion, api_target
-from flowhost.infra.service_ecs import create_log_group
-from flowhost.infra.service_envelope import EcsArgs, EnvelopeArgs, create_envelope
-from flowhost.infra.service_gpu import GpuWorkload, GpuWorkloadArgs
-from flowhost.infra.service_observability import ServiceObservability, ServiceObservabilityArgs
-from flowhost.infra.service_queue import QueueArgs, ServiceQueues, create_queues
-from flowhost.infra.service_role import PACKAGES_PATTERN, RoleArgs, create_roles, task_policy
-from flowhost.infra.service_validation import ServiceOptions, validate
+from flowhost.infra.service.queues import QueueArgs, ServiceQueues, create_queues
+from flowhost.infra.service.roles import PACKAGES_PATTERN, RoleArgs, create_roles, task_policy
+from flowhost.infra.service.validation import ServiceOptions, validate
+from flowhost.infra.service.workload import GpuWorkload, GpuWorkloadArgs
 from flowhost.infra.tags import Tagging
 from flowhost.services.definition import ServiceDefinition
 from flowhost.services.packaging import build_package, package_key

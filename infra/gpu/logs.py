@@ -20,7 +20,7 @@ from typing import Any
 
 import pulumi
 
-from flowhost.infra.gpu import GPU_LABEL, GPU_TAINT_KEY
+from flowhost.infra.gpu.cluster import GPU_LABEL, GPU_TAINT_KEY
 from flowhost.infra.iam import Account, Statement
 
 __all__ = [
@@ -34,7 +34,7 @@ __all__ = [
 
 FLUENT_BIT_NAMESPACE = "kube-system"
 FLUENT_BIT_ACCOUNT = "aws-for-fluent-bit"
-# (repository, chart, version, namespace), as gpu_addons.CHARTS.
+# (repository, chart, version, namespace), as addons.CHARTS.
 FLUENT_BIT_CHART = (
     "https://aws.github.io/eks-charts",
     "aws-for-fluent-bit",

@@ -21,7 +21,7 @@ import pulumi
 import pulumi_aws as aws
 
 from flowhost.infra.platform_ref import PlatformRef
-from flowhost.infra.service_code import container_environment, container_secrets
+from flowhost.infra.service.package import container_environment, container_secrets
 from flowhost.infra.tags import Tagging
 from flowhost.services.envelope import (
     EcsEnvelope,

@@ -7,7 +7,7 @@
 - the cluster autoscaler (adds GPU nodes when GPU pods are pending, removes idle ones,
   so the GPU node group sits at zero), with an IRSA role limited to this cluster's groups;
 - the ``flowhost-services`` namespace user stacks deploy GPU services into;
-- AWS's Fluent Bit (``gpu_logs.py``): that namespace's container logs, EMF lines included,
+- AWS's Fluent Bit (``logs.py``): that namespace's container logs, EMF lines included,
   to the ``/flowhost/<env>/eks/containers`` log group, with an IRSA role that may only
   write to it.
 
@@ -24,8 +24,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from flowhost.infra.gpu import GPU_LABEL, GPU_TAINT_KEY, SYSTEM_LABEL
-from flowhost.infra.gpu_logs import (
+from flowhost.infra.gpu.cluster import GPU_LABEL, GPU_TAINT_KEY, SYSTEM_LABEL
+from flowhost.infra.gpu.logs import (
     FLUENT_BIT_ACCOUNT,
     FLUENT_BIT_CHART,
     container_log_group_name,

@@ -18,7 +18,7 @@ import pulumi
 from flowhost.infra.metaflow_access import AUTH_KEY_VARIABLE, AUTH_SECRET_VARIABLE
 from flowhost.infra.network import SERVICE_PORT
 from flowhost.infra.platform_ref import PlatformRef
-from flowhost.infra.service_role import ASYNC_PREFIX, METAFLOW_PREFIX
+from flowhost.infra.service.roles import ASYNC_PREFIX, METAFLOW_PREFIX
 from flowhost.services.definition import ServiceDefinition
 from flowhost.services.spec import WebServiceSpec
 

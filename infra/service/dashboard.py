@@ -24,8 +24,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from flowhost.infra.service_grafana import grafana_dashboard
-from flowhost.infra.service_observability import (
+from flowhost.infra.service.grafana import grafana_dashboard
+from flowhost.infra.service.observability import (
     ALARM_PERIOD,
     NAMESPACE,
     PERIOD,

@@ -1,6 +1,6 @@
 """``GpuWorkload``: one version of a GPU service on the platform's EKS cluster: an IRSA
 role, a ServiceAccount, a Deployment on the GPU nodes (the serving container and the ADOT
-collector as a native sidecar, built in ``gpu_pod.py``), a ClusterIP Service, a
+collector as a native sidecar, built in ``pod.py``), a ClusterIP Service, a
 PodDisruptionBudget, and a KEDA ScaledObject (``aws-sqs-queue`` read with the KEDA
 operator's role through a TriggerAuthentication; ``metrics-api`` summing in-flight requests
 over the pods, as the platform runs no Prometheus server). KEDA owns ``spec.replicas``.
@@ -22,10 +22,10 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes.core.v1 import ServicePortArgsDict
 
-from flowhost.infra.gpu_addons import irsa_trust_policy
-from flowhost.infra.gpu_pod import RUN_AS, pod_spec
+from flowhost.infra.gpu.addons import irsa_trust_policy
 from flowhost.infra.network import SERVICE_PORT
 from flowhost.infra.platform_ref import OUTPUT_NAMES, PlatformRef
+from flowhost.infra.service.pod import RUN_AS, pod_spec
 from flowhost.infra.tags import Tagging
 from flowhost.services.definition import ServiceDefinition
 

@@ -23,12 +23,12 @@ from typing import Protocol
 import pulumi
 import pulumi_kubernetes as k8s
 
-from flowhost.infra.gpu import GPU_LABEL, GPU_TAINT_KEY
+from flowhost.infra.gpu.cluster import GPU_LABEL, GPU_TAINT_KEY
 from flowhost.infra.network import SERVICE_PORT
 from flowhost.infra.observability import adot_collector_config
 from flowhost.infra.platform_ref import PlatformRef
-from flowhost.infra.service_code import container_environment
-from flowhost.infra.service_ecs import COLLECTOR
+from flowhost.infra.service.fargate import COLLECTOR
+from flowhost.infra.service.package import container_environment
 from flowhost.services.definition import ServiceDefinition
 
 __all__ = [

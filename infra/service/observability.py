@@ -21,7 +21,7 @@ import pulumi
 import pulumi_aws as aws
 
 from flowhost.errors import DeployError
-from flowhost.infra.service_grafana import grafana_dashboard
+from flowhost.infra.service.grafana import grafana_dashboard
 from flowhost.infra.tags import Tagging
 from flowhost.services.definition import ServiceDefinition
 
