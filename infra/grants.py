@@ -42,7 +42,7 @@ class Grants:
     cluster_name: pulumi.Input[str]
     listener_arn: pulumi.Output[str]
     queue_name_prefix: str
-    environment: str = "dev"
+    environment: str
 
     def api(self) -> list[Statement]:
         """Deployments API and async request API: state, objects, queues, scaling, routes."""
