@@ -23,13 +23,10 @@ from dataclasses import dataclass
 
 import pulumi
 
-from flowhost.infra.iam import Account, Statement, service_role_path
-from flowhost.services.envelope import ENVELOPE_ROOT
+from flowhost.infra.iam import Account, Statement
+from flowhost.infra.version_grants import provision_statements
 
-__all__ = ["AUTOSCALING_ECS", "Grants"]
-
-AUTOSCALING_ECS = "ecs.application-autoscaling.amazonaws.com"
-AUTOSCALING_ECS_ROLE = "AWSServiceRoleForApplicationAutoScaling_ECSService"
+__all__ = ["Grants"]
 
 
 @dataclass(frozen=True)
@@ -181,124 +178,6 @@ class Grants:
 
     def provision(self) -> list[Statement]:
         """Creating and removing versions' resources from their services' envelopes."""
-        acct, env = self.account, self.environment
-        cluster = pulumi.Output.concat("cluster/", self.cluster_name)
-        envelopes = ENVELOPE_ROOT.format(environment=env).lstrip("/")
-        autoscaling = {
-            "StringEquals": {
-                "application-autoscaling:scalable-dimension": "ecs:service:DesiredCount",
-                "application-autoscaling:service-namespace": "ecs",
-            }
-        }
-        return [
-            Statement(
-                "ReadEnvelopes", ["ssm:GetParameter"], [acct.arn("ssm", f"parameter/{envelopes}*")]
-            ),
-            Statement(
-                "RegisterTaskDefinitions",
-                ["ecs:RegisterTaskDefinition"],
-                [acct.arn("ecs", f"task-definition/flowhost-{env}-*:*")],
-            ),
-            # Task definition reads and deregistration have no resource-level permissions.
-            Statement(
-                "TaskDefinitions",
-                [
-                    "ecs:DeregisterTaskDefinition",
-                    "ecs:DescribeTaskDefinition",
-                    "ecs:ListTaskDefinitions",
-                ],
-                ["*"],
-            ),
-            Statement(
-                "CreateServices",
-                ["ecs:CreateService", "ecs:DeleteService"],
-                [acct.arn("ecs", pulumi.Output.concat("service/", self.cluster_name, "/*"))],
-            ),
-            Statement(
-                "TagOnCreate",
-                ["ecs:TagResource"],
-                [
-                    acct.arn("ecs", pulumi.Output.concat("service/", self.cluster_name, "/*")),
-                    acct.arn("ecs", f"task-definition/flowhost-{env}-*:*"),
-                ],
-                conditions={
-                    "StringEquals": {
-                        "ecs:CreateAction": ["CreateService", "RegisterTaskDefinition"]
-                    }
-                },
-            ),
-            # ListServices takes no resource; its ecs:cluster condition names the cluster.
-            Statement(
-                "ListServices",
-                ["ecs:ListServices"],
-                ["*"],
-                conditions={"ArnEquals": {"ecs:cluster": acct.arn("ecs", cluster)}},
-            ),
-            Statement(
-                "VersionTargetGroups",
-                [
-                    "elasticloadbalancing:AddTags",
-                    "elasticloadbalancing:CreateTargetGroup",
-                    "elasticloadbalancing:DeleteTargetGroup",
-                    "elasticloadbalancing:ModifyTargetGroupAttributes",
-                ],
-                [acct.arn("elasticloadbalancing", f"targetgroup/{env}-*/*")],
-            ),
-            Statement(
-                "VersionScaling",
-                [
-                    "application-autoscaling:DeregisterScalableTarget",
-                    "application-autoscaling:PutScalingPolicy",
-                    "application-autoscaling:RegisterScalableTarget",
-                ],
-                [acct.arn("application-autoscaling", "scalable-target/*")],
-                conditions=autoscaling,
-            ),
-            # Autoscaling reads have no resource-level permissions: AWS requires "*".
-            Statement("ReadScaling", ["application-autoscaling:DescribeScalableTargets"], ["*"]),
-            Statement(
-                "AutoscalingServiceRole",
-                ["iam:CreateServiceLinkedRole"],
-                [
-                    pulumi.Output.concat(
-                        "arn:",
-                        acct.partition,
-                        ":iam::",
-                        acct.account_id,
-                        ":role/aws-service-role/",
-                        AUTOSCALING_ECS,
-                        "/",
-                        AUTOSCALING_ECS_ROLE,
-                    )
-                ],
-                conditions={"StringEquals": {"iam:AWSServiceName": AUTOSCALING_ECS}},
-            ),
-            Statement(
-                "VersionQueues",
-                [
-                    "sqs:CreateQueue",
-                    "sqs:DeleteQueue",
-                    "sqs:GetQueueAttributes",
-                    "sqs:GetQueueUrl",
-                    "sqs:SetQueueAttributes",
-                    "sqs:TagQueue",
-                ],
-                [acct.arn("sqs", f"{self.queue_name_prefix}*")],
-            ),
-            Statement(
-                "PassServiceRoles",
-                ["iam:PassRole"],
-                [
-                    pulumi.Output.concat(
-                        "arn:",
-                        acct.partition,
-                        ":iam::",
-                        acct.account_id,
-                        ":role",
-                        service_role_path(env),
-                        "*",
-                    )
-                ],
-                conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
-            ),
-        ]
+        return provision_statements(
+            self.account, self.environment, self.cluster_name, self.queue_name_prefix
+        )

@@ -19,7 +19,7 @@ from tests.infra.recording import ACCOUNT_ID, PlatformRun
 PROVISION = {
     "ReadEnvelopes", "RegisterTaskDefinitions", "TaskDefinitions", "CreateServices",
     "TagOnCreate", "ListServices", "VersionTargetGroups", "VersionScaling", "ReadScaling",
-    "AutoscalingServiceRole", "VersionQueues", "PassServiceRoles",
+    "AutoscalingServiceRole", "TargetTrackingAlarms", "VersionQueues", "PassServiceRoles",
 }  # fmt: skip
 STAR_ONLY = {
     "ecs:DeregisterTaskDefinition", "ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions",
@@ -89,6 +89,11 @@ def test_each_grant_names_this_environments_resources(stack: PlatformRun) -> Non
         "sqs:SetQueueAttributes", "sqs:TagQueue",
     }  # fmt: skip
     assert allowed(api["VersionQueues"], arn("sqs", f"flowhost-{env}-tiny-v3-dlq"))
+    alarms = api["TargetTrackingAlarms"]
+    assert allowed(
+        alarms, arn("cloudwatch", f"alarm:TargetTracking-service/{cluster}/tiny-v3-AlarmHigh-1")
+    )
+    assert not allowed(alarms, arn("cloudwatch", f"alarm:flowhost-{env}-api-errors"))
     assert api["AutoscalingServiceRole"]["Condition"] == {
         "StringEquals": {"iam:AWSServiceName": "ecs.application-autoscaling.amazonaws.com"}
     }
