@@ -116,7 +116,7 @@ class ServiceSpec(pulumi.ComponentResource):
         if definition.uses_gpu:
             self._gpu(name, image, run, version or 1, digest, archive, entrypoint, options)
         else:
-            self._cpu(name, image, sizes, options)
+            self._cpu(name, image, sizes, options, (deploy.run if deploy else None) or run)
             if deploy is not None:
                 self._deploy(name, deploy, run, aliases, version, digest, archive, entrypoint)
         outputs = {k: getattr(self, k) for k in OUTPUTS}
@@ -147,8 +147,9 @@ class ServiceSpec(pulumi.ComponentResource):
         )
 
     def _cpu(
-        self, name: str, image: pulumi.Input[str], sizes: tuple[int, int], options: ServiceOptions
-    ) -> None:
+        self, name: str, image: pulumi.Input[str], sizes: tuple[int, int],
+        options: ServiceOptions, run: str | None,
+    ) -> None:  # fmt: skip
         """The envelope: log group, roles for every version, the parameter, the dashboard."""
         definition, platform, tagging = self.definition, self.platform, self.tagging
         service = definition.name
@@ -157,7 +158,7 @@ class ServiceSpec(pulumi.ComponentResource):
         )
         every_queue = pulumi.Output.concat(platform.queue_name_prefix, service, "-v*")
         roles = create_roles(
-            name, self._role_args(PACKAGES_PATTERN, every_queue, log_group.arn, image, None), self
+            name, self._role_args(PACKAGES_PATTERN, every_queue, log_group.arn, image, run), self
         )
         scaling = definition.scaling
         envelope = self._envelope(name, options, EcsArgs(
