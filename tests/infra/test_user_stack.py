@@ -107,3 +107,19 @@ def test_the_services_run_the_platforms_runtime_image(stack: str, eks: bool) -> 
 def test_a_platform_stack_without_a_runtime_image_says_so() -> None:
     with pytest.raises(Exception, match=r"exports no runtimeImage .*or pass image= to ServiceSpec"):
         run_user_stack("dev", eks=False, without=("runtimeImage",))
+
+
+def test_the_stack_deploys_through_the_platforms_api_signed() -> None:
+    """Deploy() without target: the platform's apiUrl, SigV4, the stack's region."""
+    run = run_user_stack("dev", eks=False)
+    (deploy,) = run.of_type("pulumi-python:dynamic:Resource")
+    assert deploy.inputs["target"] == {
+        "name": "platform-dev", "url": PLATFORM_OUTPUTS["apiUrl"], "auth": "sigv4",
+        "region": "us-east-1",
+    }  # fmt: skip
+    assert deploy.inputs["aliases"] == ["production"]
+
+
+def test_a_platform_stack_without_an_api_url_says_so() -> None:
+    with pytest.raises(Exception, match=r"deploy= needs the platform stack's apiUrl output"):
+        run_user_stack("dev", eks=False, without=("apiUrl",))
