@@ -36,11 +36,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 PLATFORM_STACK = "acme/flowhost-platform/dev"
 SENTIMENT = ROOT / "examples" / "services" / "sentiment.py"
 NAPPER = ROOT / "tests" / "e2e" / "services" / "napper.py"
+JOBS = ROOT / "tests" / "e2e" / "services" / "jobs.py"
 FLOWHOST = str(Path(sys.executable).parent / "flowhost")
 
 
-def user_stack(bridge: StackBridge, platform: StackRecord, source: Path) -> StackRecord:
-    """``pulumi up`` of a user stack holding the ServiceSpec of the service in ``source``."""
+def user_stack(
+    bridge: StackBridge, platform: StackRecord, source: Path, deploy: Any = None
+) -> StackRecord:
+    """``pulumi up`` of a user stack holding the ServiceSpec of the service in ``source``
+    (with ``deploy``, a ``flowhost.infra.Deploy``: its code deployed through the control
+    plane); the stack exports the version number the control plane gave it."""
     from flowhost.services.loader import load_service
 
     cls = load_service(str(source))
@@ -49,11 +54,12 @@ def user_stack(bridge: StackBridge, platform: StackRecord, source: Path) -> Stac
         from flowhost.infra import PlatformRef, ServiceSpec
 
         ref = PlatformRef.from_stack(PLATFORM_STACK)
-        return ServiceSpec(cls.name, spec=cls, platform=ref)
+        return ServiceSpec(cls.name, spec=cls, platform=ref, deploy=deploy)
 
     return bridge.run(
         program, project=f"{cls.name}-service", stack="dev",
         config={"aws:region": REGION}, references={PLATFORM_STACK: platform.outputs},
+        exports=lambda spec: {"version": spec.version_number} if deploy is not None else {},
     )  # fmt: skip
 
 
@@ -279,3 +285,62 @@ def test_a_deploy_completes_when_every_invocation_is_a_fresh_process(
     assert advancing, "the deploy was advanced by the function's own invocations"
     answer = signed.post("/napper/wake", json={})
     assert answer.status_code == 200, answer.text + tails(lambdas, containers)
+
+
+def test_a_stack_and_the_cli_share_one_numbering_and_one_set_of_rules(
+    bridge: StackBridge,
+    platform: StackRecord,
+    edge: ApiGateway,
+    balancer: Any,
+    containers: Any,
+    lambdas: LambdaEmulator,
+    cli: Cli,
+    signed: httpx.Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A user stack that deploys its code (ServiceSpec(deploy=Deploy(...))) registers it
+    through the control plane, as the CLI does: the numbers come from one state DB, the
+    rules from one writer; and status reports a version whose compute is gone."""
+    from flowhost.infra import Deploy
+
+    # the stack's deploy is signed with the standard credential chain, as `pulumi up` is
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ADMIN[0])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", ADMIN[1])
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    stack = user_stack(bridge, platform, JOBS, deploy=Deploy(promote=True))
+    assert stack.outputs["version"] == 1
+    kinds = {r.type for r in stack.resources}
+    assert not kinds & {"aws:ecs/service:Service", "aws:lb/listenerRule:ListenerRule"}
+
+    deployed = cli("deploy", str(JOBS), "--promote")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr + tails(lambdas)
+    info = signed.get("/api/services/jobs").json()
+    assert [v["number"] for v in info["versions"]] == [1, 2]
+    assert info["aliases"] == {"production": 2}
+    assert signed.post("/jobs/echo", json={"text": "hi"}).json()["text"] == "hi"
+
+    rules = jobs_rules(bridge, platform)
+    assert sorted(rules) == ["/jobs", "/jobs@v1", "/jobs@v2"], rules
+    assert all(1000 <= priority < 25000 for priority in rules.values()), rules
+
+    # drift the other way: a live version whose compute is gone
+    ecs = bridge.client("ecs")
+    cluster = platform.outputs["ecsClusterName"]
+    ecs.update_service(cluster=cluster, service="jobs-v1", desiredCount=0)
+    ecs.delete_service(cluster=cluster, service="jobs-v1", force=True)
+    status_line = cli("status", "jobs")
+    assert status_line.returncode == 0, status_line.stdout + status_line.stderr
+    assert "live versions whose compute is gone: jobs@v1" in status_line.stdout
+
+
+def jobs_rules(bridge: StackBridge, platform: StackRecord) -> dict[str, int]:
+    """The listener's rules for jobs: their base path -> priority."""
+    found = bridge.client("elbv2").describe_rules(ListenerArn=platform.outputs["albListenerArn"])
+    out: dict[str, int] = {}
+    for rule in found["Rules"]:
+        for condition in rule.get("Conditions") or []:
+            values = condition.get("PathPatternConfig", {}).get("Values") or []
+            base = [v for v in values if not v.endswith("/*")]
+            if base and base[0].split("@")[0] == "/jobs":
+                out[base[0]] = int(rule["Priority"])
+    return out
