@@ -97,7 +97,11 @@ class Functions(pulumi.ComponentResource):
         }
         grants = args.grants
         self.api = self._function("api", [*grants.api(), self_invocation(grants, f"{name}-api")])
-        self.activator = self._function("activator", grants.activator())
+        # The activator finishes a wake in a second invocation of itself while the edge
+        # caller it held follows the 303 (flowhost.services.edge).
+        self.activator = self._function(
+            "activator", [*grants.activator(), self_invocation(grants, f"{name}-activator")]
+        )
         self.scaler = self._function("scaler", grants.scaler(), reserved_concurrency=1)
 
         allow_alb = aws.lambda_.Permission(

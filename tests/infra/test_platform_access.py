@@ -94,21 +94,22 @@ def test_functions_read_the_key_and_the_datastore_root_only(prod: PlatformRun) -
     assert "MetaflowDatastoreObjects" not in activator
 
 
-def test_the_api_may_invoke_itself_and_nothing_else(stack: PlatformRun) -> None:
+def test_the_api_and_the_activator_may_invoke_themselves_and_nothing_else(
+    stack: PlatformRun,
+) -> None:
     env = stack.outputs["environment"]
-    api_name = f"flowhost-{env}-fn-api"
-    api = statements(stack, f"{api_name}-policy")
-    assert api["InvokeItself"] == {
-        "Sid": "InvokeItself",
-        "Effect": "Allow",
-        "Action": ["lambda:InvokeFunction"],
-        "Resource": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{api_name}",
-    }
+    for key in ("api", "activator"):  # deploys advance, and wakes finish, in new invocations
+        name = f"flowhost-{env}-fn-{key}"
+        assert statements(stack, f"{name}-policy")["InvokeItself"] == {
+            "Sid": "InvokeItself",
+            "Effect": "Allow",
+            "Action": ["lambda:InvokeFunction"],
+            "Resource": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}",
+        }
     assert functions(stack)["api"]["timeout"] == 29  # unchanged: it hands work to itself
-    for key in ("activator", "scaler"):
-        others = statements(stack, f"flowhost-{env}-fn-{key}-policy")
-        assert "InvokeItself" not in others
-        assert not [s for s in others.values() if "lambda:InvokeFunction" in s["Action"]]
+    others = statements(stack, f"flowhost-{env}-fn-scaler-policy")
+    assert "InvokeItself" not in others
+    assert not [s for s in others.values() if "lambda:InvokeFunction" in s["Action"]]
 
 
 def test_ecr_public_is_cached_and_the_collector_comes_from_it(stack: PlatformRun) -> None:
