@@ -124,6 +124,7 @@ class EcsVersions:
                 "which its stack manages; deploy it with ServiceSpec."
             )
         queue = self.queues.queue(version.service, version.number)
+        self._queue_settings(queue.url, envelope)
         target_group = self._target_group(envelope, version.number)
         # ECS refuses a service whose target group no rule uses: route vN first, parked.
         own = self.routes.find(version.service, version.label)
@@ -145,6 +146,19 @@ class EcsVersions:
         name = self._service(envelope, version, task, target_group)
         self._scaling(envelope, version, name, target_group)
         return VersionResources(name, target_group, task, queue.url)
+
+    def _queue_settings(self, url: str, envelope: ServiceEnvelope) -> None:
+        """The envelope's retention and visibility on the version's queue (the redrive
+        count is the platform's, which the workers count deliveries against)."""
+        settings = envelope.queues
+        with aws_errors(f"SQS queue {url}", "SetQueueAttributes"):
+            self.queues.client.set_queue_attributes(
+                QueueUrl=url,
+                Attributes={
+                    "MessageRetentionPeriod": str(settings.retention_seconds),
+                    "VisibilityTimeout": str(settings.visibility_timeout_seconds),
+                },
+            )
 
     def _target_group(self, envelope: ServiceEnvelope, number: int) -> str:
         assert envelope.ecs is not None
@@ -271,7 +285,7 @@ class EcsVersions:
                 ScalableDimension="ecs:service:DesiredCount",
                 PolicyType="TargetTrackingScaling",
                 TargetTrackingScalingPolicyConfiguration={
-                    "TargetValue": float(scaling.target_concurrency * 60),
+                    "TargetValue": float(ecs.requests_per_target_per_minute),
                     "PredefinedMetricSpecification": {
                         "PredefinedMetricType": "ALBRequestCountPerTarget",
                         "ResourceLabel": _resource_label(ecs.load_balancer_arn, target_group),

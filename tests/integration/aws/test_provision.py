@@ -59,7 +59,11 @@ def make_envelope(
         container_secrets={
             "METAFLOW_SERVICE_AUTH_KEY": "arn:aws:secretsmanager:us-east-1:123456789012:secret:mf"
         },
-        queues=QueueEnvelope(prefix=f"flowhost-{environment}-"),
+        queues=QueueEnvelope(
+            prefix=f"flowhost-{environment}-",
+            retention_seconds=86400,
+            visibility_timeout_seconds=45,
+        ),
         ecs=EcsEnvelope(
             cluster=cluster.name,
             subnets=network.subnets,
@@ -78,6 +82,7 @@ def make_envelope(
             cpu_units=512,
             memory_mib=1024,
             spot_weight=2,
+            requests_per_target_per_minute=300,
         ),
     )
 
@@ -195,6 +200,18 @@ def test_a_version_is_created_from_the_record_and_envelope_and_found_again(
     resource = f"service/{cluster.name}/{made.ecs_service}"
     mine = [(t["MinCapacity"], t["MaxCapacity"]) for t in scaling if t["ResourceId"] == resource]
     assert mine == [(0, 3)]
+    policies = aws_client("application-autoscaling").describe_scaling_policies(
+        ServiceNamespace="ecs", ResourceId=resource
+    )["ScalingPolicies"]
+    tracking = policies[0]["TargetTrackingScalingPolicyConfiguration"]
+    assert tracking["TargetValue"] == 300.0  # the envelope's requests per task per minute
+    attributes = aws_client("sqs").get_queue_attributes(
+        QueueUrl=made.queue_url, AttributeNames=["All"]
+    )["Attributes"]
+    assert (attributes["MessageRetentionPeriod"], attributes["VisibilityTimeout"]) == (
+        "86400",
+        "45",
+    )
 
     again = versions.ensure(version)  # a deploy advanced twice creates nothing new
     assert again == made
