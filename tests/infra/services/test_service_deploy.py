@@ -123,6 +123,12 @@ def inputs(plane: ControlPlane, tmp_path: Path, **changes: Any) -> dict[str, Any
     return {**props, **changes}
 
 
+def outs(result: Any) -> dict[str, Any]:
+    """A provider result's outputs (the SDK types them optional)."""
+    assert result.outs is not None
+    return dict(result.outs)
+
+
 def provider(lines: list[str]) -> DeployProvider:
     return DeployProvider(say=lines.append)
 
@@ -135,7 +141,7 @@ def test_create_uploads_deploys_promotes_and_returns_the_number(
     assert provider(lines).check({}, props).failures == []
     created = provider(lines).create(props)
     assert created.id == "tiny@v1"
-    assert created.outs["number"] == 1
+    assert outs(created)["number"] == 1
     store = control_plane.deployments.store
     version = store.version("tiny", 1)
     assert (version.status, version.code_digest) == ("ready", props["digest"])
@@ -146,7 +152,7 @@ def test_create_uploads_deploys_promotes_and_returns_the_number(
     assert lines[-1] == "[flowhost] tiny: production -> v1"
     # A second stack deploy of new code gets the control plane's next number.
     again = provider(lines).create(inputs(control_plane, tmp_path, aliases=[]))
-    assert again.outs["number"] == 2
+    assert outs(again)["number"] == 2
     assert {a.name: a.version for a in store.aliases("tiny")} == {"production": 1}
 
 
@@ -173,22 +179,22 @@ def test_update_moves_new_aliases_and_delete_undeploys(
     lines: list[str] = []
     first = provider(lines).create(inputs(control_plane, tmp_path))
     second = provider(lines).create(inputs(control_plane, tmp_path, aliases=[]))
-    olds = dict(second.outs)
+    olds = outs(second)
     news = inputs(control_plane, tmp_path, aliases=["canary"])
     updated = provider(lines).update(second.id, olds, news)
     assert updated.outs is not None
-    assert updated.outs["number"] == 2
+    assert outs(updated)["number"] == 2
     store = control_plane.deployments.store
     assert {a.name: a.version for a in store.aliases("tiny")} == {"production": 1, "canary": 2}
     # An aliased version stays: the control plane refuses, naming the alias.
     with pytest.raises(DeployError, match="still the target of alias\\(es\\) canary"):
         provider(lines).delete(second.id, olds)
     third = provider(lines).create(inputs(control_plane, tmp_path, aliases=[]))
-    provider(lines).delete(third.id, dict(third.outs))
+    provider(lines).delete(third.id, outs(third))
     assert control_plane.fleet.retired == [("tiny", 3)]
     assert store.version("tiny", 3).status == "undeployed"
     assert lines[-1] == "[flowhost] tiny: undeployed v3"
-    provider(lines).delete(first.id, {**dict(first.outs), "number": 99})  # already gone
+    provider(lines).delete(first.id, {**outs(first), "number": 99})  # already gone
 
 
 def test_a_pinned_version_with_other_code_fails_at_preview_naming_both_digests(
@@ -198,19 +204,19 @@ def test_a_pinned_version_with_other_code_fails_at_preview_naming_both_digests(
     other = "sha256-" + "0" * 64
     news = inputs(control_plane, tmp_path, digest=other, pinned=1)
     (failure,) = DeployProvider().check({}, news).failures
-    expected = pin_conflict("tiny", 1, other, recorded.outs["digest"])
+    expected = pin_conflict("tiny", 1, other, outs(recorded)["digest"])
     assert failure.property == "version"
     assert failure.reason == expected
     assert "\n" not in expected
     assert other in expected
-    assert recorded.outs["digest"] in expected
+    assert outs(recorded)["digest"] in expected
     with pytest.raises(DeployError) as error:
-        DeployProvider().diff(recorded.id, dict(recorded.outs), news)
+        DeployProvider().diff(recorded.id, outs(recorded), news)
     assert str(error.value) == expected
     # The same digest pinned is adopted, not deployed again.
     lines: list[str] = []
     adopted = provider(lines).create(inputs(control_plane, tmp_path, pinned=1, aliases=[]))
-    assert adopted.outs["number"] == 1
+    assert outs(adopted)["number"] == 1
     assert [v.number for v in control_plane.deployments.store.versions("tiny")] == [1]
     assert lines == ["[flowhost] tiny: v1 already has this code: adopted"]
 
