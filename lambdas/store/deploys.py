@@ -10,13 +10,11 @@ Progress lines are rows, read back in order by whoever asks.
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Result, and_, or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import CursorResult, Result, and_, or_, select, update
+from sqlalchemy.orm import Session
 
 from flowhost.lambdas.store.models import (
     DeployProgressRow,
@@ -32,7 +30,7 @@ from flowhost.lambdas.store.records import (
     ProgressLine,
     VersionStatus,
 )
-from flowhost.lambdas.store.store import READ_ONLY
+from flowhost.lambdas.store.sessions import Transactions
 
 __all__ = ["DeployStore"]
 
@@ -62,24 +60,8 @@ def _changed(result: Result[Any]) -> bool:
     return cast(CursorResult[Any], result).rowcount == 1
 
 
-class DeployStore:
+class DeployStore(Transactions):
     """Deploys and their progress on the platform's database (the StateStore's engine)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._session = sessionmaker(engine, expire_on_commit=False)
-        self._reader = sessionmaker(
-            engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
-        )
-
-    @contextmanager
-    def _tx(self) -> Generator[Session]:
-        with self._session.begin() as session:
-            yield session
-
-    @contextmanager
-    def _read(self) -> Generator[Session]:
-        with self._reader.begin() as session:
-            yield session
 
     @staticmethod
     def _by_version(s: Session, service: str, number: int) -> DeployRow | None:

@@ -8,20 +8,17 @@ result is written once even when a job runs twice (at-least-once delivery).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Generator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import CursorResult, Engine, Result, delete, select, update
+from sqlalchemy import CursorResult, Result, delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
 
 from flowhost.errors import NotFoundError
 from flowhost.lambdas.store.models import AsyncRequestRow, utcnow
 from flowhost.lambdas.store.records import UtcDatetime
-from flowhost.lambdas.store.store import READ_ONLY
+from flowhost.lambdas.store.sessions import Transactions
 
 __all__ = ["MAX_ASYNC_TIMEOUT", "AsyncRequest", "RequestStatus", "RequestStore"]
 
@@ -74,25 +71,8 @@ def new_request_id() -> str:
     return "req_" + secrets.token_urlsafe(24)
 
 
-class RequestStore:
+class RequestStore(Transactions):
     """Async request records on the platform's database (the StateStore's engine)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._session = sessionmaker(engine, expire_on_commit=False)
-        # Reads (status polls, sweeps' queries) take no write lock on SQLite.
-        self._reader = sessionmaker(
-            engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
-        )
-
-    @contextmanager
-    def _tx(self) -> Generator[Session]:
-        with self._session.begin() as session:
-            yield session
-
-    @contextmanager
-    def _read(self) -> Generator[Session]:
-        with self._reader.begin() as session:
-            yield session
 
     def create(
         self,
