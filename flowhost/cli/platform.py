@@ -99,6 +99,14 @@ def up(
             envvar="FLOWHOST_OTLP_ENDPOINT",
         ),
     ] = None,
+    deploy_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a new version has to start its first instance, or its deploy fails.",
+            envvar="FLOWHOST_DEPLOY_TIMEOUT",
+            min=1,
+        ),
+    ] = 600.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Start the local platform: API, router, activator and scaler on one port.
@@ -117,6 +125,7 @@ def up(
             cold_start_timeout=cold_start_timeout, scaler_tick=scaler_tick,
             otlp_endpoint=checked_otlp_endpoint(otlp_endpoint),
             scale_down_window=scale_down_window, health_interval=health_interval,
+            deploy_timeout=deploy_timeout,
             asynchronous=AsyncSettings(
                 result_ttl=result_ttl, max_attempts=async_attempts, visibility=async_visibility,
                 retry_backoff=async_retry_backoff, sweep_interval=sweep_interval,
