@@ -206,7 +206,6 @@ def test_the_journey_from_pulumi_up_to_an_answer_at_production(
     after = signed.post("/sentiment/predict", json={"text": "still here"})
     assert after.status_code == 200, after.text
 
-
     # -- the trail names the signed identity, never a header
     events = signed.get("/api/services/sentiment/events", headers={"x-flowhost-actor": "mallory"})
     actors = {e["actor"] for e in events.json()}
