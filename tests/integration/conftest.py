@@ -19,6 +19,7 @@ from tests.integration.support import (
     Server,
     free_port,
     isolated_env,
+    moto_clients,
     start_server,
     train_sentiment,
 )
@@ -104,19 +105,5 @@ def moto_endpoint() -> Iterator[str]:
 @pytest.fixture
 def aws_client(moto_endpoint: str) -> Iterator[Callable[[str], Any]]:
     """``aws_client("s3")``: a boto3 client against the moto server, closed afterwards."""
-    import boto3
-
-    clients: list[Any] = []
-
-    def make(service: str) -> Any:
-        client = boto3.client(  # pyright: ignore[reportCallIssue]
-            service,  # pyright: ignore[reportArgumentType]
-            endpoint_url=moto_endpoint, region_name="us-east-1",
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        )  # fmt: skip
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
+    with moto_clients(moto_endpoint) as make:
+        yield make

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -234,3 +235,27 @@ def start_server(
 
 ServeFactory = Callable[..., Server]
 """The ``serve`` fixture: ``serve(target, *options, ready=True, env=None) -> Server``."""
+
+
+@contextlib.contextmanager
+def moto_clients(endpoint: str) -> Iterator[Callable[[str], Any]]:
+    """``make("s3")``: boto3 clients against the moto server at ``endpoint``, closed
+    when the block ends."""
+    import boto3
+
+    clients: list[Any] = []
+
+    def make(service: str) -> Any:
+        client = boto3.client(  # pyright: ignore[reportCallIssue]
+            service,  # pyright: ignore[reportArgumentType]
+            endpoint_url=endpoint, region_name="us-east-1",
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )  # fmt: skip
+        clients.append(client)
+        return client
+
+    try:
+        yield make
+    finally:
+        for client in clients:
+            client.close()

@@ -37,6 +37,7 @@ from tests.integration.aws.container_support import (
     make_platform,
 )
 from tests.integration.aws.support import Balancer, Network, create_balancer, create_network
+from tests.integration.support import moto_clients
 
 ClientFactory = Callable[[str], Any]
 ECS_PROVIDED = {
@@ -49,22 +50,8 @@ FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:flowhost-test-activat
 
 @pytest.fixture
 def aws(moto_endpoint: str) -> Iterator[ClientFactory]:
-    import boto3
-
-    clients: list[Any] = []
-
-    def make(service: str) -> Any:
-        client = boto3.client(  # pyright: ignore[reportCallIssue]
-            service,  # pyright: ignore[reportArgumentType]
-            endpoint_url=moto_endpoint, region_name="us-east-1",
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        )  # fmt: skip
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
+    with moto_clients(moto_endpoint) as make:
+        yield make
 
 
 @pytest.fixture
