@@ -7,12 +7,17 @@ follow one shape: ``<where>: <what is wrong> (got <value>). <how to fix>.``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 __all__ = [
     "ArtifactError",
     "DeployError",
     "FlowhostError",
     "NotFoundError",
     "SpecError",
+    "StateStorageFullError",
+    "StateUnavailableError",
 ]
 
 
@@ -21,6 +26,7 @@ class FlowhostError(Exception):
 
     code: str = "flowhost_error"
     status: int = 500
+    headers: Mapping[str, str] = MappingProxyType({})  # extra response headers (Retry-After)
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -53,3 +59,24 @@ class NotFoundError(FlowhostError):
 
     code = "not_found"
     status = 404
+
+
+class StateUnavailableError(FlowhostError):
+    """The state database cannot be reached, or is too busy to answer, for now; the
+    request may be retried unchanged after ``retry_after`` seconds."""
+
+    code = "state_unavailable"
+    status = 503
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers = MappingProxyType({"Retry-After": str(retry_after)})
+
+
+class StateStorageFullError(FlowhostError):
+    """The state database's disk (or its size limit) is full: nothing was written, and
+    writes fail until space is freed; reads still work."""
+
+    code = "state_storage_full"
+    status = 507

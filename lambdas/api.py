@@ -72,7 +72,9 @@ def create_api(
 
     @app.exception_handler(FlowhostError)
     async def _flowhost_error(_: Request, exc: FlowhostError) -> JSONResponse:  # pyright: ignore[reportUnusedFunction]
-        return _error(exc.status, exc.code, exc.message)
+        response = _error(exc.status, exc.code, exc.message)
+        response.headers.update(exc.headers)  # Retry-After of state_unavailable
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:  # pyright: ignore[reportUnusedFunction]

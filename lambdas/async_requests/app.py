@@ -171,6 +171,7 @@ class AsyncApp:
         except FlowhostError as exc:
             status = exc.status
             payload = error_body(exc.code, exc.message, request_id)
+            extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
             if exc.code == "result_not_ready":
                 extra = [(b"retry-after", b"1")]
         except Exception:

@@ -3,6 +3,11 @@
 The same code runs on SQLite (``.flowhost/state.db``, the embedded default) and on
 PostgreSQL (RDS on AWS). Alias moves are atomic: one transaction updates the alias
 and appends the event, with the service row locked against concurrent moves.
+
+When the database is down, every transaction fails with 503 ``state_unavailable``
+(:mod:`flowhost.lambdas.store.faults`) until it is back; pooled PostgreSQL connections
+are pinged before use, so the first request after a restart gets a fresh one, and
+connecting gives up after ``CONNECT_TIMEOUT`` seconds rather than holding a request.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from flowhost.errors import DeployError, NotFoundError
+from flowhost.lambdas.store.faults import state_errors
 from flowhost.lambdas.store.models import (
     AliasRow,
     DeployProgressRow,
@@ -40,6 +46,7 @@ from flowhost.services.routing import PRODUCTION
 
 __all__ = ["PRODUCTION", "StateStore"]
 
+CONNECT_TIMEOUT = 5  # seconds; libpq waits forever by default on an unreachable host
 _ALIAS = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 
 
@@ -112,7 +119,8 @@ class StateStore:
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "begin", _sqlite_begin)
         else:
-            engine = create_engine(url, pool_pre_ping=True)
+            connect_args = {} if "connect_timeout" in url else {"connect_timeout": CONNECT_TIMEOUT}
+            engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
         return cls(engine)
 
     def migrate(self) -> None:
@@ -126,7 +134,7 @@ class StateStore:
 
     @contextmanager
     def _tx(self) -> Generator[Session]:
-        with self._session.begin() as session:
+        with state_errors(self.engine.url), self._session.begin() as session:
             yield session
 
     # -- lookups --------------------------------------------------------------------
