@@ -12,7 +12,7 @@ the records.
 On top of the protocol it offers what the scaler and the activator need: ``wake``
 (start, wait, then route to the version) and ``park`` (route to the activator, then
 scale to zero). The order keeps every request answerable: routes leave a version
-before its last task goes, and come back only once a task runs.
+before its last task goes, and come back only once a task passes its health check.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from flowhost.errors import DeployError, NotFoundError
@@ -105,8 +106,9 @@ class EcsFleet:
             raise DeployError(error.message) from error
 
     async def check(self, version: VersionRecord) -> Launch:
-        """What ECS reports: a running task, a failed rollout (with ECS's events), a
-        service at zero (``idle``: begin again), or still starting."""
+        """What ECS and the ALB report: ``running`` once a task runs and passes its
+        target group's health check, a failed rollout (with ECS's events), a service at
+        zero (``idle``: begin again), or still starting."""
         name = self.ecs_service(version.service, version.number)
         try:
             status = await asyncio.to_thread(self.compute.status, name)
@@ -115,8 +117,14 @@ class EcsFleet:
         except AwsError as error:  # throttled or a network blip: the next step asks again
             return Launch("starting", error.message)
         line = f"{name}: {status.describe()}"
-        if status.running >= 1:
-            return Launch("running", line)
+        if status.running >= 1 and status.target_group_arns:
+            try:
+                healthy = await asyncio.to_thread(self.routes.healthy, status.target_group_arns[0])
+            except AwsError as error:
+                return Launch("starting", f"{line}; {error.message}")
+            if healthy:
+                return Launch("running", f"{line}, {healthy} healthy target(s)")
+            line += ", no healthy target yet (the ALB health check on /readyz)"
         if status.failed:
             return Launch("failed", self.compute.failure(status, "the rollout failed"))
         if status.desired == 0:
@@ -174,14 +182,29 @@ class EcsFleet:
         return {"orphaned": orphaned, "missing": missing}
 
     async def wake(self, service: str, number: int, count: int = 1) -> list[Route]:
-        """Scale a parked version to ``count``, wait for a running task, then send its
+        """Scale a parked version to ``count``, wait for a healthy task, then send its
         routes back to it. The activator calls this for a request held at zero."""
         name = self.ecs_service(service, number)
         target, status = await asyncio.to_thread(self.target_group, service, number)
         if status.desired < count:
             await asyncio.to_thread(self.compute.set_desired, name, count)
-        await self.compute.wait_until_running(name, 1)
+        await self.wait_healthy(name, target)
         return await asyncio.to_thread(self.routes.wake, target)
+
+    async def wait_healthy(self, name: str, target: str) -> None:
+        """Until a task of ECS service ``name`` runs and passes the health check of its
+        target group; ``DeployError`` once the rollout fails or ``start_timeout`` passes."""
+        compute = self.compute
+        deadline = time.monotonic() + compute.start_timeout
+        status = await compute.wait_until_running(name, 1)
+        while not await asyncio.to_thread(self.routes.healthy, target):
+            if time.monotonic() >= deadline:
+                why = f"no healthy target within {compute.start_timeout:g}s"
+                raise DeployError(compute.failure(status, why))
+            await asyncio.sleep(compute.poll_interval)
+            status = await asyncio.to_thread(compute.status, name)
+            if status.failed:
+                raise DeployError(compute.failure(status, "the rollout failed"))
 
     def park(self, service: str, number: int) -> list[Route]:
         """Send the version's routes to the activator, then scale it to zero. The

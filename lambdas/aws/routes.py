@@ -243,6 +243,15 @@ class AlbRoutes:
             if r.target_group_arn == target_group_arn and not r.parked
         ]
 
+    def healthy(self, target_group_arn: str) -> int:
+        """How many of the target group's targets pass the ALB health check: a version
+        is ready for traffic once one does, not merely once ECS reports a task running
+        (a task runs before its server answers ``/readyz``)."""
+        with aws_errors(f"target group {target_group_arn!r}", "DescribeTargetHealth"):
+            found = self.client.describe_target_health(TargetGroupArn=target_group_arn)
+        states = [d.get("TargetHealth", {}).get("State") for d in found["TargetHealthDescriptions"]]
+        return sum(state == "healthy" for state in states)
+
     def wake(self, target_group_arn: str) -> list[Route]:
         """Every parked route of that version goes back to the version's own target group."""
         return [

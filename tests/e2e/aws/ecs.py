@@ -172,7 +172,10 @@ class EcsEmulator:
             seen: set[str] = set()
             for raw in self._describe_services():
                 seen.add(str(raw["serviceName"]))
-                self._reconcile(raw)
+                try:  # one service's trouble never stalls the others
+                    self._reconcile(raw)
+                except Exception as exc:
+                    self.errors.append(f"{raw['serviceName']}: {type(exc).__name__}: {exc}")
             for service in self._services.values():
                 if service.name not in seen:
                     self._check(service)
@@ -363,7 +366,9 @@ class EcsEmulator:
     def _deregister(self, task: Task) -> None:
         if task.ready:
             for group in task.target_groups:
-                self._elb.deregister_targets(TargetGroupArn=group, Targets=[task.target])
+                # A group deleted with its version has nothing left to deregister from.
+                with contextlib.suppress(self._elb.exceptions.TargetGroupNotFoundException):
+                    self._elb.deregister_targets(TargetGroupArn=group, Targets=[task.target])
             task.ready = False
 
     def _stop(self, task: Task) -> None:

@@ -37,6 +37,7 @@ PLATFORM_STACK = "acme/flowhost-platform/dev"
 SENTIMENT = ROOT / "examples" / "services" / "sentiment.py"
 NAPPER = ROOT / "tests" / "e2e" / "services" / "napper.py"
 JOBS = ROOT / "tests" / "e2e" / "services" / "jobs.py"
+BROKEN = ROOT / "tests" / "e2e" / "services" / "sentiment_broken.py"
 FLOWHOST = str(Path(sys.executable).parent / "flowhost")
 
 
@@ -82,10 +83,21 @@ class Cli:
             self.env.pop(name, None)
 
     def __call__(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [FLOWHOST, *args, "--target", "aws"], env=self.env, cwd=ROOT,
-            capture_output=True, text=True, timeout=timeout, check=False,
-        )  # fmt: skip
+        command = [FLOWHOST, *args, "--target", "aws"]
+        try:
+            return subprocess.run(
+                command, env=self.env, cwd=ROOT, capture_output=True, text=True,
+                timeout=timeout, check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired as expired:  # what it said so far says why
+            said = [_text(expired.stdout), _text(expired.stderr)]
+            raise AssertionError(
+                f"{' '.join(args)}: no end in {timeout:g}s\n" + "\n".join(said)
+            ) from None
+
+
+def _text(output: str | bytes | None) -> str:
+    return output.decode(errors="replace") if isinstance(output, bytes) else output or ""
 
 
 @pytest.fixture(scope="module")
@@ -205,6 +217,16 @@ def test_the_journey_from_pulumi_up_to_an_answer_at_production(
     wait_for("v2's compute gone", lambda: "sentiment-v2" not in active_services(bridge, platform))
     after = signed.post("/sentiment/predict", json={"text": "still here"})
     assert after.status_code == 200, after.text
+
+    # -- a version whose initialize raises never passes its health check: its tasks exit,
+    # ECS's circuit breaker fails the rollout, the deploy fails; production is untouched
+    broken = cli("deploy", str(BROKEN), "--promote")
+    assert broken.returncode != 0, broken.stdout
+    assert "failed" in broken.stdout + broken.stderr, broken.stdout + broken.stderr
+    assert production(signed) == 1
+    still = signed.post("/sentiment/predict", json={"text": "unharmed"})
+    assert still.status_code == 200, still.text
+    assert not containers.errors, containers.errors[:3]  # the emulation itself kept up
 
     # -- the trail names the signed identity, never a header
     events = signed.get("/api/services/sentiment/events", headers={"x-flowhost-actor": "mallory"})

@@ -5,9 +5,14 @@ moto server serves the whole session."""
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from flowhost.services.envelope import (
     EcsEnvelope,
@@ -56,6 +61,14 @@ class Balancer:
         )  # fmt: skip
         return found["TargetGroups"][0]["TargetGroupArn"]
 
+    def healthy_task(self, target_group: str, ip: str = "10.0.1.10") -> None:
+        """A target in ``target_group`` that passes its health check, as a started task
+        of the version's ECS service would be (moto runs no tasks and reports registered
+        targets healthy); the fleet waits for one before it calls a version ready."""
+        self.client.register_targets(
+            TargetGroupArn=target_group, Targets=[{"Id": ip, "Port": 8000}]
+        )
+
     def rules(self) -> list[dict[str, Any]]:
         """The listener's rules as ALB reports them, default rule excluded."""
         found = self.client.describe_rules(ListenerArn=self.listener)["Rules"]
@@ -103,6 +116,43 @@ class Cluster:
                 "securityGroups": [self.network.security_group]}},
         )  # fmt: skip
         return name
+
+
+@contextmanager
+def placed_tasks(cluster: Cluster, balancer: Balancer, interval: float = 0.05) -> Iterator[None]:
+    """What ECS does that moto does not: while the block runs, every service of the
+    cluster with a desired count above zero has a healthy target in its target group,
+    and one at zero has none (tasks start healthy at once; the composed suite in
+    tests/e2e/aws runs real ones)."""
+    stop = threading.Event()
+
+    def place() -> None:
+        while not stop.wait(interval):
+            arns = cluster.client.list_services(cluster=cluster.name)["serviceArns"]
+            if not arns:
+                continue
+            described = cluster.client.describe_services(cluster=cluster.name, services=arns)
+            for service in described["services"]:
+                for attached in service.get("loadBalancers") or []:
+                    with suppress(ClientError):  # its version was retired meanwhile
+                        follow(attached["targetGroupArn"], service["desiredCount"] > 0)
+
+    def follow(group: str, running: bool) -> None:
+        elbv2, target = balancer.client, [{"Id": "10.0.1.10", "Port": 8000}]
+        health = elbv2.describe_target_health(TargetGroupArn=group)
+        registered = bool(health["TargetHealthDescriptions"])
+        if running and not registered:
+            elbv2.register_targets(TargetGroupArn=group, Targets=target)
+        elif registered and not running:
+            elbv2.deregister_targets(TargetGroupArn=group, Targets=target)
+
+    thread = threading.Thread(target=place, name="placed-tasks", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def create_cluster(ecs: Any, network: Network) -> Cluster:

@@ -68,6 +68,7 @@ def add_version(store: StateStore, cluster: Cluster, balancer: Balancer) -> tupl
     )  # fmt: skip
     group = balancer.target_group()
     cluster.service(f"echo-v{version.number}", group)
+    balancer.healthy_task(group)
     return version.number, group
 
 
@@ -112,6 +113,31 @@ def test_the_deployments_lifecycle_on_ecs_and_alb(
     assert [(r.alias, r.target_group_arn) for r in routes.routes("echo")] == [
         ("v1", group1), ("production", group1), ("canary", group1),
     ]  # fmt: skip
+
+
+def test_a_version_is_running_only_once_a_target_passes_its_health_check(
+    store: StateStore, fleet: EcsFleet, cluster: Cluster, balancer: Balancer
+) -> None:
+    version = store.create_version(
+        definition_of(Echo), code_digest="sha256-c", artifact_run=None,
+        environment_digest="sha256-e", actor="bob",
+    )  # fmt: skip
+    group = balancer.target_group()
+    cluster.service("echo-v1", group)
+    asyncio.run(fleet.begin(version))
+    assert fleet.status("echo", 1).running == 1  # ECS says a task runs...
+    launch = asyncio.run(fleet.check(version))
+    assert launch.state == "starting"  # ...but its server does not answer /readyz yet
+    assert launch.detail.endswith("no healthy target yet (the ALB health check on /readyz)")
+
+    fleet.park("echo", 1)
+    with pytest.raises(DeployError, match=r"'echo-v1' .*: no healthy target within 5s"):
+        asyncio.run(fleet.wake("echo", 1))  # the activator waits as long, then says why
+
+    balancer.healthy_task(group)
+    launch = asyncio.run(fleet.check(version))
+    assert (launch.state, launch.detail) == ("running", "echo-v1: 1/1 running, 0 pending, "
+                                             "rollout COMPLETED, 1 healthy target(s)")  # fmt: skip
 
 
 def test_beginning_a_version_without_an_ecs_service_is_a_deploy_error(
