@@ -7,6 +7,10 @@ is sent ``/{endpoint}``. Requests go to the live
 instance with the fewest in flight over keep-alive connections; a request that finds
 its version at zero instances is held while one starts (the activator), up to the
 cold-start deadline.
+
+A body above the instances' limit (``max_body_bytes``, the runtime's default) is answered
+413 by the router itself, before it is buffered whole; the platform's server then drains
+the rest of it (``flowhost.services.runtime.lingering``), so the client sees that answer.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from flowhost.lambdas.local.scaler import Scaler
 from flowhost.lambdas.local.upstream import UpstreamError
 from flowhost.services.routing import split_path
 from flowhost.services.runtime.responses import HttpError, error_body, send_json
+from flowhost.services.runtime.settings import DEFAULT_MAX_BODY_BYTES
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -53,8 +58,10 @@ class Router:
         *,
         cold_start_timeout: float = 60.0,
         tracing: Tracing | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ):
         self.routes = routes
+        self.max_body_bytes = max_body_bytes  # the instances' own limit: larger never fits
         self.scaler = scaler
         self.cold_start_timeout = cold_start_timeout
         self.tracing = tracing  # when set: a span per request, its context sent to the instance
@@ -107,11 +114,30 @@ class Router:
         finally:
             pool.waiting -= 1
 
-    async def _body(self, receive: Any) -> bytes:
+    def _too_large(self, size: int, pool: Pool) -> HttpError:
+        return HttpError(
+            413,
+            "payload_too_large",
+            f"request body is {size} bytes, above the limit of {self.max_body_bytes} bytes "
+            f"for {pool.key}. Send a smaller body, or put large inputs in object storage and "
+            "send a reference.",
+        )
+
+    async def _body(self, scope: dict[str, Any], receive: Any, pool: Pool) -> bytes:
+        for key, value in scope["headers"]:
+            if key == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
+                raise self._too_large(int(value), pool)
         chunks: list[bytes] = []
+        size = 0
         while True:
             message = await receive()
-            chunks.append(message.get("body", b""))
+            if message["type"] == "http.disconnect":
+                raise HttpError(499, "client_disconnected", "the client went away")
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise self._too_large(size, pool)
+            chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
@@ -154,7 +180,7 @@ class Router:
             pool.last_request = time.monotonic()
             pool.in_flight += 1
             try:
-                body = await self._body(receive)
+                body = await self._body(scope, receive, pool)
                 if span is not None:
                     span.update_name(f"{scope['method']} /{pool.service}/{endpoint}")
                     span.set_attributes({"flowhost.service": pool.service,

@@ -1,4 +1,5 @@
-"""Runs one instance under uvicorn (uvloop + httptools), with flowhost's JSON logs."""
+"""Runs one instance under uvicorn (uvloop + httptools), with flowhost's JSON logs and a
+lingering close (an early answer, such as a 413, arrives: see ``runtime.lingering``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import uvicorn
 from flowhost.services.runtime.app import ServingApp, create_app
 from flowhost.services.runtime.instance import InstanceState
 from flowhost.services.runtime.jobs import JobSource
+from flowhost.services.runtime.lingering import LingeringClose
 from flowhost.services.runtime.logs import configure_logging
 from flowhost.services.runtime.prefix import ServicePrefix
 from flowhost.services.runtime.settings import RuntimeSettings
@@ -50,7 +52,7 @@ def serve(
         app if service_prefix is None else ServicePrefix(app, service_prefix, app.local_segments())
     )
     config = uvicorn.Config(
-        asgi,
+        LingeringClose(asgi),
         host=host,
         port=port,
         loop="uvloop",
