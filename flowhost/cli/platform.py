@@ -219,10 +219,12 @@ def ls(target_name: TargetOption = None, url: UrlOption = None) -> None:
 
 
 def status(service: str, target_name: TargetOption = None, url: UrlOption = None) -> None:
-    """Show one service: versions with their runs, aliases, instances, recent events."""
+    """Show one service: versions with their runs, aliases, instances, recent events, and
+    what of the platform is degraded (a launcher restarting, an instance being replaced)."""
     with _client(target_name, url) as client:
         info = client.service(service)
         events = client.events(service, limit=10)
+        health: dict[str, Any] = client.request("GET", "/api/healthz")
     table = Table("version", "status", "run", "created by", "instances", "error")
     for v in info["versions"]:
         inst = info["instances"].get(f"v{v['number']}", {})
@@ -240,6 +242,8 @@ def status(service: str, target_name: TargetOption = None, url: UrlOption = None
     for e in events:
         where = f" {e['alias']}" if e["alias"] else ""
         out.print(f"  {e['created_at'][:19]} {e['kind']}{where} v{e['version']} by {e['actor']}")
+    for why in health.get("degraded") or []:
+        out.print(f"platform degraded: {why}", soft_wrap=True)
 
 
 def invoke(

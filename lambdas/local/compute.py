@@ -73,9 +73,15 @@ class LocalCompute:
         async with self._launcher_lock:
             launcher = self._launchers.get(python)
             if launcher is None:
-                launcher = self._launchers[python] = Launcher(python)
+                name = f"launcher ({environment_digest[:12]})"
+                launcher = self._launchers[python] = Launcher(python, name=name)
                 await launcher.start()
         return launcher
+
+    @property
+    def launchers(self) -> list[Launcher]:
+        """Every launcher started so far (the platform's own first)."""
+        return list(self._launchers.values())
 
     async def close(self) -> None:
         """Stop every instance (the platform is stopping; their exits are expected)."""

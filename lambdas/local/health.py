@@ -3,6 +3,9 @@
 An instance that exits is noticed at once (its launcher reports the exit); one that
 stays up but stops answering ``/healthz`` is caught here, after ``failures`` misses
 in a row, then drained, stopped and left for the scaler to replace.
+
+:func:`platform_health` is the platform's own health, as ``/api/healthz`` and
+``flowhost status`` report it: what is degraded and why.
 """
 
 from __future__ import annotations
@@ -11,13 +14,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import httpx
 
 from flowhost.lambdas.local.compute import LocalCompute
 from flowhost.lambdas.local.pool import Instance, Pool
+from flowhost.lambdas.local.scaler import Scaler
 
-__all__ = ["HealthChecker"]
+__all__ = ["HealthChecker", "platform_health"]
 
 log = logging.getLogger("flowhost.health")
 
@@ -85,3 +90,16 @@ class HealthChecker:
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._client.aclose()
+
+
+def platform_health(compute: LocalCompute, scaler: Scaler) -> dict[str, Any]:
+    """``{"status": "ok"}``, or ``{"status": "degraded", "degraded": [why, ...]}`` while a
+    launcher restarts, an instance is being replaced, or a version's instances fail to start.
+    """
+    degraded = [launcher.degraded for launcher in compute.launchers if launcher.degraded]
+    degraded += [why for _, why in sorted(scaler.restarting.items(), key=lambda kv: kv[0].key)]
+    degraded += [
+        why.splitlines()[0][:300]
+        for _, why in sorted(scaler.last_error.items(), key=lambda kv: kv[0].key)
+    ]
+    return {"status": "degraded", "degraded": degraded} if degraded else {"status": "ok"}

@@ -1,4 +1,11 @@
-"""Talks to the zygote (see :mod:`flowhost.lambdas.local.zygote`): spawn and stop instances."""
+"""Talks to the zygote (see :mod:`flowhost.lambdas.local.zygote`): spawn and stop instances.
+
+The zygote is supervised: when it dies (an OOM kill, a crash) it is started again with
+bounded exponential backoff (see :class:`~flowhost.lambdas.local.backoff.Backoff`), and
+meanwhile instances start the slow way, each a plain ``python -m ...zygote --single``
+process that pays for its own imports, rather than not at all. ``degraded`` says why
+while that lasts.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from flowhost.errors import DeployError
+from flowhost.lambdas.local.backoff import Backoff
 from flowhost.services.runtime.settings import RuntimeSettings
 
 __all__ = ["Launcher", "Process"]
 
 log = logging.getLogger("flowhost.launcher")
+
+ZYGOTE = "flowhost.lambdas.local.zygote"
 
 
 @dataclass(eq=False)
@@ -44,42 +54,108 @@ class Process:
 class Launcher:
     """One zygote process per Python interpreter; forks instances on request."""
 
-    def __init__(self, python: str = sys.executable, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        python: str = sys.executable,
+        env: dict[str, str] | None = None,
+        *,
+        backoff: Backoff | None = None,
+        name: str = "launcher",
+    ) -> None:
         self.python = python
         self.env = env
+        self.name = name  # how health reports name it
+        self.backoff = backoff or Backoff(base=0.1, cap=10.0, stable=30.0)
+        self.degraded: str | None = None  # why it is not up, while it restarts
+        self.restarts = 0  # times it was started again after dying
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._restart: asyncio.Task[None] | None = None
+        self._plain: set[asyncio.Task[None]] = set()  # readers of plainly spawned instances
+        self._closing = False
         self._ids = itertools.count(1)
         self._listening: dict[str, asyncio.Future[tuple[int, int]]] = {}
         self._by_id: dict[str, Process] = {}
         self._by_pid: dict[int, Process] = {}
+        self._forked: set[int] = set()  # pids the zygote forked (they die with it)
         self._started = asyncio.Event()
 
+    @property
+    def running(self) -> bool:
+        """Whether the zygote is up (else instances start the slow way)."""
+        return (
+            self._started.is_set()
+            and self._proc is not None
+            and self._proc.stdin is not None
+            and self._proc.returncode is None
+            and self._reader is not None
+            and not self._reader.done()
+        )
+
+    @property
+    def zygote_pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
+
     async def start(self) -> None:
+        self._started = asyncio.Event()
         self._proc = await asyncio.create_subprocess_exec(
-            self.python, "-m", "flowhost.lambdas.local.zygote",
+            self.python, "-m", ZYGOTE,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=self.env,
         )  # fmt: skip
-        self._reader = asyncio.create_task(self._read(), name="flowhost-launcher-reader")
+        self._reader = asyncio.create_task(self._read(self._proc), name="flowhost-launcher-reader")
         try:
             await asyncio.wait_for(self._started.wait(), timeout=60)
         except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
             raise DeployError("the instance launcher did not start within 60s.") from None
+        self.backoff.started()
 
-    async def _read(self) -> None:
-        assert self._proc is not None
-        assert self._proc.stdout is not None
-        while line := await self._proc.stdout.readline():
+    async def _read(self, zygote: asyncio.subprocess.Process) -> None:
+        assert zygote.stdout is not None
+        while line := await zygote.stdout.readline():
             try:
                 self._dispatch(json.loads(line))
             except Exception:  # pragma: no cover - a malformed line must not kill the reader
                 log.exception("bad launcher message: %r", line[:200])
-        for proc in list(self._by_pid.values()):  # the zygote died: its children die with it
-            self._finish(proc, -1)
+        self._started.clear()  # not running: new instances start the slow way from now
+        for pid in list(self._forked):  # the zygote died: its children die with it
+            if (proc := self._by_pid.get(pid)) is not None:
+                self._finish(proc, -1)
+        self._forked.clear()
+        if self._closing:
+            return
+        code = await zygote.wait()
+        delay = self.backoff.failed()
+        attempt = self.backoff.attempt
+        self.degraded = f"{self.name}: restarting after exit {code} (attempt {attempt})"
+        log.warning(
+            "instance launcher exited; restarting it",
+            extra={"fields": {"code": code, "attempt": attempt, "delay": delay}},
+        )
+        self._restart = asyncio.create_task(self._restart_after(delay), name="flowhost-launcher")
+
+    async def _restart_after(self, delay: float) -> None:
+        """Start the zygote again after ``delay``; on failure, again with a longer delay."""
+        while not self._closing:
+            await asyncio.sleep(delay)
+            try:
+                await self.start()
+            except (DeployError, OSError) as exc:
+                delay = self.backoff.failed()
+                attempt = self.backoff.attempt
+                self.degraded = f"{self.name}: restart failed ({exc}); retrying (attempt {attempt})"
+                log.error("instance launcher failed to restart", extra={"fields": {"delay": delay}})
+                continue
+            self.restarts += 1
+            self.degraded = None
+            log.info("instance launcher restarted", extra={"fields": {"restarts": self.restarts}})
+            return
 
     def _finish(self, proc: Process, code: int) -> None:
         self._by_pid.pop(proc.pid, None)
         self._by_id.pop(proc.id, None)
+        self._forked.discard(proc.pid)
         if not proc.ready.done():
             proc.ready.set_exception(
                 DeployError(f"the instance exited with code {code} before it was ready.")
@@ -121,9 +197,10 @@ class Launcher:
         env: dict[str, str] | None = None,
         jobs: dict[str, Any] | None = None,
     ) -> Process:
-        """Fork an instance; returns once it listens (await ``ready`` for readiness)."""
-        if self._proc is None or self._proc.stdin is None or self._proc.returncode is not None:
-            raise DeployError("the instance launcher is not running; restart flowhost up.")
+        """Fork an instance (a plain process while the zygote is down); returns once it
+        listens (await ``ready`` for readiness)."""
+        if self._closing:
+            raise DeployError("the platform is stopping; no instance starts now.")
         ident = f"i{next(self._ids)}"
         loop = asyncio.get_running_loop()
         listening: asyncio.Future[tuple[int, int]] = loop.create_future()
@@ -139,18 +216,61 @@ class Launcher:
             "env": env or {},
             "jobs": jobs,
         }
-        self._proc.stdin.write((json.dumps(cmd) + "\n").encode())
-        await self._proc.stdin.drain()
+        line = (json.dumps(cmd) + "\n").encode()
+        forked = False
+        if self.running:
+            assert self._proc is not None
+            assert self._proc.stdin is not None
+            try:
+                self._proc.stdin.write(line)
+                await self._proc.stdin.drain()
+                forked = True
+            except (ConnectionError, RuntimeError):  # it died just now: the slow way
+                pass
+        if not forked:
+            await self._spawn_plain(ident, line)
         try:
-            pid, port = await asyncio.wait_for(listening, timeout=30)
+            pid, port = await asyncio.wait_for(listening, timeout=30 if forked else 90)
         except TimeoutError:
             self._listening.pop(ident, None)
-            raise DeployError("an instance did not open its port within 30s.") from None
+            raise DeployError("an instance did not open its port in time.") from None
         proc = Process(ident, pid, port, log_path, loop.create_future(), loop.create_future())
         proc.ready.add_done_callback(lambda f: f.exception())  # consumed even if nobody waits
         self._by_id[ident] = proc
         self._by_pid[pid] = proc
+        if forked:
+            self._forked.add(pid)
         return proc
+
+    async def _spawn_plain(self, ident: str, line: bytes) -> None:
+        """Start one instance as its own process (the zygote is down)."""
+        log.warning("instance launcher is down; starting an instance the slow way")
+        sub = await asyncio.create_subprocess_exec(
+            self.python, "-m", ZYGOTE, "--single",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=self.env,
+        )  # fmt: skip
+        assert sub.stdin is not None
+        sub.stdin.write(line)
+        with contextlib.suppress(ConnectionError):
+            await sub.stdin.drain()
+        sub.stdin.close()
+        task = asyncio.create_task(self._read_plain(ident, sub), name=f"flowhost-{ident}")
+        self._plain.add(task)
+        task.add_done_callback(self._plain.discard)
+
+    async def _read_plain(self, ident: str, sub: asyncio.subprocess.Process) -> None:
+        assert sub.stdout is not None
+        while line := await sub.stdout.readline():
+            try:
+                self._dispatch(json.loads(line))
+            except Exception:  # pragma: no cover - a malformed line must not kill the reader
+                log.exception("bad instance message: %r", line[:200])
+        code = await sub.wait()
+        fut = self._listening.pop(ident, None)
+        if fut is not None and not fut.done():
+            fut.set_exception(DeployError(f"the instance exited with code {code} at start."))
+        if (proc := self._by_pid.get(sub.pid)) is not None:
+            self._finish(proc, code)
 
     def pause(self, proc: Process) -> None:
         """Ask an instance to take no new async jobs (SIGUSR1): it is about to be stopped."""
@@ -172,6 +292,11 @@ class Launcher:
             return await asyncio.wait_for(asyncio.shield(proc.exited), timeout=5)
 
     async def close(self) -> None:
+        self._closing = True
+        if self._restart is not None:
+            self._restart.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._restart
         for proc in list(self._by_pid.values()):
             await self.stop(proc)
         if self._proc is not None and self._proc.returncode is None:
@@ -184,3 +309,4 @@ class Launcher:
                 await self._proc.wait()
         if self._reader is not None:
             await self._reader
+        await asyncio.gather(*self._plain, return_exceptions=True)

@@ -31,7 +31,7 @@ from flowhost.lambdas.gateway import Gateway
 from flowhost.lambdas.local.asyncjobs import LocalJobsConfig
 from flowhost.lambdas.local.compute import LocalCompute
 from flowhost.lambdas.local.fleet import LocalFleet
-from flowhost.lambdas.local.health import HealthChecker
+from flowhost.lambdas.local.health import HealthChecker, platform_health
 from flowhost.lambdas.local.launcher import Launcher
 from flowhost.lambdas.local.pool import Pool
 from flowhost.lambdas.local.router import Router
@@ -40,6 +40,7 @@ from flowhost.lambdas.local.scaler import Scaler
 from flowhost.lambdas.objectstore import LocalObjectStore
 from flowhost.lambdas.store import StateStore, VersionRecord
 from flowhost.lambdas.store.requests import RequestStore
+from flowhost.services.runtime.lingering import LingeringClose
 from flowhost.services.runtime.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ class LocalPlatform:
             self.compute, self.routes.all_pools, tick=settings.scaler_tick,
             window=settings.scale_down_window,
         )  # fmt: skip
+        self.compute.on_exit = self.scaler.instance_exited  # a dead instance is replaced
         self.health = HealthChecker(
             self.compute, self.routes.all_pools, interval=settings.health_interval
         )
@@ -135,7 +137,9 @@ class LocalPlatform:
             self.routes, self.scaler, cold_start_timeout=settings.cold_start_timeout,
             tracing=self.tracing,
         )  # fmt: skip
-        self.api = create_api(self.deployments, instances=self.instances, logs=self.logs)
+        self.api = create_api(
+            self.deployments, instances=self.instances, logs=self.logs, health=self.degraded
+        )
         self.catalog = create_catalog(self.deployments)
         self.gateway = Gateway(
             api=self.api, catalog=self.catalog, asynchronous=self.async_app, fallback=self.router
@@ -214,6 +218,11 @@ class LocalPlatform:
             }
             for n, p in sorted(pools.items())
         }
+
+    def degraded(self) -> dict[str, Any]:
+        """The platform's health: what is degraded (a launcher restarting, an instance
+        being replaced), as ``/api/healthz`` reports it."""
+        return platform_health(self.compute, self.scaler)
 
     def logs(self, service: str, number: int, tail: int) -> str:
         path = self.compute.home / "logs" / service / f"v{number}.log"
@@ -295,7 +304,8 @@ def run(settings: PlatformSettings, log_level: str = "info") -> None:
     configure_logging(log_level)
     platform = LocalPlatform(settings)
     config = uvicorn.Config(
-        platform, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
+        LingeringClose(platform), host=settings.host, port=settings.port, loop="uvloop",
+        http="httptools",
         lifespan="on", access_log=False, log_config=None, log_level=log_level,
         timeout_keep_alive=75,
     )  # fmt: skip

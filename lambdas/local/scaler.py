@@ -1,5 +1,9 @@
 """The local scaler: keeps each version between min and max instances, follows load,
-scales idle versions to zero, and starts a version at zero when a request is held."""
+scales idle versions to zero, and starts a version at zero when a request is held.
+
+It is also what restarts instances: one that dies is replaced as the version's load asks
+for it, and starts that fail or die again soon are retried with bounded exponential
+backoff per version (:class:`~flowhost.lambdas.local.backoff.Backoff`)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from flowhost.errors import DeployError
+from flowhost.lambdas.local.backoff import Backoff
 from flowhost.lambdas.local.compute import LocalCompute
 from flowhost.lambdas.local.pool import Instance, Pool
 from flowhost.lambdas.scaling import Load, desired_instances
@@ -29,18 +34,22 @@ class Scaler:
         *,
         tick: float = 0.5,
         window: float = 30.0,
-        restart_backoff: float = 2.0,
+        restart_backoff: float = 0.5,
+        restart_backoff_cap: float = 30.0,
     ) -> None:
         self.compute = compute
         self.pools = pools
         self.tick = tick
         self.window = window
         self.restart_backoff = restart_backoff
+        self.restart_backoff_cap = restart_backoff_cap
+        self._backoff: dict[Pool, Backoff] = {}
         self._samples: dict[Pool, deque[tuple[float, int]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping: set[Pool] = set()
         self._not_before: dict[Pool, float] = {}
-        self.last_error: dict[Pool, str] = {}
+        self.last_error: dict[Pool, str] = {}  # why its last start failed
+        self.restarting: dict[Pool, str] = {}  # an instance died; why, until one is back
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -75,6 +84,8 @@ class Scaler:
         current = len(pool.live) + pool.starting
         load = self.load(pool, now)
         want = 0 if pool.retired else desired_instances(pool.scaling, current, load)
+        if want <= current:  # nothing to bring back (it has enough, or needs none)
+            self.restarting.pop(pool, None)
         if want > current and now >= self._not_before.get(pool, 0.0):
             for _ in range(want - current):
                 self._spawn(self._start(pool))
@@ -95,10 +106,16 @@ class Scaler:
         try:
             await self.compute.start(pool)
             self.last_error.pop(pool, None)
+            self.restarting.pop(pool, None)
+            self.backoff(pool).started()
         except DeployError as exc:
             self.last_error[pool] = exc.message
-            self._not_before[pool] = time.monotonic() + self.restart_backoff
-            log.error("instance start failed", extra={"fields": {"version": pool.key}})
+            delay = self.backoff(pool).failed()
+            self._not_before[pool] = time.monotonic() + delay
+            log.error(
+                "instance start failed",
+                extra={"fields": {"version": pool.key, "retry_in": delay}},
+            )
         finally:
             pool.starting -= 1
             pool.notify()
@@ -110,10 +127,34 @@ class Scaler:
         finally:
             self._stopping.discard(pool)
 
+    def backoff(self, pool: Pool) -> Backoff:
+        backoff = self._backoff.get(pool)
+        if backoff is None:
+            backoff = self._backoff[pool] = Backoff(
+                base=self.restart_backoff, cap=self.restart_backoff_cap, stable=30.0
+            )
+        return backoff
+
+    def instance_exited(self, pool: Pool, inst: Instance, code: int) -> None:
+        """An instance died (not stopped by the platform): replace it, after a delay that
+        grows while its replacements keep dying soon after they start."""
+        backoff = self.backoff(pool)
+        if pool not in self.restarting:  # else one more died before any came back: same try
+            delay = backoff.failed()
+            if backoff.attempt == 1:  # it had stayed up: no crash loop, replace it at once
+                delay = 0.0
+            self._not_before[pool] = time.monotonic() + delay
+        self.restarting[pool] = (
+            f"{pool.key}: instance exited with code {code}; restarting (attempt {backoff.attempt})"
+        )
+        self.wake()
+
     def forget(self, pool: Pool) -> None:
         self._samples.pop(pool, None)
         self._not_before.pop(pool, None)
         self.last_error.pop(pool, None)
+        self.restarting.pop(pool, None)
+        self._backoff.pop(pool, None)
 
     async def close(self) -> None:
         for task in list(self._tasks):

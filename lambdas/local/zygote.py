@@ -8,6 +8,9 @@ paying for interpreter start-up and imports (that is most of a cold start).
 
 Messages out: ``listening`` (pid, port), ``ready``, ``failed`` (error), ``jobs`` (async
 jobs running), ``exit`` (code).
+
+``--single`` is the slow way, used while the zygote itself is down: the process reads one
+``spawn`` command and becomes that instance (no fork; its exit is seen by whoever started it).
 """
 
 from __future__ import annotations
@@ -147,5 +150,19 @@ def main() -> None:
                 _spawn(cmd, out_fd)
 
 
+def single() -> None:
+    """Become the one instance the command on stdin describes (no zygote to fork from)."""
+    out_fd = os.dup(sys.stdout.fileno())
+    code = 1
+    try:
+        cmd: dict[str, Any] = json.loads(sys.stdin.readline())
+        os.setpgid(0, 0)  # as a forked instance: out of the platform's group (Ctrl-C)
+        code = _child(cmd, out_fd)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
 if __name__ == "__main__":
-    main()
+    single() if sys.argv[1:] == ["--single"] else main()

@@ -142,7 +142,7 @@ def test_on_aws_no_verified_identity_is_refused_and_nothing_is_recorded(
 def test_reads_need_no_identity_of_their_own(lambda_handler: Mangum) -> None:
     # Only routes that change something take the actor; the edge guards every route.
     status, body = call(lambda_handler, "GET", "/api/healthz", None)
-    assert (status, body["status"]) == (200, "alive")
+    assert (status, body["status"]) == (200, "ok")
 
 
 def test_locally_the_header_names_the_actor(deployments: FakeDeployments) -> None:
