@@ -55,11 +55,13 @@ def create_api(
     instances: Callable[[str], dict[str, Any]] | None = None,
     logs: Callable[[str, int, int], str] | None = None,
     drift: Callable[[], dict[str, list[str]]] | None = None,
+    health: Callable[[], dict[str, Any]] | None = None,
 ) -> FastAPI:
     """The control-plane API under ``/api``; ``instances(service)`` lists running ones,
     ``logs(service, number, tail)`` reads a version's instance log, ``drift()`` names
     compute with no live version record (``orphaned``) and live versions whose compute
-    is gone (``missing``), as ``service@vN``."""
+    is gone (``missing``), as ``service@vN``; ``health()`` says what is degraded
+    (``{"status": "degraded", "degraded": [...]}``, else ``{"status": "ok"}``)."""
     store = deployments.store
     app = FastAPIOffline(
         title="flowhost control plane",
@@ -88,8 +90,9 @@ def create_api(
     app.include_router(identity_router)
 
     @app.get("/api/healthz")
-    def healthz() -> dict[str, str]:  # pyright: ignore[reportUnusedFunction]
-        return {"status": "alive", "version": flowhost.__version__}
+    def healthz() -> dict[str, Any]:  # pyright: ignore[reportUnusedFunction]
+        state = health() if health is not None else {"status": "ok"}
+        return {**state, "version": flowhost.__version__}
 
     @app.put("/api/packages/{digest}", status_code=201)
     async def upload_package(digest: str, request: Request) -> JSONResponse:  # pyright: ignore[reportUnusedFunction]
