@@ -8,12 +8,13 @@ never see a partial object.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
 from typing import Protocol
 
-from flowhost.errors import NotFoundError
+from flowhost.errors import NotFoundError, StateStorageFullError
 
 __all__ = ["LocalObjectStore", "ObjectStore"]
 
@@ -48,10 +49,23 @@ class LocalObjectStore:
 
     def _staged(self, path: Path, data: bytes) -> str:
         """``data`` in a temporary file beside ``path``, complete on disk."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise StateStorageFullError(
+                f"the object store at {self.root}: the disk is full; nothing was written "
+                f"(got {len(data)} bytes to store). Free space in {self.root} (or give it a "
+                "larger volume); writes work again as soon as there is room."
+            ) from exc
         return tmp
 
     def put(self, key: str, data: bytes) -> None:

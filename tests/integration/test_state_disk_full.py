@@ -5,12 +5,15 @@ fails writes with SQLITE_FULL exactly as a full filesystem does, without root or
 mount (``bench/fault_trials/state.py`` fills a real tmpfs). Writes then fail with
 ``StateStorageFullError`` (the API: 507 ``state_storage_full`` naming the directory),
 reads keep working, ``PRAGMA integrity_check`` is ``ok``, and once there is room again
-writes work with nothing lost.
+writes work with nothing lost. The local object store (async payloads, packages) under
+the same directory answers a full disk the same way, leaving no partial file behind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -146,3 +149,33 @@ def test_the_api_answers_507_naming_the_directory(store: StateStore, tmp_path: P
     assert again.status_code == 200, again.text
     assert again.json()["status"] == "undeployed"
     store.close()
+
+
+def test_a_full_disk_under_the_object_store_is_storage_full_and_leaves_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    objects = LocalObjectStore(tmp_path / "objects")
+    real_fdopen = os.fdopen
+
+    class Full:
+        def __init__(self, fd: int) -> None:
+            self.file = real_fdopen(fd, "wb")
+
+        def __enter__(self) -> Full:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.file.close()
+
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, _mode: Full(fd))
+    with pytest.raises(StateStorageFullError) as caught:
+        objects.put("async/echo/req_1/payload.json", b"{}")
+    assert (caught.value.status, caught.value.code) == (507, "state_storage_full")
+    assert f"Free space in {tmp_path / 'objects'}" in caught.value.message
+    assert not list((tmp_path / "objects").rglob(".tmp-*"))
+    monkeypatch.undo()
+    objects.put("async/echo/req_1/payload.json", b"{}")  # room again
+    assert objects.get("async/echo/req_1/payload.json") == b"{}"
