@@ -221,6 +221,11 @@ class Client:
     def result(self, request_id: str) -> Any:
         return self.request("GET", f"/requests/{request_id}/result")
 
+    def request_detail(self, request_id: str) -> dict[str, Any]:
+        """The request's failure as deployers see it: the exception's type, message and
+        traceback (``detail``), which the invoker's status and result never carry."""
+        return self.request("GET", f"/api/requests/{request_id}/detail")
+
     def wait(
         self,
         request_id: str,

@@ -16,6 +16,11 @@ deletes the message; ``fail`` either puts the message back after a backoff (the 
 goes back to queued with its error kept) or, on the last delivery or a failure that a
 retry cannot fix, records ``failed``. A message failed on its last delivery is handed
 back at once and goes to the dead-letter queue at the next receive.
+
+A failure's error (``{"code", "message"}``) is what callers see; an exception's type,
+message and traceback (the worker's ``detail``) are written apart, to ``detail.json``
+beside the payload (the last failed delivery's), which only the control plane's
+``/api/requests/{id}/detail`` reads (:func:`read_detail`), never the invoker's routes.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from flowhost.errors import NotFoundError
@@ -37,11 +43,13 @@ __all__ = [
     "OutcomeLedger",
     "QueueJobs",
     "Started",
+    "detail_key",
     "error_text",
     "job_message",
     "outcome_key",
     "payload_key",
     "progress_key",
+    "read_detail",
     "result_key",
 ]
 
@@ -68,6 +76,23 @@ def outcome_key(service: str, request_id: str) -> str:
 def progress_key(service: str, request_id: str) -> str:
     """Where an ObjectLedger keeps attempts and the last error until the outcome."""
     return f"async/{service}/{request_id}/progress.json"
+
+
+def detail_key(service: str, request_id: str) -> str:
+    """The last failed delivery's exception (type, message, traceback): deployers only."""
+    return f"async/{service}/{request_id}/detail.json"
+
+
+def read_detail(objects: ObjectStore, service: str, request_id: str) -> dict[str, Any] | None:
+    """What :meth:`QueueJobs.fail` kept of the request's last exception, if any."""
+    try:
+        detail = json.loads(objects.get(detail_key(service, request_id)))
+    except NotFoundError:
+        return None
+    except ValueError:
+        log.error("ignoring an unreadable failure detail", extra={"fields": {"id": request_id}})
+        return None
+    return detail if isinstance(detail, dict) else None  # pyright: ignore[reportUnknownVariableType]
 
 
 def job_message(
@@ -234,8 +259,31 @@ class QueueJobs:
         self._ack(message)
         return won
 
-    def fail(self, job: Job, code: str, error: str, *, retry: bool) -> None:
+    def _keep_detail(self, job: Job, code: str, detail: Mapping[str, str]) -> None:
+        body = {
+            **detail, "request_id": job.request_id, "endpoint": job.endpoint, "code": code,
+            "attempt": job.attempt, "version": self.version,
+            "at": datetime.now(UTC).isoformat(),
+        }  # fmt: skip
+        try:
+            self.objects.put(detail_key(self.service, job.request_id), json.dumps(body).encode())
+        except Exception:  # the outcome matters more; the instance log has the traceback
+            log.exception(
+                "could not keep a failure's detail", extra={"fields": {"id": job.request_id}}
+            )
+
+    def fail(
+        self,
+        job: Job,
+        code: str,
+        error: str,
+        *,
+        retry: bool,
+        detail: Mapping[str, str] | None = None,
+    ) -> None:
         message = self._message(job)
+        if detail is not None:
+            self._keep_detail(job, code, detail)
         text = error_text(code, error)
         if retry and not job.final:
             self.requests.retry(job.request_id, text)

@@ -299,11 +299,31 @@ def invoke(
 def request(
     request_id: Annotated[str, typer.Argument(help="The id an --async invoke printed.")],
     result: Annotated[bool, typer.Option(help="Print the result instead of the status.")] = False,
+    detail: Annotated[
+        bool,
+        typer.Option(
+            help="Print why it failed: the exception's type, message and traceback "
+            "(a control-plane read, for deployers; invokers see only the safe message)."
+        ),
+    ] = False,
     target_name: TargetOption = None,
     url: UrlOption = None,
 ) -> None:
-    """Show an asynchronous request's status (or, with --result, its result)."""
+    """Show an asynchronous request's status (or, with --result, its result; with
+    --detail, the exception behind its failure)."""
+    if result and detail:
+        raise FlowhostError("request: give --result or --detail, not both.")
     with _client(target_name, url) as client:
+        if detail:
+            found = client.request_detail(request_id)
+            out.print_json(data={k: v for k, v in found.items() if k != "detail"})
+            why = found.get("detail")
+            if why is None:
+                out.print("no exception recorded for this request.")
+            else:
+                out.print(f"{why.get('type')}: {why.get('message')}", soft_wrap=True, markup=False)
+                print(why.get("traceback", ""), end="")
+            return
         out.print_json(data=client.result(request_id) if result else client.status_of(request_id))
 
 

@@ -25,7 +25,7 @@ from flowhost.lambdas.async_requests.settings import AsyncSettings
 from flowhost.lambdas.async_requests.settling import Settler
 from flowhost.lambdas.async_requests.validation import PayloadValidator, SubmitOptions
 from flowhost.lambdas.callbacks import deliver
-from flowhost.lambdas.jobs import error_text, job_message, payload_key
+from flowhost.lambdas.jobs import detail_key, error_text, job_message, payload_key
 from flowhost.lambdas.objectstore import ObjectStore
 from flowhost.lambdas.store.models import utcnow
 from flowhost.lambdas.store.records import VersionRecord
@@ -226,7 +226,8 @@ class AsyncRequests:
         records expired longer than ``expired_retention``, fail dead-lettered requests;
         returns callbacks to deliver."""
         for record in self.requests.expire():
-            for key in (record.payload_key, record.result_key):
+            detail = detail_key(record.service, record.id)  # a failure's exception, if kept
+            for key in (record.payload_key, record.result_key, detail):
                 if key is not None:
                     self.objects.delete(key)
             if self.settler is not None:

@@ -99,7 +99,19 @@ class Router:
                 remaining = deadline - time.monotonic()
                 error = self.scaler.last_error.get(pool)
                 if error is not None and pool.starting == 0:
-                    raise HttpError(503, "instance_start_failed", error)
+                    # ``error`` may quote initialize's exception and the instance's log:
+                    # for deployers (the platform log, 'flowhost logs'), not for callers.
+                    log.warning(
+                        "no instance could start",
+                        extra={"fields": {"version": pool.key, "error": error}},
+                    )
+                    raise HttpError(
+                        503,
+                        "instance_start_failed",
+                        f"{pool.key}: no instance could start; the service's deployers "
+                        "see why with 'flowhost logs'. Retry later.",
+                        headers=[(b"retry-after", b"5")],
+                    )
                 if remaining <= 0:
                     raise HttpError(
                         503,

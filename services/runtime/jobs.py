@@ -3,10 +3,15 @@
 The serving runtime only knows this protocol; the platform supplies the implementation
 (queue, object store and request records: see ``flowhost.lambdas.jobs``). Delivery is at
 least once: a job may run more than once, and the source keeps the first outcome.
+
+A failure's ``error`` is what callers see (a safe message); the exception's text and
+traceback, when there is one, travel apart as ``detail``, for deployers only (see
+``runtime.failures``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -49,9 +54,18 @@ class JobSource(Protocol):
         """Store the JSON result; False if another delivery already finished the request."""
         ...
 
-    def fail(self, job: Job, code: str, error: str, *, retry: bool) -> None:
+    def fail(
+        self,
+        job: Job,
+        code: str,
+        error: str,
+        *,
+        retry: bool,
+        detail: Mapping[str, str] | None = None,
+    ) -> None:
         """Record a failure: retried later when ``retry`` and not ``job.final``, else the
-        request's outcome."""
+        request's outcome. ``error`` is shown to callers; ``detail`` (the exception's type,
+        message and traceback) is kept for deployers, never shown to callers."""
         ...
 
     def release(self, job: Job) -> None:

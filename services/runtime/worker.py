@@ -9,7 +9,10 @@ taking jobs and hands back the ones still running.
 
 Outcomes: a result is stored once; a request that does not match the schema or runs out
 of time fails at once (running it again would not help); any other exception is retried
-by the source until its last delivery.
+by the source until its last delivery. An exception's text never reaches callers: they
+see ``endpoint_error`` and the same safe message as a synchronous call; its type, message
+and traceback go to this instance's log and to the source as the failure's detail
+(``runtime.failures``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 from flowhost.errors import FlowhostError
 from flowhost.services.runtime.dispatch import EndpointHandler
+from flowhost.services.runtime.failures import (
+    ENDPOINT_ERROR,
+    endpoint_error_message,
+    failure_detail,
+)
 from flowhost.services.runtime.jobs import Job, JobSource
 from flowhost.services.runtime.logs import AccessLog
 from flowhost.services.runtime.responses import HttpError
@@ -173,10 +181,19 @@ class AsyncWorker:
             retry = exc.status >= 500 and exc.code not in ("timeout", "invalid_response")
             await self._io_call(source.fail, job, exc.code, exc.message, retry=retry)
         except Exception as exc:
-            log.exception("async job raised", extra={"fields": {"request_id": job.request_id}})
-            outcome, code = "failed", "endpoint_error"
-            message = f"endpoint {job.endpoint!r} raised {type(exc).__name__}: {exc}"
-            await self._io_call(source.fail, job, code, message, retry=True)
+            detail = failure_detail(exc)
+            log.exception(
+                "async job raised",
+                extra={
+                    "fields": {
+                        "request_id": job.request_id, "endpoint": job.endpoint,
+                        "attempt": job.attempt, "error_type": detail["type"],
+                    }
+                },
+            )  # fmt: skip
+            outcome, code = "failed", ENDPOINT_ERROR
+            message = endpoint_error_message(job.endpoint, exc, job.request_id)
+            await self._io_call(source.fail, job, code, message, retry=True, detail=detail)
         else:
             if not await self._io_call(source.succeed, job, body):
                 outcome = "duplicate"

@@ -10,6 +10,8 @@ import json
 import os
 import signal
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,7 +22,7 @@ import pytest
 from flowhost.callbacks import SIGNATURE_HEADER, SignatureError, verify_signature
 from flowhost.lambdas.queue import LocalQueue
 from tests.e2e.harness import SERVICES, Platform, PlatformFactory
-from tests.integration.support import poll
+from tests.integration.support import poll, run_flowhost
 
 JOBS = SERVICES / "jobs.py"
 FAST = (
@@ -147,10 +149,14 @@ def test_a_poison_request_is_dead_lettered_with_its_error(jobs: Platform) -> Non
     done = finished(jobs, accepted["id"])
     assert (done["status"], done["attempts"]) == ("failed", 2)  # --async-attempts 2
     assert done["error"]["code"] == "endpoint_error"
-    assert "ValueError: cannot digest 'glass'" in done["error"]["message"]
+    # The invoker sees the code, the exception's type and the request id, never its text.
+    assert "'poison' raised ValueError" in done["error"]["message"]
+    assert accepted["id"] in done["error"]["message"]
+    assert "cannot digest" not in json.dumps(done)
     result = jobs.http.get(f"/requests/{accepted['id']}/result")
     assert (result.status_code, result.json()["error"]["code"]) == (409, "request_failed")
-    assert "cannot digest" in result.json()["error"]["message"]
+    assert "'poison' raised ValueError" in result.json()["error"]["message"]
+    assert "cannot digest" not in result.text
 
     # It went through the version's dead-letter queue, whose letters the sweeper settles
     # into the request record and then removes.
@@ -165,6 +171,62 @@ def test_a_poison_request_is_dead_lettered_with_its_error(jobs: Platform) -> Non
         assert queue.dead_letters() == []
         assert queue.depth().total == 0
     assert result_files(jobs, accepted["id"]) == []
+
+
+def test_a_failed_request_shows_its_exception_to_deployers_only(
+    jobs: Platform, base_env: dict[str, str]
+) -> None:
+    accepted = submit(jobs, "/jobs/poison/async", {"text": "vault-password-42"})
+    request_id = accepted["id"]
+    assert finished(jobs, request_id)["status"] == "failed"
+    assert "vault-password-42" not in jobs.http.get(f"/requests/{request_id}").text
+
+    # the control plane's route (on AWS: the deployer and reader grants, not the invoker's)
+    found = jobs.http.get(f"/api/requests/{request_id}/detail")
+    assert found.status_code == 200, found.text
+    detail = found.json()
+    assert (detail["id"], detail["status"], detail["attempts"]) == (request_id, "failed", 2)
+    assert detail["detail"]["type"] == "ValueError"
+    assert detail["detail"]["message"] == "cannot digest 'vault-password-42'"
+    assert "Traceback" in detail["detail"]["traceback"]
+    assert (detail["detail"]["attempt"], detail["detail"]["version"]) == (2, 1)
+    missing = jobs.http.get("/api/requests/req_nothing/detail")
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "request_not_found")
+
+    # the CLI shows it too, and the instance log has it keyed by the request id
+    shown = run_flowhost("request", request_id, "--detail", "--url", jobs.url, env=base_env)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "ValueError: cannot digest 'vault-password-42'" in shown.stdout
+    assert "Traceback" in shown.stdout
+    logged = run_flowhost("logs", "jobs", "--tail", "400", "--url", jobs.url, env=base_env)
+    lines = [json.loads(line) for line in logged.stdout.splitlines() if request_id in line]
+    raised = [line for line in lines if line.get("message") == "async job raised"]
+    assert raised
+    assert "cannot digest 'vault-password-42'" in raised[-1]["traceback"]
+
+
+def _urllib_post(url: str, size: int) -> tuple[int, dict[str, Any]]:
+    """POST ``size`` bytes with urllib (it sends the whole body, then reads, and asks for
+    Connection: close); the status and the JSON answer."""
+    request = urllib.request.Request(
+        url, data=b"x" * size, headers={"content-type": "application/json"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(request, timeout=60)
+    return raised.value.code, json.loads(raised.value.read())
+
+
+def test_bodies_over_the_limits_get_their_413_through_urllib(jobs: Platform) -> None:
+    """The router (above the instances' 4 MiB) and the async API (above 64 MiB) answer
+    413 early; the platform drains the rest, so urllib reads the answer, not a reset."""
+    status, sync = _urllib_post(f"{jobs.url}/jobs/echo", 16 * 1024 * 1024)
+    assert (status, sync["error"]["code"]) == (413, "payload_too_large"), sync
+    assert "limit of 4194304 bytes for jobs@v1" in sync["error"]["message"]
+
+    status, queued = _urllib_post(f"{jobs.url}/jobs/echo/async", 80 * 1024 * 1024)
+    assert (status, queued["error"]["code"]) == (413, "payload_too_large"), queued
+
+    assert jobs.http.post("/jobs/echo", json={"text": "still here"}).status_code == 200
 
 
 def test_killing_the_instance_mid_job_still_completes_it_once(jobs: Platform, traces: Path) -> None:

@@ -19,7 +19,7 @@ from flowhost.lambdas.async_requests import AsyncRequests
 from flowhost.lambdas.async_requests.service import RequestExpired, RequestFailed, RequestNotReady
 from flowhost.lambdas.async_requests.validation import SubmitOptions
 from flowhost.lambdas.callbacks import CallbackPolicy
-from flowhost.lambdas.jobs import job_message, payload_key
+from flowhost.lambdas.jobs import job_message, payload_key, read_detail
 from flowhost.lambdas.queue import MAX_BODY_BYTES, Message
 from flowhost.lambdas.store.requests import AsyncRequest
 from flowhost.services.runtime.responses import HttpError
@@ -261,10 +261,22 @@ def test_an_endpoint_that_always_fails_is_retried_then_failed_and_dead_lettered(
     doc = service.describe(done)
     assert doc["error"] is not None
     assert doc["error"]["code"] == "endpoint_error"
-    assert f"RuntimeError: failing on purpose: {reason}" in doc["error"]["message"]
+    # callers see the safe message: the exception's type and the request id, never its text
+    assert "'fail' raised RuntimeError" in doc["error"]["message"]
+    assert record.id in doc["error"]["message"]
+    assert reason not in json.dumps(doc)
+    assert reason not in service.callback_body(done).decode()
+    # deployers find the text and the traceback beside the record
+    detail = read_detail(platform.objects, SERVICE, record.id)
+    assert detail is not None
+    assert (detail["type"], detail["code"]) == ("RuntimeError", "endpoint_error")
+    assert detail["message"] == f"failing on purpose: {reason}"
+    assert "Traceback" in detail["traceback"]
+    assert detail["attempt"] == MAX_RECEIVES
     with pytest.raises(RequestFailed) as failed:
         service.result(record.id)
     assert (failed.value.status, failed.value.code) == (409, "request_failed")
+    assert reason not in failed.value.message
 
     queue = platform.queue()
     # failed on its last delivery, the message is handed back and dead-lettered at the

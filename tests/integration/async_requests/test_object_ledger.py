@@ -29,6 +29,7 @@ from flowhost.lambdas.jobs import (
     outcome_key,
     payload_key,
     progress_key,
+    read_detail,
 )
 from flowhost.lambdas.ledger import ObjectLedger, read_outcome, read_progress
 from flowhost.lambdas.objectstore import LocalObjectStore
@@ -320,8 +321,13 @@ def test_outcomes_travel_as_objects_and_the_control_plane_reports_them(
     assert failed.attempts == MAX_RECEIVES
     error = service.describe(failed)["error"]
     assert error["code"] == "endpoint_error"
-    assert f"failing on purpose: {reason}" in error["message"]
+    assert f"'fail' raised RuntimeError; request id {bad.id}." in error["message"]
+    assert reason not in json.dumps(service.describe(failed))
     assert runs(reason) == MAX_RECEIVES
+    # the exception's text is kept beside the payload, for the control plane's detail route
+    detail = read_detail(platform.objects, SERVICE, bad.id)
+    assert detail is not None
+    assert detail["message"] == f"failing on purpose: {reason}"
 
 
 def test_the_sweeper_settles_outcomes_and_delivers_the_callback(
