@@ -20,6 +20,7 @@ from flowhost.errors import FlowhostError
 from flowhost.lambdas.deployments import AuditResult, Deployments, DeployRequest
 from flowhost.lambdas.identity import Actor
 from flowhost.lambdas.identity import router as identity_router
+from flowhost.lambdas.request_detail import request_detail_router
 from flowhost.lambdas.store import PRODUCTION, VersionRecord
 from flowhost.services.openapi import build_openapi
 from flowhost.services.runtime.responses import error_body
@@ -88,6 +89,7 @@ def create_api(
         return _error(422, "validation_error", f"invalid request ({fields}).", details)
 
     app.include_router(identity_router)
+    app.include_router(request_detail_router(deployments))  # /api/requests/{id}/detail
 
     @app.get("/api/healthz")
     def healthz() -> dict[str, Any]:  # pyright: ignore[reportUnusedFunction]
