@@ -12,6 +12,7 @@ import contextlib
 import http.client
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -133,6 +134,7 @@ class Platform:
     store_url: str | None = None
     options: Sequence[str] = ()
     port: int = field(default_factory=free_port)
+    nofile: int | None = None  # a soft RLIMIT_NOFILE for flowhost up (as a service manager sets)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -151,7 +153,7 @@ class Platform:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, cwd=self.home.parent,
+                start_new_session=True, cwd=self.home.parent, preexec_fn=self._limits,
             )  # fmt: skip
         _STARTED.append(self.proc)
         caller = Caller(self.port, timeout=2.0)
@@ -167,6 +169,11 @@ class Platform:
         wait_for("flowhost up to answer", healthy, timeout, every=0.2)
         caller.close()
         return self
+
+    def _limits(self) -> None:
+        if self.nofile is not None:
+            _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, hard))
 
     def deploy(self, path: Path = APP, *, promote: bool = True) -> int:
         from flowhost.client import Client
