@@ -40,6 +40,7 @@ from flowhost.lambdas.local.scaler import Scaler
 from flowhost.lambdas.objectstore import LocalObjectStore
 from flowhost.lambdas.store import StateStore, VersionRecord
 from flowhost.lambdas.store.requests import RequestStore
+from flowhost.services.runtime.limits import raise_open_files_limit
 from flowhost.services.runtime.lingering import LingeringClose
 from flowhost.services.runtime.logs import configure_logging
 
@@ -302,6 +303,7 @@ class LocalPlatform:
 def run(settings: PlatformSettings, log_level: str = "info") -> None:
     """Serve the platform until interrupted; stopping it stops every instance."""
     configure_logging(log_level)
+    raise_open_files_limit()  # idle and slow clients must not use up the descriptors
     platform = LocalPlatform(settings)
     config = uvicorn.Config(
         LingeringClose(platform), host=settings.host, port=settings.port, loop="uvloop",
