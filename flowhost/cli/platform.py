@@ -13,7 +13,7 @@ from rich.table import Table
 
 from flowhost.cli.connect import TargetOption, UrlOption
 from flowhost.cli.connect import client as _client
-from flowhost.errors import FlowhostError
+from flowhost.errors import FlowhostError, NotFoundError
 
 __all__ = ["register"]
 
@@ -315,7 +315,13 @@ def request(
         raise FlowhostError("request: give --result or --detail, not both.")
     with _client(target_name, url) as client:
         if detail:
-            found = client.request_detail(request_id)
+            try:
+                found = client.request_detail(request_id)
+            except NotFoundError as exc:
+                raise NotFoundError(
+                    f"{exc.message} A synchronous call's exception is in its instance's log, "
+                    f"under its request id: flowhost logs <service> | grep {request_id}"
+                ) from None
             out.print_json(data={k: v for k, v in found.items() if k != "detail"})
             why = found.get("detail")
             if why is None:

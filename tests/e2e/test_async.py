@@ -198,6 +198,10 @@ def test_a_failed_request_shows_its_exception_to_deployers_only(
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert "ValueError: cannot digest 'vault-password-42'" in shown.stdout
     assert "Traceback" in shown.stdout
+    unknown = run_flowhost("request", "req_nothing", "--detail", "--url", jobs.url, env=base_env)
+    assert unknown.returncode != 0
+    assert "no request 'req_nothing'" in unknown.stderr
+    assert "flowhost logs <service> | grep req_nothing" in unknown.stderr
     logged = run_flowhost("logs", "jobs", "--tail", "400", "--url", jobs.url, env=base_env)
     lines = [json.loads(line) for line in logged.stdout.splitlines() if request_id in line]
     raised = [line for line in lines if line.get("message") == "async job raised"]
