@@ -39,7 +39,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 if __name__ == "__main__" and not __package__:  # run as a script (PEP 366)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -47,10 +47,12 @@ if __name__ == "__main__" and not __package__:  # run as a script (PEP 366)
 
     __package__ = "fault_trials"
 
-from ._loopback import BODY, HOST, Caller, Platform, free_port
+from ._loopback import BODY, HOST, Caller, Platform, free_port, percentile
 
-__all__ = ["disk_full", "main", "postgres_restart", "run"]
+__all__ = ["HELP", "NAME", "add_arguments", "disk_full", "main", "postgres_restart", "run", "table"]
 
+NAME = "state"
+HELP = "PostgreSQL restarted under load; the state directory's disk full."
 SERVICE = "bench-classify"
 PG_USER = "flowhost"
 
@@ -352,33 +354,110 @@ def disk_full(trials: int, *, size: str = "48m", work: Path) -> list[dict[str, A
 # -- entry points -------------------------------------------------------------------------
 
 
-def run(trials: int, *, only: str | None = None, down: float = 3.0) -> list[dict[str, Any]]:
-    """Rows of both trials (``only``: ``postgres`` or ``disk``), each tagged ``trial_kind``."""
+def _rows(trials: int, *, only: str | None = None, down: float = 3.0) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     work = Path(tempfile.mkdtemp(prefix="flowhost-state-trials-", dir="/tmp"))
-    work.chmod(0o755)
+    work.chmod(0o755)  # the postgres user enters it
     try:
         if only in (None, "postgres"):
             for row in postgres_restart(trials, down=down, work=work):
                 rows.append({"trial_kind": "postgres_restart", **row})
+                print(json.dumps(rows[-1]), flush=True)
         if only in (None, "disk"):
             for row in disk_full(trials, work=work):
                 rows.append({"trial_kind": "disk_full", **row})
+                print(json.dumps(rows[-1]), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return rows
 
 
+def table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: one line per trial kind, summed over its trials."""
+    lines: list[str] = []
+    pg = [r for r in rows if r.get("trial_kind") == "postgres_restart"]
+    if pg:
+        firsts = sorted(r["seconds_to_first_success"] for r in pg)
+        lines += [
+            "| PostgreSQL stopped under load | trials | requests | failed while down (all 503 "
+            "state_unavailable + Retry-After) | other errors (goal 0) | failed after restart "
+            "(goal 0) | sync calls failed | s to first DB success after restart (median / max) "
+            "| async accepted / lost (goal 0) |",
+            "|---|---|---|---|---|---|---|---|---|",
+            f"| {pg[0]['down_s']:.0f} s down | {len(pg)} | {sum(r['requests'] for r in pg)} | "
+            f"{sum(r['failed_while_down'] for r in pg)} | "
+            f"{sum(r['non_503_errors'] + r['503_without_retry_after'] for r in pg)} | "
+            f"{sum(r['failed_after_up'] for r in pg)} | {sum(r['sync_failed'] for r in pg)} | "
+            f"{percentile(firsts, 0.5):.3f} / {firsts[-1]:.3f} | "
+            f"{sum(r['async_accepted'] for r in pg)} / {sum(r['async_lost'] for r in pg)} |",
+        ]
+    disk = [r for r in rows if r.get("trial_kind") == "disk_full" and "skipped" not in r]
+    if disk:
+        full = disk[0]["while_full"]
+        intact = all(
+            v == "ok" for r in disk for k in ("integrity_while_full", "integrity_after")
+            for v in r[k].values()
+        )  # fmt: skip
+        lines += [
+            "",
+            "| state directory's disk full | trials | 500s while full (goal 0) | read | write "
+            "| async submit | sync call | integrity_check ok | recovered after space returned |",
+            "|---|---|---|---|---|---|---|---|---|",
+            f"| tmpfs filled | {len(disk)} | {sum(r['500s_while_full'] for r in disk)} | "
+            f"{full['api_read']} | {full['api_write']} | {full['async_submit']} | "
+            f"{full['sync_router']} | {'yes' if intact else 'NO'} | "
+            f"{sum(r['recovered'] for r in disk)} of {len(disk)} |",
+        ]
+    skipped = [r for r in rows if "skipped" in r]
+    if skipped:
+        lines.append(f"\ndisk full: not run ({skipped[0]['skipped']}).")
+    return "\n".join(lines)
+
+
+def _passed(rows: list[dict[str, Any]]) -> bool:
+    pg_ok = all(
+        r["failed_after_up"] == 0 and r["non_503_errors"] == 0
+        and r["503_without_retry_after"] == 0 and r["sync_failed"] == 0 and r["async_lost"] == 0
+        for r in rows if r.get("trial_kind") == "postgres_restart"
+    )  # fmt: skip
+    disk_ok = all(
+        r.get("500s_while_full") == 0 and r.get("recovered") and r.get("write_names_directory")
+        for r in rows if r.get("trial_kind") == "disk_full" and "skipped" not in r
+    )  # fmt: skip
+    return pg_ok and disk_ok
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trials", type=int, default=3, help="Trials of each kind.")
+    parser.add_argument("--only", choices=["postgres", "disk"], help="Run one of the two.")
+    parser.add_argument("--down", type=float, default=3.0, help="Seconds PostgreSQL stays down.")
+    parser.add_argument("--json", type=Path, help="Write every row here.")
+
+
+@overload
+def run(trials: int, **options: Any) -> list[dict[str, Any]]: ...
+@overload
+def run(trials: argparse.Namespace) -> int: ...
+def run(trials: int | argparse.Namespace, **options: Any) -> list[dict[str, Any]] | int:
+    """``run(N, only=..., down=...)``: the rows of N trials of each kind. ``run(args)`` (as
+    ``bench/faults.py`` calls it): run, print the rows and the table, 0 when every goal is met."""
+    if isinstance(trials, int):
+        return _rows(trials, **options)
+    args = trials
+    if args.trials < 1:
+        print(f"--trials: must be at least 1 (got {args.trials}).", file=sys.stderr)
+        return 2
+    rows = _rows(args.trials, only=args.only, down=args.down)
+    print(table(rows))
+    if args.json is not None:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0 if _passed(rows) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--trials", type=int, default=3)
-    parser.add_argument("--only", choices=["postgres", "disk"], default=None)
-    parser.add_argument("--down", type=float, default=3.0, help="seconds PostgreSQL stays down")
-    args = parser.parse_args(argv)
-    rows = run(args.trials, only=args.only, down=args.down)
-    for row in rows:
-        print(json.dumps(row))
-    return 0 if rows else 1
+    parser = argparse.ArgumentParser(description=HELP)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
