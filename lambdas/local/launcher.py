@@ -51,6 +51,10 @@ class Process:
             return ""
 
 
+class _ZygoteDied(Exception):
+    """The zygote died before it forked an instance it was asked for."""
+
+
 class Launcher:
     """One zygote process per Python interpreter; forks instances on request."""
 
@@ -70,14 +74,16 @@ class Launcher:
         self.restarts = 0  # times it was started again after dying
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self._restart: asyncio.Task[None] | None = None
-        self._plain: set[asyncio.Task[None]] = set()  # readers of plainly spawned instances
+        self._plain: set[asyncio.Task[None]] = set()  # readers of pipes not yet at their end
         self._closing = False
         self._ids = itertools.count(1)
         self._listening: dict[str, asyncio.Future[tuple[int, int]]] = {}
         self._by_id: dict[str, Process] = {}
         self._by_pid: dict[int, Process] = {}
         self._forked: set[int] = set()  # pids the zygote forked (they die with it)
+        self._forking: set[str] = set()  # ids the zygote was asked to fork, not yet listening
         self._started = asyncio.Event()
 
     @property
@@ -88,8 +94,8 @@ class Launcher:
             and self._proc is not None
             and self._proc.stdin is not None
             and self._proc.returncode is None
-            and self._reader is not None
-            and not self._reader.done()
+            and self._watcher is not None
+            and not self._watcher.done()
         )
 
     @property
@@ -103,6 +109,9 @@ class Launcher:
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=self.env,
         )  # fmt: skip
         self._reader = asyncio.create_task(self._read(self._proc), name="flowhost-launcher-reader")
+        self._plain.add(self._reader)  # kept until its pipe ends (a dead zygote's orphans)
+        self._reader.add_done_callback(self._plain.discard)
+        self._watcher = asyncio.create_task(self._watch(self._proc), name="flowhost-launcher")
         try:
             await asyncio.wait_for(self._started.wait(), timeout=60)
         except TimeoutError:
@@ -112,20 +121,30 @@ class Launcher:
         self.backoff.started()
 
     async def _read(self, zygote: asyncio.subprocess.Process) -> None:
+        """Messages of the zygote and its children (who share its pipe, and may outlive it)."""
         assert zygote.stdout is not None
         while line := await zygote.stdout.readline():
             try:
                 self._dispatch(json.loads(line))
             except Exception:  # pragma: no cover - a malformed line must not kill the reader
                 log.exception("bad launcher message: %r", line[:200])
+
+    async def _watch(self, zygote: asyncio.subprocess.Process) -> None:
+        """Notice the zygote's exit (not its pipe's end: its children hold the pipe open)."""
+        code = await zygote.wait()
         self._started.clear()  # not running: new instances start the slow way from now
-        for pid in list(self._forked):  # the zygote died: its children die with it
+        for ident in list(self._forking):  # never to be forked: those start the slow way
+            fut = self._listening.get(ident)
+            if fut is not None and not fut.done():
+                fut.set_exception(_ZygoteDied())
+        for pid in list(self._forked):  # its children die with it (PDEATHSIG: SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # in case the kernel could not say so
             if (proc := self._by_pid.get(pid)) is not None:
                 self._finish(proc, -1)
         self._forked.clear()
-        if self._closing:
-            return
-        code = await zygote.wait()
+        if self._closing or (self._restart is not None and not self._restart.done()):
+            return  # stopping, or a restart that failed: its loop tries again
         delay = self.backoff.failed()
         attempt = self.backoff.attempt
         self.degraded = f"{self.name}: restarting after exit {code} (attempt {attempt})"
@@ -203,8 +222,6 @@ class Launcher:
             raise DeployError("the platform is stopping; no instance starts now.")
         ident = f"i{next(self._ids)}"
         loop = asyncio.get_running_loop()
-        listening: asyncio.Future[tuple[int, int]] = loop.create_future()
-        self._listening[ident] = listening
         log_path.parent.mkdir(parents=True, exist_ok=True)
         cmd = {
             "op": "spawn",
@@ -217,29 +234,58 @@ class Launcher:
             "jobs": jobs,
         }
         line = (json.dumps(cmd) + "\n").encode()
-        forked = False
-        if self.running:
-            assert self._proc is not None
-            assert self._proc.stdin is not None
-            try:
-                self._proc.stdin.write(line)
-                await self._proc.stdin.drain()
-                forked = True
-            except (ConnectionError, RuntimeError):  # it died just now: the slow way
-                pass
-        if not forked:
-            await self._spawn_plain(ident, line)
-        try:
-            pid, port = await asyncio.wait_for(listening, timeout=30 if forked else 90)
-        except TimeoutError:
+        zygote = self._proc if self.running else None
+        listening: asyncio.Future[tuple[int, int]] = loop.create_future()
+        self._listening[ident] = listening
+        if zygote is not None and await self._fork(zygote, ident, line):
+            pid, port = await self._listen(ident, listening, 30)
+            if zygote.returncode is None:
+                proc = self._register(ident, pid, port, log_path)
+                self._forked.add(pid)
+                return proc
+            if pid:  # forked, then the zygote died: the child dies with it
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        elif zygote is not None:
             self._listening.pop(ident, None)
+        if self._closing:
+            raise DeployError("the platform is stopping; no instance starts now.")
+        listening = self._listening[ident] = loop.create_future()
+        await self._spawn_plain(ident, line)
+        pid, port = await self._listen(ident, listening, 90)
+        return self._register(ident, pid, port, log_path)
+
+    async def _fork(self, zygote: asyncio.subprocess.Process, ident: str, line: bytes) -> bool:
+        """Ask the zygote to fork; False if it died just now (then: the slow way)."""
+        assert zygote.stdin is not None
+        self._forking.add(ident)
+        try:
+            zygote.stdin.write(line)
+            await zygote.stdin.drain()
+        except (ConnectionError, RuntimeError):
+            self._forking.discard(ident)
+            return False
+        return True
+
+    async def _listen(
+        self, ident: str, listening: asyncio.Future[tuple[int, int]], seconds: float
+    ) -> tuple[int, int]:
+        try:
+            return await asyncio.wait_for(listening, timeout=seconds)
+        except TimeoutError:
             raise DeployError("an instance did not open its port in time.") from None
+        except _ZygoteDied:
+            return (0, 0)  # the caller sees the zygote gone and starts it the slow way
+        finally:
+            self._listening.pop(ident, None)
+            self._forking.discard(ident)
+
+    def _register(self, ident: str, pid: int, port: int, log_path: Path) -> Process:
+        loop = asyncio.get_running_loop()
         proc = Process(ident, pid, port, log_path, loop.create_future(), loop.create_future())
         proc.ready.add_done_callback(lambda f: f.exception())  # consumed even if nobody waits
         self._by_id[ident] = proc
         self._by_pid[pid] = proc
-        if forked:
-            self._forked.add(pid)
         return proc
 
     async def _spawn_plain(self, ident: str, line: bytes) -> None:
@@ -307,6 +353,9 @@ class Launcher:
             except TimeoutError:
                 self._proc.kill()
                 await self._proc.wait()
+        if self._watcher is not None:
+            await self._watcher
         if self._reader is not None:
-            await self._reader
+            with contextlib.suppress(TimeoutError):  # an orphan of a dead zygote holds its pipe
+                await asyncio.wait_for(asyncio.shield(self._reader), timeout=5)
         await asyncio.gather(*self._plain, return_exceptions=True)

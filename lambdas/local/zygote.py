@@ -44,10 +44,10 @@ _PR_SET_PDEATHSIG = 1
 MAX_MESSAGE = 3500  # below PIPE_BUF, so a child's line is written atomically
 
 
-def _die_with_parent() -> None:
-    """Ask the kernel to SIGTERM this process when its parent dies (no orphans)."""
+def _die_with_parent(sig: signal.Signals = signal.SIGTERM) -> None:
+    """Ask the kernel to send ``sig`` to this process when its parent dies (no orphans)."""
     with contextlib.suppress(OSError, AttributeError):  # not Linux: no such guarantee
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
 
 
 def _emit(fd: int, message: dict[str, Any]) -> None:
@@ -60,7 +60,10 @@ def _emit(fd: int, message: dict[str, Any]) -> None:
 
 def _child(cmd: dict[str, Any], out_fd: int) -> int:
     """Runs in the forked child: becomes one serving instance."""
-    _die_with_parent()
+    # SIGKILL, not SIGTERM: an orphan finishing its async jobs while the platform, started
+    # again, redelivers them would store their results twice. The platform has already
+    # counted it dead; its jobs are redelivered once their claims lapse.
+    _die_with_parent(signal.SIGKILL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the platform stops instances with SIGTERM
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     ident = cmd["id"]
