@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal, cast
 from fastapi import APIRouter, Depends, Header, Request
 
 from flowhost.errors import FlowhostError
+from flowhost.services.openapi import error_response
 
 __all__ = ["Actor", "Caller", "Identity", "Unauthenticated", "caller", "identify", "router"]
 
@@ -94,7 +95,10 @@ Actor = Annotated[str, Depends(caller)]
 router = APIRouter()
 
 
-@router.get("/api/whoami")
+@router.get(
+    "/api/whoami",
+    responses={401: error_response("No verified identity on AWS (code: unauthenticated)")},
+)
 def whoami(identity: Caller) -> dict[str, str]:
     """The identity this platform sees for the caller, and where it comes from."""
     return {"actor": identity.actor, "source": identity.source}

@@ -12,7 +12,18 @@ from typing import Any
 
 from flowhost.services.definition import EndpointDefinition, Payload, ServiceDefinition
 
-__all__ = ["ERROR_RESPONSES", "build_openapi"]
+__all__ = [
+    "ASYNC_HEADERS",
+    "CALLBACK_URL_PATTERN",
+    "ERROR_RESPONSES",
+    "ERROR_SCHEMA",
+    "IDEMPOTENCY_KEY_PATTERN",
+    "MAX_ASYNC_TIMEOUT_SECONDS",
+    "MAX_CALLBACK_URL",
+    "MAX_IDEMPOTENCY_KEY",
+    "build_openapi",
+    "error_response",
+]
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -34,13 +45,20 @@ ERROR_SCHEMA: dict[str, Any] = {
 
 ERROR_RESPONSES: dict[str, str] = {
     "400": "Malformed JSON body (code: malformed_json)",
-    "405": "The endpoint does not take this HTTP method (code: method_not_allowed)",
+    "405": "The endpoint does not take this HTTP method (code: method_not_allowed); "
+    "Allow lists the methods it takes",
     "413": "Request body too large (code: payload_too_large)",
     "422": "The body does not match the request schema (code: validation_error)",
     "424": "An artifact of the pinned run is missing (code: artifact_unavailable)",
     "500": "The endpoint raised, or returned a response off its schema",
-    "503": "The instance is not ready yet (code: not_ready)",
+    "503": "The instance is not ready yet (code: not_ready), or could not start in time "
+    "(codes: instance_start_failed, cold_start_timeout); retry after Retry-After",
     "504": "The endpoint exceeded its timeout (code: timeout)",
+}
+# What the platform's router adds in front of an instance (paths with a service prefix).
+ROUTER_ERROR_RESPONSES: dict[str, str] = {
+    "404": "No such service, alias or version (code: not_found)",
+    "502": "The instance dropped the request (code: instance_unavailable); retry",
 }
 
 
@@ -70,11 +88,38 @@ ASYNC_REQUEST_SCHEMA: dict[str, Any] = {
         "result_url": {"type": "string"},
     },
 }
-_ASYNC_HEADERS = [
-    ("Idempotency-Key", "The same key returns the same request (nothing new is queued)."),
-    ("Flowhost-Callback-Url", "POST the signed outcome here when the request finishes."),
-    ("Flowhost-Timeout", "Seconds one run may take, 1 to 43200 (default 3600)."),
-]
+# The option headers of an asynchronous request: the async API enforces exactly these.
+MAX_IDEMPOTENCY_KEY = 255
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$"  # visible ASCII
+MAX_CALLBACK_URL = 2048
+# scheme, host (a name, an IPv4 or a bracketed IPv6 address; no user info) and port, then
+# any path and query
+CALLBACK_URL_PATTERN = r"^https?://([^\s/?#@:\[\]]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?([/?#]\S*)?$"
+MAX_ASYNC_TIMEOUT_SECONDS = 43200.0
+ASYNC_HEADERS: list[tuple[str, dict[str, Any], str, str | float]] = [
+    (
+        "Idempotency-Key",
+        {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY,
+         "pattern": IDEMPOTENCY_KEY_PATTERN},
+        "The same key returns the same request (nothing new is queued); 1 to 255 visible "
+        "ASCII characters (a UUID per logical request).",
+        "7d7c2f8e-0b7a-4f5e-9a43-2f1d5c0e8b61",
+    ),
+    (
+        "Flowhost-Callback-Url",
+        {"type": "string", "minLength": 1, "maxLength": MAX_CALLBACK_URL,
+         "pattern": CALLBACK_URL_PATTERN},
+        "POST the signed outcome here when the request finishes: an absolute http(s) URL. "
+        "Leave the header out for no callback (an empty value is an error).",
+        "https://example.com/hooks/flowhost",
+    ),
+    (
+        "Flowhost-Timeout",
+        {"type": "number", "minimum": 1, "maximum": MAX_ASYNC_TIMEOUT_SECONDS},
+        "Seconds one run may take, 1 to 43200 (default 3600).",
+        600,
+    ),
+]  # fmt: skip
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -82,12 +127,30 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+
+def error_response(description: str, **headers: str) -> dict[str, Any]:
+    """A documented error answer: the ``Error`` model (``components.schemas.Error``), and
+    the headers it carries (``Allow="..."`` becomes the ``Allow`` header)."""
+    out = _json(_ERROR_REF, description)
+    if headers:
+        out["headers"] = {
+            name.replace("_", "-"): {"description": text, "schema": {"type": "string"}}
+            for name, text in headers.items()
+        }
+    return out
+
+
 _REQUEST_REF = {"$ref": "#/components/schemas/AsyncRequest"}
+_STATE_UNAVAILABLE = "The platform's state store is unavailable (code: state_unavailable)"
+_ALLOW = "The methods this path takes"
 
 
 def _async_paths() -> dict[str, Any]:
     """``/requests/{id}`` and ``/requests/{id}/result`` of the platform's async API."""
     param = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    not_found = error_response("No such request (code: request_not_found)")
+    wrong_method = error_response("Use GET (code: method_not_allowed)", Allow=_ALLOW)
     return {
         "/requests/{id}": {
             "get": {
@@ -97,7 +160,9 @@ def _async_paths() -> dict[str, Any]:
                 "parameters": param,
                 "responses": {
                     "200": _json(_REQUEST_REF, "The request's status record"),
-                    "404": _json(_ERROR_REF, "No such request (code: request_not_found)"),
+                    "404": not_found,
+                    "405": wrong_method,
+                    "503": error_response(_STATE_UNAVAILABLE),
                 },
             }
         },
@@ -109,9 +174,11 @@ def _async_paths() -> dict[str, Any]:
                 "parameters": param,
                 "responses": {
                     "200": _json({}, "The endpoint's response"),
-                    "404": _json(_ERROR_REF, "No such request (code: request_not_found)"),
+                    "404": not_found,
+                    "405": wrong_method,
                     "409": _json(_ERROR_REF, "Not finished (result_not_ready) or failed"),
-                    "410": _json(_ERROR_REF, "The result expired (code: request_expired)"),
+                    "410": error_response("The result expired (code: request_expired)"),
+                    "503": error_response(_STATE_UNAVAILABLE),
                 },
             }
         },
@@ -132,16 +199,31 @@ def _async_operation(
             {
                 "name": name,
                 "in": "header",
-                "schema": {"type": "string"},
+                "schema": dict(schema),
                 "description": text,
+                "example": example,
             }
-            for name, text in _ASYNC_HEADERS
+            for name, schema, text, example in ASYNC_HEADERS
         ],
         "responses": {
-            "202": _json(_REQUEST_REF, "Queued"),
-            "400": _json(_ERROR_REF, "Malformed JSON, or a bad header"),
-            "413": _json(_ERROR_REF, "Request body too large (code: payload_too_large)"),
-            "422": _json(_ERROR_REF, "The body does not match the request schema"),
+            "202": {
+                **_json(_REQUEST_REF, "Queued"),
+                "headers": {
+                    "Location": {"description": "The status URL", "schema": {"type": "string"}}
+                },
+            },
+            "400": error_response(
+                "Malformed JSON (malformed_json), or a bad header (invalid_idempotency_key, "
+                "invalid_callback_url, invalid_timeout)"
+            ),
+            "404": error_response("No such service, alias, version or endpoint (not_found)"),
+            "405": error_response(
+                "Asynchronous requests are submitted with POST (method_not_allowed)",
+                Allow=_ALLOW,
+            ),
+            "413": error_response("Request body too large (code: payload_too_large)"),
+            "422": error_response("The body does not match the request schema"),
+            "503": error_response(_STATE_UNAVAILABLE),
         },
     }
     if ep.request.kind != "none":
@@ -202,7 +284,11 @@ def _rewrite_refs(node: Any, renames: dict[str, str]) -> Any:
 
 
 def _operation(
-    service: ServiceDefinition, ep: EndpointDefinition, method: str, components: _Components
+    service: ServiceDefinition,
+    ep: EndpointDefinition,
+    method: str,
+    components: _Components,
+    routed: bool,
 ) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": f"{service.name}_{ep.name}_{method.lower()}".replace("-", "_"),
@@ -215,8 +301,9 @@ def _operation(
         if method == "GET":
             ref = str(schema.get("$ref", ""))
             fields = components.schemas[ref.rsplit("/", 1)[1]] if ref else schema
+            required = set(fields.get("required", []))
             op["parameters"] = [
-                {"name": field, "in": "query", "schema": sub}
+                {"name": field, "in": "query", "required": field in required, "schema": sub}
                 for field, sub in fields.get("properties", {}).items()
             ]
         else:
@@ -234,11 +321,12 @@ def _operation(
             },
         }
     }
-    for status, text in ERROR_RESPONSES.items():
-        responses[status] = {
-            "description": text,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-        }
+    errors = {**ERROR_RESPONSES, **ROUTER_ERROR_RESPONSES} if routed else ERROR_RESPONSES
+    for status in sorted(errors):
+        text = errors[status]
+        responses[status] = (
+            error_response(text, Allow=_ALLOW) if status == "405" else error_response(text)
+        )
     op["responses"] = responses
     op["x-flowhost-timeout-seconds"] = ep.timeout
     return op
@@ -266,7 +354,7 @@ def build_openapi(
         for ep in service.endpoints:
             item = paths.setdefault(f"{prefix}/{ep.name}", {})
             for method in ep.http_methods:
-                item[method.lower()] = _operation(service, ep, method, components)
+                item[method.lower()] = _operation(service, ep, method, components, bool(prefix))
             if asynchronous:
                 paths[f"{prefix}/{ep.name}/async"] = {
                     "post": _async_operation(service, ep, components)

@@ -1,9 +1,13 @@
 """Checks on a submitted request, made without the service's class: the body against the
 endpoint's published JSON Schema, the options against their limits.
 
-The schema is the contract shown in Swagger. JSON Schema is stricter than pydantic's lax
-mode (``"3"`` is not an integer here), so anything accepted here the instance accepts
-too; the instance validates again with the model when the job runs.
+The schema is the contract shown in Swagger. The instance validates JSON bodies in
+pydantic's strict mode, which agrees with JSON Schema (``"3"`` is not an integer, ``false``
+is not a number, ``1.0`` is the integer 1), so anything accepted here the instance accepts
+too when the job runs, and validates again with the model.
+
+The option headers are checked against the constraints the OpenAPI publishes for them
+(``flowhost.services.openapi.ASYNC_HEADERS``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,12 @@ from jsonschema import Draft202012Validator, ValidationError
 from flowhost.lambdas.async_requests.settings import AsyncSettings
 from flowhost.lambdas.callbacks import non_public_address
 from flowhost.services.definition import EndpointDefinition
+from flowhost.services.openapi import (
+    CALLBACK_URL_PATTERN,
+    IDEMPOTENCY_KEY_PATTERN,
+    MAX_CALLBACK_URL,
+    MAX_IDEMPOTENCY_KEY,
+)
 from flowhost.services.runtime.responses import HttpError, malformed_json, validation_failed
 
 __all__ = ["PayloadValidator", "SubmitOptions", "parse_options"]
@@ -27,8 +37,8 @@ __all__ = ["PayloadValidator", "SubmitOptions", "parse_options"]
 IDEMPOTENCY_HEADER = b"idempotency-key"
 CALLBACK_HEADER = b"flowhost-callback-url"
 TIMEOUT_HEADER = b"flowhost-timeout"
-MAX_KEY = 255
-MAX_URL = 2048
+MAX_KEY = MAX_IDEMPOTENCY_KEY
+MAX_URL = MAX_CALLBACK_URL
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,10 @@ class SubmitOptions:
     traceparent: str | None = None  # kept for the job's span when well-formed, else dropped
 
 
+# JSON integers only (``1`` but not ``1.0``), as pydantic's strict mode and JSON parsers see them.
+_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+_URL = re.compile(CALLBACK_URL_PATTERN)
+_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")  # a JSON number
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 
 
@@ -51,24 +65,23 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
 
 def parse_options(headers: list[tuple[bytes, bytes]], settings: AsyncSettings) -> SubmitOptions:
     key = _header(headers, IDEMPOTENCY_HEADER)
-    if key is not None and not (0 < len(key) <= MAX_KEY and key.isprintable()):
+    if key is not None and not (len(key) <= MAX_KEY and _KEY.fullmatch(key)):
         raise HttpError(
             400,
             "invalid_idempotency_key",
-            f"Idempotency-Key: must be 1 to {MAX_KEY} printable characters (got {len(key)}). "
-            "Use a UUID per logical request.",
+            f"Idempotency-Key: must be 1 to {MAX_KEY} visible ASCII characters, spaces only "
+            f"inside (got {key[:100]!r}, {len(key)} characters). Use a UUID per logical request.",
         )
     url = _header(headers, CALLBACK_HEADER)
     if url is not None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > MAX_URL:
+        if not _URL.fullmatch(url) or len(url) > MAX_URL:
             raise HttpError(
                 400,
                 "invalid_callback_url",
                 f"Flowhost-Callback-Url: must be an absolute http(s) URL of at most {MAX_URL} "
                 f"characters (got {url[:100]!r}). Example: https://example.com/hooks/flowhost.",
             )
-        host = parts.hostname or ""
+        host = urlsplit(url).hostname or ""
         if not settings.callback.allow_private and non_public_address(host) is not None:
             raise HttpError(
                 400,
@@ -79,10 +92,7 @@ def parse_options(headers: list[tuple[bytes, bytes]], settings: AsyncSettings) -
     timeout = settings.default_timeout
     raw = _header(headers, TIMEOUT_HEADER)
     if raw is not None:
-        try:
-            timeout = float(raw)
-        except ValueError:
-            timeout = math.nan
+        timeout = float(raw) if _NUMBER.fullmatch(raw) else math.nan
         if not 1 <= timeout <= settings.max_timeout:
             raise HttpError(
                 400,

@@ -4,12 +4,20 @@ It reads the body, validates it with pydantic-core directly, calls the method (o
 the event loop, or in a worker thread for ``def``), enforces the response type and
 the timeout, and records metrics and one access-log line. No per-request
 dependency resolution, no middleware stack.
+
+JSON bodies are validated in pydantic's strict mode, so validation says what the
+published JSON Schema says: ``"0"`` is not a number, ``false`` is not a number; an integer
+is still a valid number, ``1.0`` is the integer 1 as JSON Schema says, and ISO 8601
+strings are still valid datetimes, dates and UUIDs (JSON has no such types). Query
+parameters of GET endpoints are strings on the wire, so they are converted as in
+pydantic's lax mode.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import logging
 import os
 import re
@@ -60,6 +68,28 @@ def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
         }
         for err in exc.errors(include_url=False, include_context=False, include_input=False)
     ]
+
+
+def _integral_float(exc: ValidationError) -> bool:
+    """Whether strict mode refused a float with no fraction (``1.0``) where an int goes."""
+    return any(
+        e["type"] == "int_type" and isinstance(e["input"], float) and e["input"].is_integer()
+        for e in exc.errors(include_url=False, include_context=False)
+    )
+
+
+def _whole(text: str) -> float | int:
+    number = float(text)
+    return int(number) if number.is_integer() and abs(number) <= 2**53 else number
+
+
+def _integral_floats_as_ints(body: bytes) -> bytes | None:
+    """The body with every whole-number float written as an integer (``1.0`` -> ``1``):
+    JSON Schema counts it as an integer. Only on the error path; None if it does not parse."""
+    try:
+        return json.dumps(json.loads(body, parse_float=_whole)).encode()
+    except (ValueError, RecursionError):
+        return None
 
 
 class EndpointHandler:
@@ -156,7 +186,13 @@ class EndpointHandler:
             if method == "GET":
                 query = scope.get("query_string", b"").decode("latin-1")
                 return adapter.validate_python(dict(parse_qsl(query)))
-            return adapter.validate_json(body)
+            try:
+                return adapter.validate_json(body, strict=True)
+            except ValidationError as exc:
+                again = _integral_floats_as_ints(body) if _integral_float(exc) else None
+                if again is None:
+                    raise
+                return adapter.validate_json(again, strict=True)
         except ValidationError as exc:
             details = validation_details(exc)
             if details and details[0]["type"] == "json_invalid":

@@ -1,16 +1,22 @@
 """OpenAPI 3.1 documents built from ServiceDefinitions alone."""
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from openapi_spec_validator import validate
 from pydantic import BaseModel
 
+from flowhost.lambdas.async_requests.settings import AsyncSettings
+from flowhost.lambdas.async_requests.validation import parse_options
 from flowhost.services import WebServiceSpec, definition_of, endpoint
 from flowhost.services.openapi import ERROR_RESPONSES, build_openapi
+from flowhost.services.runtime.responses import HttpError
 
 PREFIX = "#/components/schemas/"
+ASYNC_HEADER_NAMES = ("Idempotency-Key", "Flowhost-Callback-Url", "Flowhost-Timeout")
 
 
 class Deeper(BaseModel):
@@ -102,7 +108,7 @@ def assert_well_formed(doc: dict[str, Any]) -> None:
             assert {"200", "202"} & set(op["responses"])
             for param in op.get("parameters", []):
                 assert {"name", "in", "schema"} <= set(param) <= {
-                    "name", "in", "schema", "required", "description"
+                    "name", "in", "schema", "required", "description", "example"
                 }  # fmt: skip
 
 
@@ -274,7 +280,58 @@ def test_the_platform_documents_async_variants_and_request_lookups() -> None:
         "Idempotency-Key", "Flowhost-Callback-Url", "Flowhost-Timeout"
     ]  # fmt: skip
     assert set(doc["paths"]["/requests/{id}/result"]["get"]["responses"]) == {
-        "200", "404", "409", "410"
+        "200", "404", "405", "409", "410", "503"
     }  # fmt: skip
+    assert set(submit["responses"]) == {"202", "400", "404", "405", "413", "422", "503"}
     plain = build_openapi([("/sentiment", definition_of(Sentiment))], title="t", version="1")
     assert not any(path.endswith("/async") or "requests" in path for path in plain["paths"])
+
+
+def test_async_headers_state_what_the_async_api_enforces() -> None:
+    doc = build_openapi(
+        [("/sentiment", definition_of(Sentiment))], title="t", version="1", asynchronous=True
+    )
+    params = {p["name"]: p for p in doc["paths"]["/sentiment/predict/async"]["post"]["parameters"]}
+    key, url, timeout = (params[n]["schema"] for n in ASYNC_HEADER_NAMES)
+    assert (key["minLength"], key["maxLength"]) == (1, 255)
+    assert (url["minLength"], url["maxLength"]) == (1, 2048)
+    assert (timeout["type"], timeout["minimum"], timeout["maximum"]) == ("number", 1, 43200)
+    settings = AsyncSettings()
+    for name, param in params.items():  # every documented example is accepted
+        parse_options([(name.lower().encode(), str(param["example"]).encode())], settings)
+    accepted = ["https://example.com/h?x=1", "http://127.0.0.1:8000/hook", "http://[::1]/h"]
+    refused = ["", "0", "ftp://example.com", "http://user@example.com/", "http:///x", "http://a b"]
+    pattern = re.compile(url["pattern"])
+    for value in accepted:
+        assert pattern.search(value), value
+        parse_options([(b"flowhost-callback-url", value.encode())], settings)
+    for value in refused:
+        assert not pattern.search(value), value
+        with pytest.raises(HttpError) as caught:
+            parse_options([(b"flowhost-callback-url", value.encode())], settings)
+        assert caught.value.code == "invalid_callback_url"
+    key_pattern = re.compile(key["pattern"])
+    for value in ["k", "a b", "7d7c2f8e-0b7a"]:
+        assert key_pattern.search(value)
+        parse_options([(b"idempotency-key", value.encode())], settings)
+    for value in [" a", "a\x7f", "é"]:
+        assert not key_pattern.search(value)
+    for raw in ["1", "600", "43200", "1.5", "1e3"]:
+        assert parse_options([(b"flowhost-timeout", raw.encode())], settings).timeout == float(raw)
+    for raw in ["0.5", "43201", "1_0", "inf", "nan", "ten"]:
+        with pytest.raises(HttpError, match="Flowhost-Timeout"):
+            parse_options([(b"flowhost-timeout", raw.encode())], settings)
+
+
+def test_get_query_parameters_say_which_are_required() -> None:
+    doc = doc_for(("", Sentiment))
+    params = {p["name"]: p["required"] for p in doc["paths"]["/search"]["get"]["parameters"]}
+    assert params == {"q": True, "page": False, "inner": False}
+
+
+def test_routed_operations_add_the_router_errors_and_405_names_allow() -> None:
+    routed = doc_for(("/sentiment", Sentiment))["paths"]["/sentiment/predict"]["post"]
+    bare = doc_for(("", Sentiment))["paths"]["/predict"]["post"]
+    assert {"404", "502"} <= set(routed["responses"])
+    assert not {"404", "502"} & set(bare["responses"])
+    assert "Allow" in routed["responses"]["405"]["headers"]
