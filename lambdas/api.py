@@ -155,6 +155,14 @@ def create_api(
             schemas["DeployRequest"] = deploy
             for name in ("HTTPValidationError", "ValidationError"):  # 422s use Error instead
                 doc["components"]["schemas"].pop(name, None)
+            for item in doc["paths"].values():  # every error answer is the Error model
+                for op in item.values():
+                    for status, answer in op["responses"].items():
+                        if status.startswith(("4", "5")):
+                            said = answer.get("description")
+                            answer.update(error_response(_ERRORS.get(int(status), "Error")))
+                            if said and said != "Validation Error":  # FastAPI's default 422
+                                answer["description"] = said
             app.openapi_schema = doc
         return app.openapi_schema
 
