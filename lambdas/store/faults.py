@@ -92,7 +92,7 @@ def _full(where: str, directory: str) -> StateStorageFullError:
 
 def _unavailable(where: str, reason: str, fix: str, retry_after: int) -> StateUnavailableError:
     return StateUnavailableError(
-        f"{where} is unavailable ({reason}); the request was not carried out. Retry after "
+        f"{where} is unavailable ({reason}); the request did not complete. Retry after "
         f"{retry_after} s. {fix}",
         retry_after=retry_after,
     )
