@@ -63,6 +63,7 @@ KINDS: dict[str, int] = {
     "instance": 20, "launcher": 10, "children": 10, "up-deploy": 10, "up-async": 10,
 }  # fmt: skip
 FINAL = ("succeeded", "failed", "expired")
+LOGS = Path(tempfile.gettempdir()) / "flowhost-fault-logs"
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.05) -> Any:
@@ -398,12 +399,17 @@ def one(kind: str, index: int) -> Trial:
             trial.note = f"{type(exc).__name__}: {exc}"[:200]
         finally:
             bench.close()
-    trial.ok = (
-        not failed
-        and trial.lost == 0
-        and all(n == 1 for n in trial.results)
-        and (trial.recovery is None or trial.recovery < 5.0)
-    )
+        trial.ok = (
+            not failed
+            and trial.lost == 0
+            and all(n == 1 for n in trial.results)
+            and (trial.recovery is None or trial.recovery < 5.0)
+        )
+        if not trial.ok:  # keep the platform's log of a trial that missed its goal
+            LOGS.mkdir(parents=True, exist_ok=True)
+            kept = LOGS / f"{kind}-{index}-{int(time.time())}.log"
+            kept.write_bytes(b"".join(p.read_bytes() for p in Path(tmp).glob("up-*.log")))
+            trial.note = f"{trial.note} (log: {kept})".strip()
     return trial
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from flowhost.errors import DeployError
 from flowhost.lambdas.environments import EnvironmentCache
-from flowhost.lambdas.local.launcher import Launcher
+from flowhost.lambdas.local.launcher import InstanceLost, Launcher
 from flowhost.lambdas.local.pool import Instance, Pool
 from flowhost.lambdas.objectstore import ObjectStore
 from flowhost.lambdas.store.records import VersionRecord
@@ -109,6 +109,8 @@ class LocalCompute:
             await asyncio.wait_for(asyncio.shield(proc.ready), timeout=self.ready_timeout)
         except (TimeoutError, DeployError) as exc:
             await launcher.stop(proc, grace=2)
+            if isinstance(exc, InstanceLost):  # the launcher died: start it again, elsewhere
+                raise
             reason = (
                 f"not ready within {self.ready_timeout:g}s"
                 if isinstance(exc, TimeoutError)

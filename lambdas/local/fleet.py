@@ -17,6 +17,7 @@ from pathlib import Path
 from flowhost.errors import DeployError
 from flowhost.lambdas.fleet import Launch
 from flowhost.lambdas.local.compute import LocalCompute
+from flowhost.lambdas.local.launcher import InstanceLost
 from flowhost.lambdas.local.pool import Pool
 from flowhost.lambdas.local.routes import RouteTable
 from flowhost.lambdas.local.scaler import Scaler
@@ -74,7 +75,13 @@ class LocalFleet:
 
     async def _start(self, pool: Pool) -> Pool:
         try:
-            await self.compute.start(pool)
+            for attempt in range(3):  # the launcher died under it: not the version's fault
+                try:
+                    await self.compute.start(pool)
+                    break
+                except InstanceLost:
+                    if attempt == 2:
+                        raise
         finally:
             pool.starting -= 1
         return pool

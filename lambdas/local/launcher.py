@@ -25,7 +25,7 @@ from flowhost.errors import DeployError
 from flowhost.lambdas.local.backoff import Backoff
 from flowhost.services.runtime.settings import RuntimeSettings
 
-__all__ = ["Launcher", "Process"]
+__all__ = ["InstanceLost", "Launcher", "Process"]
 
 log = logging.getLogger("flowhost.launcher")
 
@@ -51,6 +51,10 @@ class Process:
             return ""
 
 
+class InstanceLost(DeployError):
+    """An instance died with its launcher before it was ready: not the version's fault."""
+
+
 class _ZygoteDied(Exception):
     """The zygote died before it forked an instance it was asked for."""
 
@@ -65,7 +69,10 @@ class Launcher:
         *,
         backoff: Backoff | None = None,
         name: str = "launcher",
+        restart_wait: float = 5.0,
     ) -> None:
+        """``restart_wait``: seconds an instance start waits for a zygote being restarted
+        before it starts the slow way."""
         self.python = python
         self.env = env
         self.name = name  # how health reports name it
@@ -76,6 +83,8 @@ class Launcher:
         self._reader: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._restart: asyncio.Task[None] | None = None
+        self._restart_at = 0.0  # loop time of the next start of the zygote, while restarting
+        self.restart_wait = restart_wait
         self._plain: set[asyncio.Task[None]] = set()  # readers of pipes not yet at their end
         self._closing = False
         self._ids = itertools.count(1)
@@ -103,7 +112,7 @@ class Launcher:
         return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
 
     async def start(self) -> None:
-        self._started = asyncio.Event()
+        self._started.clear()
         self._proc = await asyncio.create_subprocess_exec(
             self.python, "-m", ZYGOTE,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=self.env,
@@ -141,6 +150,10 @@ class Launcher:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)  # in case the kernel could not say so
             if (proc := self._by_pid.get(pid)) is not None:
+                if not proc.ready.done():
+                    proc.ready.set_exception(
+                        InstanceLost("the instance was lost with its launcher before it was ready.")
+                    )
                 self._finish(proc, -1)
         self._forked.clear()
         if self._closing or (self._restart is not None and not self._restart.done()):
@@ -154,9 +167,16 @@ class Launcher:
         )
         self._restart = asyncio.create_task(self._restart_after(delay), name="flowhost-launcher")
 
+    def _restarting_soon(self) -> bool:
+        """Whether the zygote is being started again now, or will be within a second."""
+        if self._restart is None or self._restart.done():
+            return False
+        return self._restart_at - asyncio.get_running_loop().time() < 1.0
+
     async def _restart_after(self, delay: float) -> None:
         """Start the zygote again after ``delay``; on failure, again with a longer delay."""
         while not self._closing:
+            self._restart_at = asyncio.get_running_loop().time() + delay
             await asyncio.sleep(delay)
             try:
                 await self.start()
@@ -234,6 +254,11 @@ class Launcher:
             "jobs": jobs,
         }
         line = (json.dumps(cmd) + "\n").encode()
+        if not self.running and self._restarting_soon():
+            # Its restart pays for the imports anyway: fork from it rather than pay twice
+            # (a plain process besides), if it is up within a few seconds.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._started.wait(), timeout=self.restart_wait)
         zygote = self._proc if self.running else None
         listening: asyncio.Future[tuple[int, int]] = loop.create_future()
         self._listening[ident] = listening

@@ -18,6 +18,7 @@ from typing import Any
 from flowhost.errors import DeployError
 from flowhost.lambdas.local.backoff import Backoff
 from flowhost.lambdas.local.compute import LocalCompute
+from flowhost.lambdas.local.launcher import InstanceLost
 from flowhost.lambdas.local.pool import Instance, Pool
 from flowhost.lambdas.scaling import Load, desired_instances
 
@@ -108,6 +109,10 @@ class Scaler:
             self.last_error.pop(pool, None)
             self.restarting.pop(pool, None)
             self.backoff(pool).started()
+        except InstanceLost:  # not the version's fault: try again at once
+            why = "an instance was lost with its launcher; restarting"
+            self.restarting[pool] = f"{pool.key}: {why}"
+            self.wake()
         except DeployError as exc:
             self.last_error[pool] = exc.message
             delay = self.backoff(pool).failed()

@@ -123,13 +123,23 @@ def test_instances_start_the_slow_way_while_the_launcher_is_down(
     zygote = poll("the launcher's pid", lambda: launcher_pid(platform), 10)
 
     os.kill(zygote, signal.SIGKILL)  # its instance dies with it, and is replaced at once
+    # The launcher's restart is held (stopped while it imports), so the replacement cannot
+    # wait for it: after a bounded wait it starts as a plain process.
+    restarted = poll("the launcher's restart", lambda: launcher_pid(platform), 10)
+    os.kill(restarted, signal.SIGSTOP)
+    try:
 
-    def plain() -> int | None:
-        singles = [pid for pid, cmd in children(platform.process.pid).items() if "--single" in cmd]
-        return singles[0] if singles else None
+        def plain() -> int | None:
+            singles = [
+                pid for pid, cmd in children(platform.process.pid).items() if "--single" in cmd
+            ]
+            return singles[0] if singles else None
 
-    poll("an instance started as a plain process", plain, 10)
-    platform.wait_instances("whoami", 1, ready=1)
+        poll("an instance started as a plain process", plain, 20)
+        platform.wait_instances("whoami", 1, ready=1, timeout=30)
+        assert "launcher: restarting after exit -9 (attempt 1)" in health(platform)["degraded"]
+    finally:
+        os.kill(restarted, signal.SIGCONT)
     answer = platform.http.post("/whoami/pid", json={})
     assert answer.status_code == 200, answer.text
     assert answer.json()["pid"] != victim
