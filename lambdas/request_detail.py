@@ -10,6 +10,7 @@ grants of the control plane, never to the invoker's routes. ``flowhost request <
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from fastapi import APIRouter
@@ -29,10 +30,12 @@ class RequestNotFound(NotFoundError):
 
 def request_detail_router(deployments: Deployments) -> APIRouter:
     """The route, over the platform's request records and object store."""
-    requests = RequestStore(deployments.store.engine)
-    objects = deployments.objects
-    settler = Settler(requests, objects)  # on AWS, a worker's outcome may not be settled yet
     router = APIRouter()
+
+    @cache
+    def settler() -> Settler:  # made on first use: the store may not be open before
+        # On AWS a worker's outcome may be in the ledger and not yet settled.
+        return Settler(RequestStore(deployments.store.engine), deployments.objects)
 
     @router.get(
         "/api/requests/{request_id}/detail",
@@ -42,7 +45,7 @@ def request_detail_router(deployments: Deployments) -> APIRouter:
         """The request's record and, if a delivery failed with an exception, that
         exception's type, message and traceback (``detail``; null otherwise)."""
         try:
-            record = settler.settle(requests.get(request_id))
+            record = settler().settle(settler().requests.get(request_id))
         except NotFoundError as exc:
             raise RequestNotFound(exc.message) from None
         return {
@@ -52,7 +55,7 @@ def request_detail_router(deployments: Deployments) -> APIRouter:
             "status": record.status,
             "version": f"v{record.version}" if record.version is not None else None,
             "attempts": record.attempts,
-            "detail": read_detail(objects, record.service, record.id),
+            "detail": read_detail(deployments.objects, record.service, record.id),
         }
 
     return router
