@@ -92,9 +92,19 @@ ASYNC_REQUEST_SCHEMA: dict[str, Any] = {
 MAX_IDEMPOTENCY_KEY = 255
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$"  # visible ASCII
 MAX_CALLBACK_URL = 2048
-# scheme, host (a name, an IPv4 or a bracketed IPv6 address; no user info) and port, then
-# any path and query
-CALLBACK_URL_PATTERN = r"^https?://([^\s/?#@:\[\]]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?([/?#]\S*)?$"
+_H16 = "[0-9A-Fa-f]{1,4}"
+_IPV6 = "|".join(  # RFC 4291 text forms, without embedded IPv4 or a zone
+    [
+        f"({_H16}:){{7}}{_H16}",
+        f"({_H16}:){{1,7}}:",
+        *(f"({_H16}:){{1,{7 - n}}}(:{_H16}){{1,{n}}}" for n in range(1, 7)),
+        f":((:{_H16}){{1,7}}|:)",
+    ]
+)
+_PORT = "([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+# scheme, host (a name, an IPv4 or a bracketed IPv6 address; no user info), port 0-65535,
+# then any path and query
+CALLBACK_URL_PATTERN = rf"^https?://([^\s/?#@:\[\]]+|\[({_IPV6})\])(:{_PORT})?([/?#]\S*)?$"
 MAX_ASYNC_TIMEOUT_SECONDS = 43200.0
 ASYNC_HEADERS: list[tuple[str, dict[str, Any], str, str | float]] = [
     (

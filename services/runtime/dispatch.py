@@ -185,7 +185,7 @@ class EndpointHandler:
         try:
             if method == "GET":
                 query = scope.get("query_string", b"").decode("latin-1")
-                return adapter.validate_python(dict(parse_qsl(query)))
+                return adapter.validate_python(dict(parse_qsl(query, keep_blank_values=True)))
             try:
                 return adapter.validate_json(body, strict=True)
             except ValidationError as exc:

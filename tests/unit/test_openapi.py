@@ -300,7 +300,10 @@ def test_async_headers_state_what_the_async_api_enforces() -> None:
     for name, param in params.items():  # every documented example is accepted
         parse_options([(name.lower().encode(), str(param["example"]).encode())], settings)
     accepted = ["https://example.com/h?x=1", "http://127.0.0.1:8000/hook", "http://[::1]/h"]
-    refused = ["", "0", "ftp://example.com", "http://user@example.com/", "http:///x", "http://a b"]
+    refused = [
+        "", "0", "ftp://example.com", "http://user@example.com/", "http:///x", "http://a b",
+        "http://[6]/h", "http://[1:2:3:4:5:6:7:8:9]/", "http://example.com:65536/",
+    ]  # fmt: skip
     pattern = re.compile(url["pattern"])
     for value in accepted:
         assert pattern.search(value), value
