@@ -58,7 +58,8 @@ Digest = Annotated[
 
 # What each error status means, as the routes below document it.
 _ERRORS: dict[int, str] = {
-    400: "The definition cannot be deployed as given (code: invalid_spec)",
+    400: "The body is not JSON (code: malformed_json), or the definition cannot be deployed "
+    "as given (code: invalid_spec)",
     401: "No verified identity on AWS (code: unauthenticated)",
     404: "No such service, version or alias (code: not_found)",
     409: "The request conflicts with the state of the service (codes: deploy_failed, "
@@ -69,6 +70,11 @@ _ERRORS: dict[int, str] = {
 }
 _READ = (404, 422, 503)
 _WRITE = (401, 404, 409, 422, 503)
+_WRITE_BODY = (400, *_WRITE)  # a write with a JSON body
+_MALFORMED = (
+    "the request body is not valid JSON. Send a JSON document matching the operation's "
+    "schema (see /api/docs)."
+)
 
 
 def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -191,6 +197,8 @@ def create_api(
                 404, "not_found",
                 f"no such path {request.url.path!r}. The API is described at /api/docs.",
             )  # fmt: skip
+        if exc.status_code == 400:  # FastAPI: a body it could not decode
+            return _error(400, "malformed_json", _MALFORMED)
         return _error(exc.status_code, "http_error", str(exc.detail))
 
     @app.exception_handler(FlowhostError)
@@ -205,6 +213,8 @@ def create_api(
             {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]}
             for e in exc.errors()
         ]
+        if any(d["type"] == "json_invalid" for d in details):
+            return _error(400, "malformed_json", _MALFORMED, details)
         fields = "; ".join(f"{d['field']}: {d['message']}" for d in details)
         return _error(422, "validation_error", f"invalid request ({fields}).", details)
 
@@ -267,6 +277,12 @@ def create_api(
         openapi_extra={"requestBody": _DEPLOY_BODY},
     )  # fmt: skip
     async def deploy(service: ServiceName, request: Request, actor: Actor) -> dict[str, Any]:  # pyright: ignore[reportUnusedFunction]
+        """Record a new version and start its deploy (202; poll the version for progress).
+
+        The definition is checked beyond its JSON Schema too: rules across fields
+        (``gpu_type`` needs ``gpu``; ``min_instances`` at most ``max_instances``; an
+        environment names requirements or a name, not both) answer 422 naming the field.
+        """
         req = _deploy_request(await request.body())
         if req.definition.name != service:
             raise ServiceNameMismatch(
@@ -303,14 +319,16 @@ def create_api(
             version=f"v{number}", description=v.definition.description,
         )  # fmt: skip
 
-    @app.post("/api/services/{service}/versions/{number}/audits", responses=_responses(*_WRITE))
+    @app.post(
+        "/api/services/{service}/versions/{number}/audits", responses=_responses(*_WRITE_BODY)
+    )
     def record_audits(  # pyright: ignore[reportUnusedFunction]
         service: ServiceName, number: VersionNumber, results: list[AuditResult], actor: Actor
     ) -> dict[str, Any]:
         deployments.record_audits(service, number, results, actor)
         return {"passed": all(r.passed for r in results)}
 
-    @app.post("/api/services/{service}/aliases/{alias}", responses=_responses(*_WRITE))
+    @app.post("/api/services/{service}/aliases/{alias}", responses=_responses(*_WRITE_BODY))
     def promote(  # pyright: ignore[reportUnusedFunction]
         service: ServiceName, alias: AliasName, req: PromoteRequest, actor: Actor
     ) -> dict[str, Any]:

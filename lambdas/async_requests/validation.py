@@ -56,6 +56,14 @@ _NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")  # a JSO
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 
 
+def _splits(url: str) -> bool:
+    try:
+        urlsplit(url)
+    except ValueError:  # e.g. a bracketed host that is no IPv6 address
+        return False
+    return True
+
+
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
     for key, value in headers:
         if key == name:
@@ -74,7 +82,7 @@ def parse_options(headers: list[tuple[bytes, bytes]], settings: AsyncSettings) -
         )
     url = _header(headers, CALLBACK_HEADER)
     if url is not None:
-        if not _URL.fullmatch(url) or len(url) > MAX_URL:
+        if not _URL.fullmatch(url) or len(url) > MAX_URL or not _splits(url):
             raise HttpError(
                 400,
                 "invalid_callback_url",

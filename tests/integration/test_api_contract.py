@@ -122,10 +122,14 @@ def test_an_invalid_definition_is_422_naming_the_field(
     assert found["details"][0]["field"] == field, found
 
 
-def test_a_deploy_body_that_is_not_json_is_422(api: Api) -> None:
-    response = api.post("/api/services/echo/versions", content=b"{nope")
+@pytest.mark.parametrize(
+    "path", ["/api/services/echo/versions", "/api/services/echo/aliases/production"]
+)
+@pytest.mark.parametrize("body", [b"{nope", b"\xff\xfe"])
+def test_a_body_that_is_not_json_is_400_malformed_json(api: Api, path: str, body: bytes) -> None:
+    response = api.post(path, content=body, headers={"content-type": "application/json"})
 
-    error(response, 422, "validation_error")
+    assert "not valid JSON" in error(response, 400, "malformed_json")["message"]
 
 
 def test_405_names_every_method_of_the_path(api: Api) -> None:
