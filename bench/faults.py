@@ -27,7 +27,7 @@ def _load() -> list[ModuleType]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="TRIALS")
     runners = {}
     for module in _load():
