@@ -138,6 +138,9 @@ def test_instances_start_the_slow_way_while_the_launcher_is_down(
         poll("an instance started as a plain process", plain, 20)
         platform.wait_instances("whoami", 1, ready=1, timeout=30)
         assert "launcher: restarting after exit -9 (attempt 1)" in health(platform)["degraded"]
+        shown = run_flowhost("status", "whoami", "--url", platform.url, env=base_env)
+        assert shown.returncode == 0, shown.stderr
+        assert "platform degraded: launcher: restarting after exit -9 (attempt 1)" in shown.stdout
     finally:
         os.kill(restarted, signal.SIGCONT)
     answer = platform.http.post("/whoami/pid", json={})
