@@ -145,10 +145,12 @@ class AsyncRequests:
                     traceparent=options.traceparent,
                 )
             )
-        except Exception as exc:
+        except Exception:
+            log.exception("request %s: the queue refused it", request_id)
             self.requests.finish(
                 request_id, "failed", ttl=self._ttl(),
-                error=error_text("enqueue_failed", f"the request could not be queued: {exc}"),
+                error=error_text("enqueue_failed", "the request could not be queued (the "
+                                 "queue's error is in the platform log); submit it again."),
             )  # fmt: skip
             raise
         if self.on_submit is not None:

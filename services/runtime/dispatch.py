@@ -34,6 +34,7 @@ from flowhost.errors import FlowhostError
 from flowhost.services.compile import EndpointBinding
 from flowhost.services.edge import EDGE_BUDGET_SECONDS, EDGE_HEADER, HOLD_ABOVE_SECONDS, hold_path
 from flowhost.services.routing import split_path
+from flowhost.services.runtime.failures import ENDPOINT_ERROR, endpoint_error_message
 from flowhost.services.runtime.instance import InstanceState
 from flowhost.services.runtime.logs import AccessLog
 from flowhost.services.runtime.metrics import EndpointMetrics
@@ -308,7 +309,12 @@ class EndpointHandler:
                     503,
                     "not_ready",
                     f"the instance is {self.state.status}"
-                    + (f": {self.state.error}" if self.state.error else "; retry shortly."),
+                    + (  # initialize's exception is in the instance log, not for callers
+                        "; its initialize failed (the version's deployers find why in "
+                        "its deploy progress and instance log)."
+                        if self.state.error
+                        else "; retry shortly."
+                    ),
                     headers=[(b"retry-after", b"1")],
                 )
             if self.timeout > HOLD_ABOVE_SECONDS and method == "POST":
@@ -330,13 +336,9 @@ class EndpointHandler:
                 "endpoint raised",
                 extra={"fields": {"request_id": request_id, "endpoint": self.name}},
             )
-            status, error_code = 500, "endpoint_error"
-            payload = error_body(
-                error_code,
-                f"endpoint {self.name!r} raised {type(exc).__name__}; request id {request_id}. "
-                "The traceback is in the instance log.",
-                request_id,
-            )
+            status, error_code = 500, ENDPOINT_ERROR
+            message = endpoint_error_message(self.name, exc, request_id)
+            payload = error_body(error_code, message, request_id)
         finally:
             metrics.in_flight.dec()
         headers = [

@@ -457,3 +457,26 @@ def test_a_callback_that_keeps_failing_is_given_up_after_its_attempts(
         doc = json.loads(body)
         assert (doc["id"], doc["status"]) == (record.id, "succeeded")
         assert doc["result"] == {"text": text, "length": len(text)}
+
+
+def test_a_queue_that_refuses_a_request_fails_it_without_quoting_its_error(
+    platform: Platform, make_service: ServiceFactory, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    service = make_service()
+
+    class Refusing:
+        def send(self, *_: Any, **__: Any) -> None:
+            raise RuntimeError("queue auth failed: token=sk-secret-42")
+
+    monkeypatch.setattr(service.queues, "queue", lambda *_: Refusing())
+    key = unique("refused")
+    with pytest.raises(RuntimeError):
+        submit(service, "echo", {"text": "hi"}, idempotency_key=key)
+    record = service.requests.find(SERVICE, key)
+    assert record is not None
+    assert record.status == "failed"
+    assert record.error is not None
+    assert "enqueue_failed" in record.error
+    assert "sk-secret-42" not in record.error  # invokers read the record's error
+    assert "sk-secret-42" in caplog.text  # the platform's log keeps it
