@@ -18,7 +18,7 @@ from types import ModuleType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # harness, fault_trials
 
-TRIALS: tuple[str, ...] = ("fault_trials.kills",)
+TRIALS: tuple[str, ...] = ("fault_trials.kills", "fault_trials.state", "fault_trials.connections")
 """The trial modules, each one subcommand (``fault_trials.state``, ... join here)."""
 
 
