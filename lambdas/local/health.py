@@ -18,9 +18,11 @@ from typing import Any
 
 import httpx
 
+from flowhost.errors import FlowhostError
 from flowhost.lambdas.local.compute import LocalCompute
 from flowhost.lambdas.local.pool import Instance, Pool
 from flowhost.lambdas.local.scaler import Scaler
+from flowhost.lambdas.store import StateStore
 
 __all__ = ["HealthChecker", "platform_health"]
 
@@ -92,11 +94,17 @@ class HealthChecker:
         await self._client.aclose()
 
 
-def platform_health(compute: LocalCompute, scaler: Scaler) -> dict[str, Any]:
-    """``{"status": "ok"}``, or ``{"status": "degraded", "degraded": [why, ...]}`` while a
-    launcher restarts, an instance is being replaced, or a version's instances fail to start.
+def platform_health(compute: LocalCompute, scaler: Scaler, store: StateStore) -> dict[str, Any]:
+    """``{"status": "ok"}``, or ``{"status": "degraded", "degraded": [why, ...]}`` while the
+    state database is unreachable, a launcher restarts, an instance is being replaced, or a
+    version's instances fail to start.
     """
-    degraded = [launcher.degraded for launcher in compute.launchers if launcher.degraded]
+    degraded: list[str] = []
+    try:
+        store.ping()
+    except FlowhostError as error:  # down, or its disk full: say so, do not fail healthz
+        degraded.append(f"state: {error.message}")
+    degraded += [launcher.degraded for launcher in compute.launchers if launcher.degraded]
     degraded += [why for _, why in sorted(scaler.restarting.items(), key=lambda kv: kv[0].key)]
     degraded += [
         why.splitlines()[0][:300]

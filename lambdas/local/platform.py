@@ -223,7 +223,7 @@ class LocalPlatform:
     def degraded(self) -> dict[str, Any]:
         """The platform's health: what is degraded (a launcher restarting, an instance
         being replaced), as ``/api/healthz`` reports it."""
-        return platform_health(self.compute, self.scaler)
+        return platform_health(self.compute, self.scaler, self.store)
 
     def logs(self, service: str, number: int, tail: int) -> str:
         path = self.compute.home / "logs" / service / f"v{number}.log"

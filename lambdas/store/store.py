@@ -132,6 +132,11 @@ class StateStore:
     def close(self) -> None:
         self.engine.dispose()
 
+    def ping(self) -> None:
+        """One round trip to the database; ``StateUnavailableError`` if it is down."""
+        with state_errors(self.engine.url), self.engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+
     @contextmanager
     def _tx(self) -> Generator[Session]:
         with state_errors(self.engine.url), self._session.begin() as session:
