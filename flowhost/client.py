@@ -28,11 +28,56 @@ from flowhost.services.packaging import build_package
 from flowhost.services.spec import WebServiceSpec, definition_of
 from flowhost.targets import LOCAL, LOCAL_URL, URL_TARGET, Target, config_path, resolve_target
 
-__all__ = ["DEFAULT_URL", "AuditClient", "Client", "deploy"]
+__all__ = [
+    "DEFAULT_URL",
+    "AuditClient",
+    "AuditRefused",
+    "Client",
+    "ContractRefused",
+    "DeployTimedOut",
+    "RequestTimedOut",
+    "deploy",
+]
 
 DEFAULT_URL = LOCAL_URL
 AuditFn = Callable[["AuditClient"], object]
 _ERRORS: dict[int, type[FlowhostError]] = {404: NotFoundError, 409: DeployError, 400: SpecError}
+
+
+class AuditRefused(DeployError):
+    """A version failed its audits, so it was not promoted."""
+
+    code = "audit_failed"
+
+
+class ContractRefused(DeployError):
+    """A promote would break the schema contract of the version at the alias."""
+
+    code = "contract_broken"
+
+
+class DeployTimedOut(DeployError):
+    """A new version was not ready by the deadline; it is still deploying."""
+
+    code = "timed_out"
+
+
+class RequestTimedOut(FlowhostError):
+    """An asynchronous request was still running at the deadline."""
+
+    code = "timed_out"
+    status = 504
+
+
+def _refusal(exc: DeployError) -> DeployError:
+    """A promote the control plane refused (409 ``deploy_failed``), as the refusal it is.
+    The API answers audit and contract refusals with the same code; its messages say
+    which (lambdas/deployments.py)."""
+    if "failed its audits" in exc.message:
+        return AuditRefused(exc.message)
+    if "would break clients of" in exc.message:
+        return ContractRefused(exc.message)
+    return exc
 
 
 class AuditClient:
@@ -244,7 +289,7 @@ class Client:
             if status["status"] in ("succeeded", "failed", "expired"):
                 return self.result(request_id)
             if time.monotonic() > deadline:
-                raise FlowhostError(
+                raise RequestTimedOut(
                     f"request {request_id}: still {status['status']} after {timeout:g}s. "
                     f"Check later with 'flowhost request {request_id}'."
                 )
@@ -258,7 +303,10 @@ class Client:
         allow_breaking: bool = False, force: bool = False,
     ) -> dict[str, Any]:  # fmt: skip
         body = {"version": number, "allow_breaking": allow_breaking, "force": force}
-        return self.request("POST", f"/api/services/{service}/aliases/{alias}", json=body)
+        try:
+            return self.request("POST", f"/api/services/{service}/aliases/{alias}", json=body)
+        except DeployError as exc:
+            raise _refusal(exc) from None
 
     def rollback(self, service: str, *, alias: str = "production") -> dict[str, Any]:
         return self.request("POST", f"/api/services/{service}/aliases/{alias}/rollback")
@@ -277,12 +325,21 @@ class Client:
         audits: Iterable[AuditFn] = (),
         timeout: float = 600.0,
         on_progress: Callable[[str], None] | None = None,
+        wait: bool = True,
     ) -> dict[str, Any]:
         """Deploy a new version and wait until it is ready; run audits; maybe promote.
 
-        Raises ``DeployError`` if the version fails to start, an audit fails (it is
-        then not promoted), or the deadline passes. A failure leaves production as it was.
+        Raises ``DeployError`` if the version fails to start, ``AuditRefused`` if an audit
+        fails (it is then not promoted), ``ContractRefused`` if the promote would break
+        clients, or ``DeployTimedOut`` when the deadline passes. A failure leaves
+        production as it was. ``wait=False`` returns the version record as soon as the
+        deploy is accepted (no audits, no promote).
         """
+        if not wait and (promote or audits):
+            raise FlowhostError(
+                "deploy: promote and audits need the version ready; wait for it "
+                "(wait=True, --wait), or promote later."
+            )
         cls = load_service(str(service)) if isinstance(service, str | Path) else service
         definition = definition_of(cls)
         source = inspect.getsourcefile(cls)
@@ -296,6 +353,8 @@ class Client:
                 "run": run, "promote": False, "alias": alias}  # fmt: skip
         version = self.request("POST", f"/api/services/{definition.name}/versions", json=body)
         number = int(version["number"])
+        if not wait:
+            return version
         seen = 0
         deadline = time.monotonic() + timeout
         while True:
@@ -305,7 +364,7 @@ class Client:
             if version["status"] in ("ready", "failed"):
                 break
             if time.monotonic() > deadline:
-                raise DeployError(
+                raise DeployTimedOut(
                     f"{definition.name} v{number} was not ready within {timeout:g}s; it is still "
                     "deploying. Check 'flowhost status' and 'flowhost logs'."
                 )
@@ -347,7 +406,7 @@ class Client:
         self.request("POST", f"/api/services/{service}/versions/{number}/audits", json=results)
         failed = [r for r in results if not r["passed"]]
         if failed:
-            raise DeployError(
+            raise AuditRefused(
                 f"{service} v{number} failed {len(failed)} audit(s), so it was not promoted: "
                 + "; ".join(f"{r['name']}: {r['error']}" for r in failed)
             )

@@ -6,14 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
+
+from flowhost.cli.output import JsonOption, out, print_json
 
 if TYPE_CHECKING:
     from flowhost.client import Client
 
 __all__ = ["TargetOption", "UrlOption", "client", "register"]
-
-out = Console(highlight=False)
 
 TargetOption = Annotated[
     str | None,
@@ -42,12 +41,22 @@ def client(target: str | None, url: str | None) -> Client:
     return Client(url, target=target)
 
 
-def targets() -> None:
+def targets(json_output: JsonOption = False) -> None:
     """List the configured targets (name, URL, auth); * marks the default."""
     from flowhost.targets import default_target_name, load_config, targets_of
 
     path, config = load_config()
     default = default_target_name()
+    if json_output:
+        listed = [
+            {"name": name, "url": settings.url, "auth": settings.auth,
+             "profile": settings.profile, "region": settings.region}
+            for name, settings in sorted(targets_of(config).items())
+        ]  # fmt: skip
+        print_json(
+            {"config": str(path), "exists": path.exists(), "default": default, "targets": listed}
+        )
+        return
     rows = [("", "target", "url", "auth")]
     for name, settings in sorted(targets_of(config).items()):
         auth = settings.auth
@@ -65,11 +74,19 @@ def targets() -> None:
     print(f"config: {path}{absent}")
 
 
-def whoami(target: TargetOption = None, url: UrlOption = None) -> None:
+def whoami(
+    json_output: JsonOption = False, target: TargetOption = None, url: UrlOption = None
+) -> None:
     """Show the identity the target sees for you, and how it knows it."""
     with client(target, url) as c:
         seen = c.whoami()
         sent = c.auth.identity()
+        if json_output:
+            print_json(
+                {"target": c.target.name, "url": c.url, "actor": seen["actor"],
+                 "source": seen["source"], "sent": sent}
+            )  # fmt: skip
+            return
         out.print(f"target: {c.target.name} ({c.url})", soft_wrap=True)
         out.print(f"actor:  {seen['actor']}  (from {seen['source']})", soft_wrap=True)
         out.print(f"sent:   {sent}", soft_wrap=True)

@@ -1,32 +1,22 @@
-"""CLI commands that run or talk to a platform: up, deploy, promote, rollback, undeploy,
-ls, status, invoke, request, logs."""
+"""CLI commands that run or read a platform: up, ls, status, logs (deploy and friends
+are in versions.py, invoke and request in requests.py)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from flowhost.cli.connect import TargetOption, UrlOption
 from flowhost.cli.connect import client as _client
-from flowhost.errors import FlowhostError, NotFoundError
+from flowhost.cli.exits import UsageError
+from flowhost.cli.output import JsonOption, out, print_json
+from flowhost.cli.versions import version_number
+from flowhost.errors import NotFoundError
 
-__all__ = ["register"]
-
-out = Console(highlight=False)
-
-
-def _version_number(ref: str) -> int:
-    from flowhost.lambdas.store.records import version_number
-
-    number = version_number(ref)
-    if number is None:
-        raise FlowhostError(f"version: expected v<N> or <N> (got {ref!r}). For example v3.")
-    return number
+__all__ = ["checked_otlp_endpoint", "register"]
 
 
 def checked_otlp_endpoint(value: str | None) -> str | None:
@@ -36,7 +26,7 @@ def checked_otlp_endpoint(value: str | None) -> str | None:
     try:
         return RuntimeSettings(otlp_endpoint=value).otlp_endpoint
     except ValueError:
-        raise FlowhostError(
+        raise UsageError(
             f"--otlp-endpoint: expected an http(s) URL such as http://127.0.0.1:4318 "
             f"(got {value!r})."
         ) from None
@@ -108,6 +98,13 @@ def up(
         ),
     ] = 600.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print where the platform serves as one JSON document on stdout first.",
+        ),
+    ] = False,
 ) -> None:
     """Start the local platform: API, router, activator and scaler on one port.
 
@@ -118,7 +115,10 @@ def up(
     from flowhost.lambdas.callbacks import CallbackPolicy
     from flowhost.lambdas.local.platform import PlatformSettings, run
 
-    out.print(f"flowhost platform on http://{host}:{port}  (state in {home}/; Ctrl-C stops it)")
+    if json_output:
+        print_json({"url": f"http://{host}:{port}", "home": str(home)})
+    else:
+        out.print(f"flowhost platform on http://{host}:{port}  (state in {home}/; Ctrl-C stops it)")
     run(
         PlatformSettings(
             home=home, host=host, port=port, store_url=store_url,
@@ -136,79 +136,15 @@ def up(
     )  # fmt: skip
 
 
-def deploy(
-    target: Annotated[str, typer.Argument(help="Service file: path/to/file.py[:ClassName].")],
-    run: Annotated[str | None, typer.Option(help="Pin the artifact run, e.g. Flow/12.")] = None,
-    promote: Annotated[bool, typer.Option(help="Promote once ready and audited.")] = False,
-    alias: Annotated[str, typer.Option(help="Alias to promote to.")] = "production",
-    allow_breaking: Annotated[
-        bool, typer.Option(help="Promote even if the schema contract breaks.")
-    ] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 600.0,
-    target_name: TargetOption = None,
-    url: UrlOption = None,
+def ls(
+    json_output: JsonOption = False, target_name: TargetOption = None, url: UrlOption = None
 ) -> None:
-    """Deploy a new version of a service (and optionally promote it)."""
-    with _client(target_name, url) as client, out.status("deploying...") as status:
-
-        def progress(message: str) -> None:
-            out.print(f"  {message}")
-            status.update(message)
-
-        version = client.deploy(
-            target, run=run, promote=promote, alias=alias, allow_breaking=allow_breaking,
-            timeout=timeout, on_progress=progress,
-        )  # fmt: skip
-    out.print(f"[green]deployed[/] {version['service']} v{version['number']}")
-
-
-def promote(
-    service: str,
-    version: Annotated[str, typer.Argument(help="v<N>")],
-    alias: Annotated[str, typer.Option(help="Alias to move.")] = "production",
-    allow_breaking: Annotated[bool, typer.Option(help="Accept a breaking schema change.")] = False,
-    force: Annotated[bool, typer.Option(help="Promote despite failed audits.")] = False,
-    target_name: TargetOption = None,
-    url: UrlOption = None,
-) -> None:
-    """Point an alias (production by default) at a version."""
-    with _client(target_name, url) as client:
-        result = client.promote(
-            service, _version_number(version), alias=alias, allow_breaking=allow_breaking,
-            force=force,
-        )  # fmt: skip
-    previous = f" (was v{result['previous']})" if result["previous"] else ""
-    out.print(f"{service}@{alias} -> v{result['version']}{previous}")
-
-
-def rollback(
-    service: str,
-    alias: Annotated[str, typer.Option(help="Alias to move back.")] = "production",
-    target_name: TargetOption = None,
-    url: UrlOption = None,
-) -> None:
-    """Move an alias back to the version it pointed at before."""
-    with _client(target_name, url) as client:
-        result = client.rollback(service, alias=alias)
-    out.print(f"{service}@{alias} -> v{result['version']}")
-
-
-def undeploy(
-    service: str,
-    version: Annotated[str, typer.Argument(help="v<N>")],
-    target_name: TargetOption = None,
-    url: UrlOption = None,
-) -> None:
-    """Stop a version and retire it (refused while an alias points at it)."""
-    with _client(target_name, url) as client:
-        client.undeploy(service, _version_number(version))
-    out.print(f"undeployed {service} {version}")
-
-
-def ls(target_name: TargetOption = None, url: UrlOption = None) -> None:
     """List services, their aliases, versions and running instances."""
     with _client(target_name, url) as client:
         services = client.services()
+    if json_output:
+        print_json({"services": services})
+        return
     table = Table("service", "aliases", "versions", "instances")
     for svc in services:
         aliases = ", ".join(f"{a}→v{n}" for a, n in sorted(svc["aliases"].items())) or "-"
@@ -218,13 +154,22 @@ def ls(target_name: TargetOption = None, url: UrlOption = None) -> None:
     out.print(table)
 
 
-def status(service: str, target_name: TargetOption = None, url: UrlOption = None) -> None:
+def status(
+    service: str,
+    json_output: JsonOption = False,
+    target_name: TargetOption = None,
+    url: UrlOption = None,
+) -> None:
     """Show one service: versions with their runs, aliases, instances, recent events, and
     what of the platform is degraded (a launcher restarting, an instance being replaced)."""
     with _client(target_name, url) as client:
         info = client.service(service)
         events = client.events(service, limit=10)
         health: dict[str, Any] = client.request("GET", "/api/healthz")
+    if json_output:
+        degraded: list[str] = health.get("degraded") or []
+        print_json({"service": info, "events": events, "degraded": degraded})
+        return
     table = Table("version", "status", "run", "created by", "instances", "error")
     for v in info["versions"]:
         inst = info["instances"].get(f"v{v['number']}", {})
@@ -246,97 +191,11 @@ def status(service: str, target_name: TargetOption = None, url: UrlOption = None
         out.print(f"platform degraded: {why}", soft_wrap=True)
 
 
-def invoke(
-    service: Annotated[str, typer.Argument(help="service or service@alias-or-version")],
-    endpoint: str,
-    data: Annotated[str, typer.Option(help="JSON request body.")] = "{}",
-    run_async: Annotated[
-        bool, typer.Option("--async", help="Queue it (up to 12 hours) and wait for the result.")
-    ] = False,
-    wait: Annotated[bool, typer.Option(help="With --async: wait for the result.")] = True,
-    idempotency_key: Annotated[
-        str | None, typer.Option(help="With --async: the same key returns the same request.")
-    ] = None,
-    callback_url: Annotated[
-        str | None, typer.Option(help="With --async: URL to POST the signed outcome to.")
-    ] = None,
-    timeout: Annotated[
-        float | None, typer.Option(help="With --async: seconds the run may take (max 43200).")
-    ] = None,
-    target_name: TargetOption = None,
-    url: UrlOption = None,
-) -> None:
-    """Call an endpoint through the router and print the JSON answer."""
-    try:
-        body = json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise FlowhostError(f"--data: not valid JSON ({exc.msg} at column {exc.colno}).") from None
-    name, _, ref = service.partition("@")
-    with _client(target_name, url) as client:
-        if not run_async:
-            out.print_json(data=client.invoke(name, endpoint, body, ref=ref or None))
-            return
-        submitted = client.submit(
-            name, endpoint, body, ref=ref or None, idempotency_key=idempotency_key,
-            callback_url=callback_url, timeout=timeout,
-        )  # fmt: skip
-        request_id = submitted["id"]
-        out.print(f"queued {request_id}  ({submitted['status_url']})", soft_wrap=True)
-        if not wait:
-            return
-        with out.status(f"{request_id}: queued") as spinner:
-
-            def show(status: dict[str, Any]) -> None:
-                spinner.update(
-                    f"{request_id}: {status['status']} (attempt {status['attempts']}, "
-                    f"{status['version'] or 'version pending'})"
-                )
-
-            result = client.wait(request_id, on_status=show)
-    out.print_json(data=result)
-
-
-def request(
-    request_id: Annotated[str, typer.Argument(help="The id an --async invoke printed.")],
-    result: Annotated[bool, typer.Option(help="Print the result instead of the status.")] = False,
-    detail: Annotated[
-        bool,
-        typer.Option(
-            help="Print why it failed: the exception's type, message and traceback "
-            "(a control-plane read, for deployers; invokers see only the safe message)."
-        ),
-    ] = False,
-    target_name: TargetOption = None,
-    url: UrlOption = None,
-) -> None:
-    """Show an asynchronous request's status (or, with --result, its result; with
-    --detail, the exception behind its failure)."""
-    if result and detail:
-        raise FlowhostError("request: give --result or --detail, not both.")
-    with _client(target_name, url) as client:
-        if detail:
-            try:
-                found = client.request_detail(request_id)
-            except NotFoundError as exc:
-                raise NotFoundError(
-                    f"{exc.message} A synchronous call's exception is in its instance's log, "
-                    f"under its request id: flowhost logs <service> | grep {request_id}"
-                ) from None
-            out.print_json(data={k: v for k, v in found.items() if k != "detail"})
-            why = found.get("detail")
-            if why is None:
-                out.print("no exception recorded for this request.")
-            else:
-                out.print(f"{why.get('type')}: {why.get('message')}", soft_wrap=True, markup=False)
-                print(why.get("traceback", ""), end="")
-            return
-        out.print_json(data=client.result(request_id) if result else client.status_of(request_id))
-
-
 def logs(
     service: str,
     version: Annotated[str | None, typer.Argument(help="v<N>; default: production")] = None,
-    tail: Annotated[int, typer.Option(help="Lines to show.")] = 50,
+    tail: Annotated[int, typer.Option(help="Lines to show.", min=1)] = 50,
+    json_output: JsonOption = False,
     target_name: TargetOption = None,
     url: UrlOption = None,
 ) -> None:
@@ -345,13 +204,17 @@ def logs(
         if version is None:
             aliases = client.service(service)["aliases"]
             if "production" not in aliases:
-                raise FlowhostError(f"{service} has no production version; name one, e.g. v1.")
+                raise NotFoundError(f"{service} has no production version; name one, e.g. v1.")
             number = int(aliases["production"])
         else:
-            number = _version_number(version)
-        print(client.logs(service, number, tail))
+            number = version_number(version)
+        log = client.logs(service, number, tail)
+    if json_output:
+        print_json({"service": service, "version": number, "log": log})
+    else:
+        print(log)
 
 
 def register(app: typer.Typer) -> None:
-    for command in (up, deploy, promote, rollback, undeploy, ls, status, invoke, request, logs):
+    for command in (up, ls, status, logs):
         app.command()(command)
