@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from flowhost.lambdas.local.launcher import Launcher, Process
@@ -61,11 +62,14 @@ class Pool:
     def live(self) -> list[Instance]:
         return [i for i in self.instances if not i.draining]
 
-    def pick(self) -> Instance | None:
-        """The live instance with the fewest requests in flight (ties: the first)."""
+    def pick(self, avoid: Collection[Instance] = ()) -> Instance | None:
+        """The live instance with the fewest requests in flight (ties: the first), other
+        than those in ``avoid``."""
         best: Instance | None = None
         for inst in self.instances:
-            if not inst.draining and (best is None or inst.in_flight < best.in_flight):
+            if inst.draining or inst in avoid:
+                continue
+            if best is None or inst.in_flight < best.in_flight:
                 best = inst
         return best
 

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from flowhost.errors import FlowhostError
@@ -46,6 +47,7 @@ _HOP_BY_HOP = frozenset(
 )  # fmt: skip
 # uvicorn writes its own Date and Server on every response; an instance's would repeat them.
 _NOT_FORWARDED = _HOP_BY_HOP | {b"date", b"server"}
+_REFUSED_RETRIES = 3  # instances that refused a connection before the request fails
 
 
 class Router:
@@ -87,15 +89,16 @@ class Router:
             )
         return pool, endpoint
 
-    async def _instance(self, pool: Pool) -> Instance:
-        inst = pool.pick()
+    async def _instance(self, pool: Pool, avoid: Collection[Instance] = ()) -> Instance:
+        """A ready instance of ``pool`` (not one of ``avoid``), waiting for one to start."""
+        inst = pool.pick(avoid)
         if inst is not None:
             return inst
         pool.waiting += 1
         self.scaler.wake()
         deadline = time.monotonic() + self.cold_start_timeout
         try:
-            while (inst := pool.pick()) is None:
+            while (inst := pool.pick(avoid)) is None:
                 remaining = deadline - time.monotonic()
                 error = self.scaler.last_error.get(pool)
                 if error is not None and pool.starting == 0:
@@ -199,16 +202,30 @@ class Router:
                                          "flowhost.version": f"v{pool.number}",
                                          "flowhost.endpoint": endpoint,
                                          "flowhost.cold_start": not pool.live})  # fmt: skip
-                inst = await self._instance(pool)
-                inst.in_flight += 1
                 if span is not None:
                     assert self.tracing is not None
                     self.tracing.inject(span, headers)  # the instance's span is its child
                 query: bytes = scope.get("query_string", b"")
                 target = f"/{endpoint}?{query.decode('latin-1')}" if query else f"/{endpoint}"
-                response = await inst.upstream.request(
-                    scope["method"], target, headers, body, pool.endpoints[endpoint].timeout + 5
-                )
+                refused: list[Instance] = []
+                while True:
+                    inst = await self._instance(pool, refused)
+                    inst.in_flight += 1
+                    try:
+                        response = await inst.upstream.request(
+                            scope["method"], target, headers, body,
+                            pool.endpoints[endpoint].timeout + 5,
+                        )  # fmt: skip
+                        break
+                    except ConnectionRefusedError:
+                        # Nothing was sent: the instance died and is not yet replaced.
+                        # Another (or its replacement) takes the request, a few times.
+                        if len(refused) >= _REFUSED_RETRIES:
+                            raise
+                        refused.append(inst)
+                        inst.in_flight -= 1
+                        inst = None
+                        self.scaler.wake()
             finally:
                 pool.in_flight -= 1
                 pool.last_request = time.monotonic()
