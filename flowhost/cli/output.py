@@ -7,12 +7,13 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from importlib import resources
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-__all__ = ["JsonOption", "err", "out", "print_json", "progress", "wants_json"]
+__all__ = ["JsonOption", "err", "out", "print_json", "progress", "schema_of", "wants_json"]
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -31,6 +32,13 @@ def print_json(document: Any) -> None:
     """One JSON document on stdout, unstyled and unwrapped."""
     sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
     sys.stdout.flush()
+
+
+def schema_of(command: str) -> dict[str, Any]:
+    """The JSON Schema of a command's ``--json`` output (``contract-check`` for
+    ``contract check``; ``error`` for any command's failure)."""
+    text = resources.files("flowhost.cli").joinpath("schemas", f"{command}.json").read_text()
+    return json.loads(text)
 
 
 def wants_json(argv: list[str]) -> bool:
