@@ -41,10 +41,11 @@ def table_rows(out: str) -> list[list[str]]:
     ]
 
 
-def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    """Exit code 2, one line on stderr starting 'error:', no traceback."""
-    assert result.returncode == 2, result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
+def one_error_line(result: subprocess.CompletedProcess[str], exit_code: int) -> str:
+    """The exit code of the failure's class, one line on stderr starting 'error:' (after
+    any indented progress lines), no traceback."""
+    assert result.returncode == exit_code, result.stdout + result.stderr
+    lines = [line for line in result.stderr.rstrip().splitlines() if not line.startswith("  ")]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: "), lines[0]
     assert "Traceback" not in result.stderr
@@ -110,7 +111,7 @@ def test_invoke_with_bad_json_is_one_error_line(
         env=cli_env,
     )  # fmt: skip
 
-    line = one_error_line(result)
+    line = one_error_line(result, 2)  # usage
     assert line == "error: --data: not valid JSON (Expecting value at column 1)."
     assert result.stdout == ""
 
@@ -122,7 +123,7 @@ def test_invoke_unknown_endpoint_is_one_error_line(
         "invoke", "sentiment", "classify", "--url", sentiment_platform.url, env=cli_env
     )
 
-    line = one_error_line(result)
+    line = one_error_line(result, 3)  # not found
     assert line == "error: sentiment@v1 has no endpoint 'classify'. Endpoints: predict."
 
 
@@ -131,7 +132,7 @@ def test_deploy_without_a_platform_is_one_error_line(cli_env: dict[str, str]) ->
 
     result = run_flowhost("deploy", "examples/services/sentiment.py", "--url", url, env=cli_env)
 
-    line = one_error_line(result)
+    line = one_error_line(result, 1)  # failed
     assert line.startswith(f"error: cannot reach the flowhost platform at {url}.")
     assert "Start it with 'flowhost up'" in line
 
@@ -139,10 +140,15 @@ def test_deploy_without_a_platform_is_one_error_line(cli_env: dict[str, str]) ->
 def test_deploy_promote_rollback_undeploy(platform: Platform, cli_env: dict[str, str]) -> None:
     v2 = str(SERVICES / "sentiment_v2.py")
 
-    out = flowhost(platform, cli_env, "deploy", "examples/services/sentiment.py", "--promote")
-    assert "  starting the first instance" in out.splitlines()
-    assert out.splitlines()[-1] == "deployed sentiment v1"
-    assert flowhost(platform, cli_env, "deploy", v2).splitlines()[-1] == "deployed sentiment v2"
+    first = run_flowhost(
+        "deploy", "examples/services/sentiment.py", "--promote", "--url", platform.url,
+        env=cli_env,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == "deployed sentiment v1\n"  # progress is on stderr, plain lines
+    assert "  starting the first instance" in first.stderr.splitlines()
+    second = run_flowhost("deploy", v2, "--url", platform.url, env=cli_env)
+    assert second.stdout == "deployed sentiment v2\n", second.stderr
     assert platform.service("sentiment")["aliases"] == {"production": 1}
 
     assert flowhost(platform, cli_env, "promote", "sentiment", "v2") == (
@@ -150,7 +156,7 @@ def test_deploy_promote_rollback_undeploy(platform: Platform, cli_env: dict[str,
     )
     assert flowhost(platform, cli_env, "rollback", "sentiment") == "sentiment@production -> v1\n"
     refused = run_flowhost("undeploy", "sentiment", "v1", "--url", platform.url, env=cli_env)
-    assert "is still the target of alias(es) production" in one_error_line(refused)
+    assert "is still the target of alias(es) production" in one_error_line(refused, 1)
     assert flowhost(platform, cli_env, "undeploy", "sentiment", "v2") == "undeployed sentiment v2\n"
 
     info = platform.service("sentiment")
@@ -160,9 +166,8 @@ def test_deploy_promote_rollback_undeploy(platform: Platform, cli_env: dict[str,
         (2, "undeployed"),
     ]
     bad = run_flowhost("promote", "sentiment", "two", "--url", platform.url, env=cli_env)
-    assert (
-        one_error_line(bad) == "error: version: expected v<N> or <N> (got 'two'). For example v3."
-    )
+    said = one_error_line(bad, 2)
+    assert said == "error: version: expected v<N> or <N> (got 'two'). For example v3."
 
 
 def test_a_named_target_reaches_the_platform_and_whoami_shows_the_actor(
