@@ -112,7 +112,7 @@ def test_pinned_run_that_cannot_serve_is_refused_before_serving(
 ) -> None:
     result = serve_until_exit("examples/services/sentiment.py", "--run", run, env=base_env)
 
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == 1, result.stderr  # failed, not usage (flowhost/cli/exits.py)
     assert result.stderr.startswith("error: "), result.stderr
     assert expected in " ".join(result.stderr.split())
     assert "Traceback" not in result.stderr

@@ -395,7 +395,7 @@ def test_cli_refusal_is_one_line(
 
     result = run_flowhost("ls", env=env)
 
-    assert result.returncode == 2
+    assert result.returncode == 1  # the operation failed (flowhost/cli/exits.py)
     [line] = result.stderr.strip().splitlines()
     assert line.startswith(f"error: target 'prod' ({edge}) refused the request with 403")
     assert KEY in line
