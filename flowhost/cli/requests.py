@@ -34,6 +34,14 @@ def invoke(
     timeout: Annotated[
         float | None, typer.Option(help="With --async: seconds the run may take (max 43200).")
     ] = None,
+    wait_timeout: Annotated[
+        float,
+        typer.Option(
+            help="With --async: seconds to wait for the result; past them exit 5 (the request "
+            "goes on: see 'flowhost request ID').",
+            min=0,
+        ),
+    ] = 12 * 3600.0,
     json_output: JsonOption = False,
     target_name: TargetOption = None,
     url: UrlOption = None,
@@ -76,7 +84,7 @@ def invoke(
                 seen.append(line)
                 err.print(f"  {line}", soft_wrap=True, markup=False)
 
-        result = client.wait(request_id, on_status=show)
+        result = client.wait(request_id, timeout=wait_timeout, on_status=show)
     if json_output:
         print_json({"request": submitted, "result": result})
     else:

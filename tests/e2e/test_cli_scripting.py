@@ -201,3 +201,12 @@ def test_failed_audits_exit_4_and_a_deadline_exits_5(
     error = document(late, 5, "error")["error"]
     assert error["code"] == "timed_out"
     assert "was not ready within 0s" in error["message"]
+
+    document(run(url, base_env, "deploy", str(SERVICES / "jobs.py"), "--json"), 0, "deploy")
+    napping = run(
+        url, base_env, "invoke", "jobs@v1", "slow", "--async", "--data", '{"seconds": 30, "tag": "t"}',
+        "--wait-timeout", "0.5", "--json",
+    )  # fmt: skip
+    error = document(napping, 5, "error")["error"]
+    assert error["code"] == "timed_out"
+    assert "after 0.5s" in error["message"]
