@@ -203,8 +203,9 @@ def test_failed_audits_exit_4_and_a_deadline_exits_5(
     assert "was not ready within 0s" in error["message"]
 
     document(run(url, base_env, "deploy", str(SERVICES / "jobs.py"), "--json"), 0, "deploy")
+    nap = '{"seconds": 30, "tag": "t"}'
     napping = run(
-        url, base_env, "invoke", "jobs@v1", "slow", "--async", "--data", '{"seconds": 30, "tag": "t"}',
+        url, base_env, "invoke", "jobs@v1", "slow", "--async", "--data", nap,
         "--wait-timeout", "0.5", "--json",
     )  # fmt: skip
     error = document(napping, 5, "error")["error"]
