@@ -4,7 +4,7 @@ are in versions.py, invoke and request in requests.py)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.table import Table
@@ -12,9 +12,9 @@ from rich.table import Table
 from flowhost.cli.connect import TargetOption, UrlOption
 from flowhost.cli.connect import client as _client
 from flowhost.cli.exits import UsageError
-from flowhost.cli.output import JsonOption, out, print_json
+from flowhost.cli.output import JsonOption, err, out, print_json
 from flowhost.cli.versions import version_number
-from flowhost.errors import NotFoundError
+from flowhost.errors import FlowhostError, NotFoundError
 
 __all__ = ["checked_otlp_endpoint", "register"]
 
@@ -98,6 +98,21 @@ def up(
         ),
     ] = 600.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    auth: Annotated[
+        Literal["none", "token"],
+        typer.Option(
+            help="token: the API needs the deployer token, service routes the invoker "
+            "token (both kept in HOME/tokens/). Required on any non-loopback --host.",
+            envvar="FLOWHOST_AUTH",
+        ),
+    ] = "none",
+    open_services: Annotated[
+        bool, typer.Option(help="With --auth token: service routes need no token.")
+    ] = False,
+    rotate_token: Annotated[
+        Literal["deployer", "invoker"] | None,
+        typer.Option(help="Replace this role's token in HOME/tokens/ before starting."),
+    ] = None,
     json_output: Annotated[
         bool,
         typer.Option(
@@ -113,7 +128,15 @@ def up(
     """
     from flowhost.lambdas.async_requests import AsyncSettings
     from flowhost.lambdas.callbacks import CallbackPolicy
+    from flowhost.lambdas.local.access import rotate, serve_check
     from flowhost.lambdas.local.platform import PlatformSettings, run
+
+    try:
+        serve_check(host, auth)  # before anything is printed or started
+    except FlowhostError as error:
+        raise UsageError(error.message) from None
+    if rotate_token is not None:
+        err.print(f"new {rotate_token} token in {rotate(home.resolve(), rotate_token)}")
 
     if json_output:
         print_json({"url": f"http://{host}:{port}", "home": str(home)})
@@ -125,7 +148,7 @@ def up(
             cold_start_timeout=cold_start_timeout, scaler_tick=scaler_tick,
             otlp_endpoint=checked_otlp_endpoint(otlp_endpoint),
             scale_down_window=scale_down_window, health_interval=health_interval,
-            deploy_timeout=deploy_timeout,
+            deploy_timeout=deploy_timeout, auth=auth, open_services=open_services,
             asynchronous=AsyncSettings(
                 result_ttl=result_ttl, max_attempts=async_attempts, visibility=async_visibility,
                 retry_backoff=async_retry_backoff, sweep_interval=sweep_interval,

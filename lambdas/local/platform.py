@@ -14,7 +14,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import uvicorn
 
@@ -28,6 +28,7 @@ from flowhost.lambdas.async_requests import (
 )
 from flowhost.lambdas.deployments import DEPLOY_TIMEOUT, Deployments
 from flowhost.lambdas.gateway import Gateway
+from flowhost.lambdas.local.access import AccessGate, serve_check
 from flowhost.lambdas.local.asyncjobs import LocalJobsConfig
 from flowhost.lambdas.local.compute import LocalCompute
 from flowhost.lambdas.local.fleet import LocalFleet
@@ -69,6 +70,8 @@ class PlatformSettings:
     deploy_timeout: float = DEPLOY_TIMEOUT  # seconds a new version has to start, or it fails
     deploy_tick: float = 0.1  # how often unfinished deploys are advanced
     deploy_idle_tick: float = 1.0  # how often the state DB is looked at when none are
+    auth: Literal["none", "token"] = "none"  # token: bearer tokens by role (local.access)
+    open_services: bool = False  # with token auth: service routes need no token
 
 
 def callback_secret(home: Path, given: str | None) -> bytes:
@@ -303,10 +306,16 @@ class LocalPlatform:
 def run(settings: PlatformSettings, log_level: str = "info") -> None:
     """Serve the platform until interrupted; stopping it stops every instance."""
     configure_logging(log_level)
+    serve_check(settings.host, settings.auth)  # no open API beyond loopback
     raise_open_files_limit()  # idle and slow clients must not use up the descriptors
     platform = LocalPlatform(settings)
+    app: Any = platform
+    if settings.auth == "token":
+        home = settings.home.resolve()
+        app = AccessGate(platform, home, open_services=settings.open_services)
+        log.info("token auth on: tokens in %s", home / "tokens")
     config = uvicorn.Config(
-        LingeringClose(platform), host=settings.host, port=settings.port, loop="uvloop",
+        LingeringClose(app), host=settings.host, port=settings.port, loop="uvloop",
         http="httptools",
         lifespan="on", access_log=False, log_config=None, log_level=log_level,
         timeout_keep_alive=75,
