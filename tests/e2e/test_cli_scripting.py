@@ -70,6 +70,8 @@ def test_read_commands_print_documents_of_their_schemas(
     assert seen["status"]["status"] == "succeeded"
     result = document(run(url, base_env, "request", request_id, "--result", "--json"), 0, "request")
     assert result["result"] == waited["result"]
+    why = document(run(url, base_env, "request", request_id, "--detail", "--json"), 0, "request")
+    assert (why["detail"]["id"], why["detail"].get("detail")) == (request_id, None)  # no failure
 
 
 def test_local_commands_print_documents_of_their_schemas(base_env: dict[str, str]) -> None:
