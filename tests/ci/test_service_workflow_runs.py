@@ -2,7 +2,7 @@
 with their env substituted), run against two local platforms standing in for dev and
 prod: a clean change deploys to dev, then to prod, and is promoted; a breaking change
 fails the contract check with exit 4 and the list of changes, production untouched,
-unless the pull request carries the label.
+unless the pull request carries the label; a failed audit stops the pipeline in dev.
 
 The ``uses:`` steps (checkout, setup-uv, AWS credentials) are the runner's business; the
 targets are ``auth = "none"`` on loopback here, as ``vars.FLOWHOST_AUTH`` allows.
@@ -27,7 +27,9 @@ pytestmark = pytest.mark.integration
 
 SERVICE_WORKFLOW = ROOT / ".github" / "workflows" / "service.yml"
 SERVICES = Path(__file__).resolve().parent / "services"
-V1, V2, BREAKING = (SERVICES / d / "grader.py" for d in ("v1", "v2", "breaking"))
+V1, V2, BREAKING, FAILING_AUDIT = (
+    SERVICES / d / "grader.py" for d in ("v1", "v2", "breaking", "failing_audit")
+)
 LABEL = "breaking-change"
 CHECK_STEPS = ["lint", "definition", "label", "targets", "contract"]
 DEPLOY_STEPS = ["targets", "deploy", "summary"]
@@ -192,3 +194,27 @@ def test_a_breaking_change_fails_with_the_list_unless_labelled(
     assert promoted > 1
     answer = prod.http.post("/grader/grade", json={"score": 90, "pass_mark": 50})
     assert answer.json() == {"letter": "A"}
+
+
+def test_a_failed_audit_in_dev_stops_the_pipeline_before_prod(
+    tmp_path: Path, env: dict[str, str], platforms: tuple[Platform, Platform]
+) -> None:
+    dev, prod = platforms
+    for platform in (dev, prod):
+        platform.client.deploy(str(V1), promote=True, timeout=60.0)
+    pipeline = Pipeline(tmp_path, env, dev, prod, FAILING_AUDIT)
+    check, results = pipeline.check(labels=[])
+    assert _codes(results) == dict.fromkeys(CHECK_STEPS, 0), _explain(results)
+
+    job, results = pipeline.deploy("deploy-dev", check.job_outputs()["allow-breaking"])
+
+    assert _codes(results) == {"targets": 0, "deploy": 4, "summary": 0}, _explain(results)
+    said = job.summary.read_text()
+    assert "### Not deployed to dev: refused" in said
+    assert "knows_pass_from_fail" in said  # the platform's message names the audit
+    assert "The dev production alias was not moved" in said
+    assert dev.service("grader")["aliases"] == {"production": 1}
+    # deploy-prod needs deploy-dev: GitHub never starts it, and prod has seen nothing.
+    assert "deploy-dev" in pipeline.workflow["jobs"]["deploy-prod"]["needs"]
+    assert [v["number"] for v in prod.service("grader")["versions"]] == [1]
+    assert prod.service("grader")["aliases"] == {"production": 1}
