@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -51,6 +52,8 @@ if not _contract_command_exists():
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
+    for tool in ("bash", "jq"):  # on every GitHub-hosted runner; the steps call them
+        assert shutil.which(tool), f"{tool}: not installed. Install it (apt-get install {tool})."
     base = isolated_env(tmp_path / "home")
     venv_bin = str(Path(sys.executable).parent)  # what the sync step puts on PATH
     base["PATH"] = os.pathsep.join([venv_bin, base.get("PATH", "")])

@@ -6,13 +6,14 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.ci import gates
-from tests.ci.workflows import ROOT, load_workflow, triggers, workflow_files
+from tests.ci.workflows import ROOT, iter_steps, load_workflow, triggers, workflow_files
 
 ACTIONLINT = Path(sys.executable).with_name("actionlint")  # installed by the dev group
 PLATFORM = ROOT / ".github" / "workflows" / "platform.yml"
@@ -79,6 +80,18 @@ def test_platform_triggers_and_shape() -> None:
     steps = [str(s.get("uses", s.get("run"))) for s in jobs["up-dev"]["steps"]]
     assert any(s.startswith("astral-sh/setup-uv@") for s in steps)
     assert "uv sync --locked --all-extras" in steps
+
+
+def test_pulumi_cli_matches_the_locked_sdk() -> None:
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    [sdk] = [p["version"] for p in lock["package"] if p["name"] == "pulumi"]
+    workflow = load_workflow(PLATFORM)
+    pinned = {
+        str(s["with"].get("pulumi-version"))
+        for _job, s in iter_steps(workflow)
+        if str(s.get("uses", "")).startswith("pulumi/actions@")
+    }
+    assert pinned == {sdk}
 
 
 def test_service_is_reusable_with_its_inputs() -> None:
