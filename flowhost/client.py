@@ -70,12 +70,12 @@ class RequestTimedOut(FlowhostError):
 
 
 def _refusal(exc: DeployError) -> DeployError:
-    """A promote the control plane refused (409 ``deploy_failed``), as the refusal it is.
-    The API answers audit and contract refusals with the same code; its messages say
-    which (lambdas/deployments.py)."""
-    if "failed its audits" in exc.message:
+    """A promote the control plane refused, as the refusal it is: by its code
+    (``audit_failed``, ``contract_broken``), or by its message from a control plane
+    that answered both with ``deploy_failed``."""
+    if exc.code == AuditRefused.code or "failed its audits" in exc.message:
         return AuditRefused(exc.message)
-    if "would break clients of" in exc.message:
+    if exc.code == ContractRefused.code or "would break clients of" in exc.message:
         return ContractRefused(exc.message)
     return exc
 

@@ -12,6 +12,8 @@ from types import MappingProxyType
 
 __all__ = [
     "ArtifactError",
+    "AuditFailedError",
+    "ContractBrokenError",
     "DeployError",
     "FlowhostError",
     "NotFoundError",
@@ -52,6 +54,18 @@ class DeployError(FlowhostError):
 
     code = "deploy_failed"
     status = 409
+
+
+class AuditFailedError(DeployError):
+    """A version failed its audits, so it was not promoted."""
+
+    code = "audit_failed"
+
+
+class ContractBrokenError(DeployError):
+    """A promote would break the schema contract of the version at the alias."""
+
+    code = "contract_broken"
 
 
 class NotFoundError(FlowhostError):

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flowhost.errors import DeployError, NotFoundError
+from flowhost.errors import AuditFailedError, ContractBrokenError, DeployError, NotFoundError
 from flowhost.lambdas.contracts import breaking_changes
 from flowhost.lambdas.deploy_steps import DeployStepper
 from flowhost.lambdas.environments import lock_key, resolve_environment
@@ -200,7 +200,7 @@ class Deployments:
         candidate = self.store.version(service, number)
         failures = None if force else self._audit_failures(candidate)
         if failures:
-            raise DeployError(
+            raise AuditFailedError(
                 f"{service} v{number} failed its audits, so it is not promoted: "
                 + "; ".join(failures)
                 + ". Fix the service and deploy again."
@@ -213,7 +213,7 @@ class Deployments:
         if current is not None and current.number != number:
             changes = breaking_changes(current.definition, candidate.definition)
             if changes and not allow_breaking:
-                raise DeployError(
+                raise ContractBrokenError(
                     f"promoting {service} v{number} to {alias} would break clients of "
                     f"v{current.number}: " + "; ".join(changes) + ". Keep the old contract, or "
                     "pass allow_breaking (--allow-breaking) if clients are ready."

@@ -75,6 +75,7 @@ def test_failing_audit_blocks_promotion(quality_platform: Platform) -> None:
 
     with pytest.raises(DeployError) as refused:
         quality_platform.client.promote("quality", number)
+    assert refused.value.code == "audit_failed"  # the API's own code, not its wording
     assert refused.value.message.startswith(
         f"quality v{number} failed its audits, so it is not promoted: knows_pass_from_fail: "
         "AssertionError: a score of 90 graded 'fail'"

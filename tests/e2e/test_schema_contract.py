@@ -31,6 +31,10 @@ def test_breaking_change_needs_allow_breaking(platform: Platform) -> None:
 
     with pytest.raises(DeployError, match="field 'language' is a new required field"):
         platform.client.promote("sentiment", 2)
+    refused = platform.http.post(
+        "/api/services/sentiment/aliases/production", json={"version": 2}
+    )  # the API's own code says which refusal it is
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "contract_broken")
     result = platform.client.promote("sentiment", 2, allow_breaking=True)
 
     assert result == {"service": "sentiment", "alias": "production", "version": 2, "previous": 1}

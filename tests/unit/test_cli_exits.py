@@ -71,6 +71,8 @@ def _answer(status: int, code: str, message: str) -> httpx.Response:
             4,
         ),
         (409, "deploy_failed", "s v2 failed its audits, so it is not promoted: a: boom", 4),
+        (409, "audit_failed", "s v2 failed its audits, so it is not promoted: a: boom", 4),
+        (409, "contract_broken", "promoting s v2 to production would break clients", 4),
         (503, "state_unavailable", "the state database is busy", 1),
         (422, "invalid_request", "body.version: field required", 1),
     ],
