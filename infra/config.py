@@ -25,6 +25,13 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from flowhost.errors import FlowhostError
+from flowhost.infra.ci_config import (
+    GithubNames,
+    GithubProviderArn,
+    GithubRepository,
+    ServiceNames,
+    StateBackendUrl,
+)
 from flowhost.infra.metaflow_config import MetaflowSettings
 
 __all__ = [
@@ -116,6 +123,16 @@ class PlatformConfig(BaseModel):
     queue_name_prefix: str = "flowhost"
     tracing_sample_rate: Annotated[float, Field(ge=0, le=1)] = 0.05
     callback_allow_private: bool = False  # async callbacks to non-public addresses (SSRF)
+
+    # who may call which API route (infra/api_grants.py): invokers' services, () = all
+    invoker_services: ServiceNames = ()
+
+    # the CI identity (infra/ci_identity.py): None = no GitHub OIDC provider and CI roles
+    github_repository: GithubRepository | None = None
+    github_branches: GithubNames = ()
+    github_environments: GithubNames = ()
+    github_oidc_provider_arn: GithubProviderArn | None = None  # adopt the account's provider
+    pulumi_state_backend: StateBackendUrl | None = None  # s3://bucket/prefix, for the CI roles
 
     # the serving runtime image: None = the platform builds and pushes it
     runtime_image: str | None = None
@@ -228,6 +245,13 @@ class PlatformConfig(BaseModel):
             )
         if self.jwt_issuer is not None and not self.jwt_issuer.startswith("https://"):
             raise ValueError("flowhost:jwtIssuer must be an https:// URL")
+        github = ("github_branches", "github_environments", "github_oidc_provider_arn")
+        if self.github_repository is None and any(getattr(self, k) for k in github):
+            raise ValueError(
+                "flowhost:githubBranches, flowhost:githubEnvironments and "
+                "flowhost:githubOidcProviderArn describe the CI identity, which needs "
+                "flowhost:githubRepository (owner/repo): set it, or remove those keys"
+            )
         if self.eks_enabled and not self.nat_gateway:
             raise ValueError(
                 "flowhost:eksEnabled is true, so flowhost:natGateway must be true (got false): "

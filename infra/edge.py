@@ -22,6 +22,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
+from flowhost.infra.api_grants import JWT_READ_ROUTE, route_scopes
 from flowhost.infra.tags import EDGE_TAG, Tagging
 from flowhost.services.edge import EDGE_HEADER
 
@@ -162,7 +163,8 @@ class Edge(pulumi.ComponentResource):
             timeout_milliseconds=29000,
             opts=child,
         )
-        for key in LAMBDA_ROUTES:
+        jwt = self._authorization_type == "JWT"  # reads get their own route, for their scope
+        for key in (JWT_READ_ROUTE, *LAMBDA_ROUTES) if jwt else LAMBDA_ROUTES:
             self._route(key, control_plane)
         aws.lambda_.Permission(
             f"{name}-invoke-api-function",
@@ -182,6 +184,10 @@ class Edge(pulumi.ComponentResource):
             target=pulumi.Output.concat("integrations/", integration.id),
             authorization_type=self._authorization_type,
             authorizer_id=self._authorizer_id,
+            # JWT: the role's scopes (flowhost.infra.api_grants); IAM: the role's policy
+            authorization_scopes=(
+                list(route_scopes(key)) if self._authorization_type == "JWT" else None
+            ),
             opts=pulumi.ResourceOptions(parent=self),
         )
 

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import pulumi
 
 from flowhost.infra.alarms import Alarms, AlarmsArgs
+from flowhost.infra.api_grants import ApiGrants, ApiGrantsArgs
 from flowhost.infra.boundary import Boundary, BoundaryArgs, service_log_group_prefix
+from flowhost.infra.ci_identity import ci_identity, ci_outputs
 from flowhost.infra.config import PlatformConfig
 from flowhost.infra.containers import Containers, ContainersArgs
 from flowhost.infra.database import DB_NAME, DB_PORT, Database, DatabaseArgs
@@ -137,6 +139,19 @@ class Platform(pulumi.ComponentResource):
             ),
             child,
         )
+        api_grants = ApiGrants(
+            f"{name}-api-grants",
+            ApiGrantsArgs(
+                execution_arn=account.arn("execute-api", edge.api_id),
+                invoker_services=cfg.invoker_services,
+                tagging=tagging,
+            ),
+            child,
+        )
+        ci = ci_identity(
+            f"{name}-ci", cfg, account, boundary.policy_arn,
+            api_grants.policy_arns["deployers"], queue_prefix, tagging, child,
+        )  # fmt: skip
         grants = Grants(
             account=account,
             bucket_arn=storage.bucket_arn,
@@ -230,6 +245,8 @@ class Platform(pulumi.ComponentResource):
             "runtimeImage": runtime_image(f"{name}-runtime", cfg, kms.key_arn, tagging, self),
             "collectorImage": images.collector_image,
             **outputs(cfg.metaflow),  # empty values without flowhost:metaflow
+            **{f"{role}PolicyArn": arn for role, arn in api_grants.policy_arns.items()},
+            **ci_outputs(ci),  # empty values without flowhost:githubRepository
         }
         if cfg.eks_enabled:
             self.outputs |= self._gpu(

@@ -48,6 +48,12 @@ OUTPUTS = (
     "metaflowEnvironment",
     "metaflowAuthSecretArn",
     "metaflowDatastoreRoot",
+    "readersPolicyArn",
+    "deployersPolicyArn",
+    "invokersPolicyArn",
+    "githubOidcProviderArn",
+    "ciPreviewRoleArn",
+    "ciDeployRoleArn",
 )
 # Present only when the stack enables EKS.
 EKS_OUTPUTS = (

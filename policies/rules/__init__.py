@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Final
 
 from policies.model import ResourceRule, Rule, StackRule
-from policies.rules import compute, database, iam, logs, network, storage, tags
+from policies.rules import api_grants, compute, database, iam, logs, network, storage, tags
 
 ALL_RULES: Final[tuple[Rule, ...]] = (
     *storage.RULES,
     *database.RULES,
     *iam.RULES,
+    *api_grants.RULES,
     *network.RULES,
     *logs.RULES,
     *tags.RULES,

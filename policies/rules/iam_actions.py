@@ -58,6 +58,13 @@ WILDCARD_RESOURCE_ONLY: Final = frozenset(
         "autoscaling:DescribeAutoScalingInstances",
         "autoscaling:DescribeTags",
         "eks:ListClusters",
+        # Creating the platform's keys and GPU cluster (the CI deploy role).
+        "kms:CreateKey",
+        "eks:CreateCluster",
+        "ec2:DescribeAddresses",
+        "ec2:DescribeInternetGateways",
+        "ec2:DescribeNatGateways",
+        "ec2:DescribeVpcEndpoints",
         "logs:DescribeLogGroups",
         "sqs:ListQueues",
         "s3:ListAllMyBuckets",

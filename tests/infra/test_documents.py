@@ -108,8 +108,9 @@ def findings_above_low(document: dict[str, Any], kind: str) -> list[str]:
 
 
 def test_every_policy_document_is_found(dev: PlatformRun, prod: PlatformRun) -> None:
-    assert len(documents(dev)) == 3 + 1 + 3 + 1 + 1
-    assert len(documents(prod)) == 7 + 1 + 8 + 1 + 1  # 7 role policies: the GPU nodes pull too
+    # + the three API grants (readers, deployers, invokers)
+    assert len(documents(dev)) == 3 + 1 + 3 + 1 + 1 + 3
+    assert len(documents(prod)) == 7 + 1 + 8 + 1 + 1 + 3  # 7 role policies: the GPU nodes pull too
 
 
 def test_policy_documents_pass_parliament(stack: PlatformRun) -> None:

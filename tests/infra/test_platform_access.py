@@ -136,7 +136,9 @@ def test_the_boundary_allows_the_datastore_the_key_and_filling_the_cache(
 ) -> None:
     boundary = {
         s["Sid"]: s
-        for s in json.loads(one(prod, "aws:iam/policy:Policy").inputs["policy"])["Statement"]
+        for s in json.loads(prod.named("flowhost-prod-boundary-policy").inputs["policy"])[
+            "Statement"
+        ]
     }
     assert [boundary["MetaflowDatastoreObjects"], boundary["MetaflowDatastoreListing"]] == (
         DATASTORE_READ
@@ -150,7 +152,7 @@ def test_the_boundary_allows_the_datastore_the_key_and_filling_the_cache(
     }
     dev_sids = [
         s["Sid"]
-        for s in json.loads(one(dev, "aws:iam/policy:Policy").inputs["policy"])["Statement"]
+        for s in json.loads(dev.named("flowhost-dev-boundary-policy").inputs["policy"])["Statement"]
     ]
     assert not [s for s in dev_sids if s.startswith("Metaflow")]
 

@@ -34,6 +34,20 @@ def stack(*, broken: bool, environment: str = "dev") -> list[Resource]:
         ignore_changes=() if broken else ("desiredCount",),
     )
     cidr = "0.0.0.0/0" if broken else "10.0.0.0/16"
+    github = "token.actions.githubusercontent.com"
+    sub = {} if broken else {f"{github}:sub": "repo:acme/models:ref:refs/heads/main"}
+    web_identity = {
+        "Effect": "Allow",
+        "Principal": {"Federated": f"arn:aws:iam::1:oidc-provider/{github}"},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {f"{github}:aud": "sts.amazonaws.com", **sub}},
+    }
+    api = "arn:aws:execute-api:us-east-1:1:a1b2c3"
+    api_grant = {
+        "Effect": "Allow",
+        "Action": "execute-api:Invoke",
+        "Resource": f"{api}/*" if broken else f"{api}/$default/GET/api/*",
+    }
     resources = [
         bucket,
         res(
@@ -84,6 +98,16 @@ def stack(*, broken: bool, environment: str = "dev") -> list[Resource]:
             "aws:iam/rolePolicy:RolePolicy",
             "task-s3",
             {"role": "task", "policy": json.dumps({"Statement": [policy]})},
+        ),
+        res(  # GitHub Actions by OIDC: the sub condition pins the repository
+            "aws:iam/role:Role",
+            "ci",
+            {"assumeRolePolicy": json.dumps({"Statement": [web_identity]}), "tags": tags},
+        ),
+        res(  # a grant on the API names a route, not the whole API
+            "aws:iam/policy:Policy",
+            "api-readers",
+            {"policy": json.dumps({"Statement": [api_grant]}), "tags": tags},
         ),
         res(
             "aws:ec2/securityGroup:SecurityGroup",
