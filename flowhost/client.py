@@ -22,7 +22,15 @@ from typing import Any
 import httpx
 
 from flowhost.auth import auth_for, refused
-from flowhost.errors import DeployError, FlowhostError, NotFoundError, SpecError
+from flowhost.client_errors import (
+    AuditRefused,
+    ContractRefused,
+    DeployTimedOut,
+    RequestTimedOut,
+    raise_for,
+    refusal,
+)
+from flowhost.errors import DeployError, FlowhostError, SpecError
 from flowhost.services.loader import load_service
 from flowhost.services.packaging import build_package
 from flowhost.services.spec import WebServiceSpec, definition_of
@@ -41,43 +49,6 @@ __all__ = [
 
 DEFAULT_URL = LOCAL_URL
 AuditFn = Callable[["AuditClient"], object]
-_ERRORS: dict[int, type[FlowhostError]] = {404: NotFoundError, 409: DeployError, 400: SpecError}
-
-
-class AuditRefused(DeployError):
-    """A version failed its audits, so it was not promoted."""
-
-    code = "audit_failed"
-
-
-class ContractRefused(DeployError):
-    """A promote would break the schema contract of the version at the alias."""
-
-    code = "contract_broken"
-
-
-class DeployTimedOut(DeployError):
-    """A new version was not ready by the deadline; it is still deploying."""
-
-    code = "timed_out"
-
-
-class RequestTimedOut(FlowhostError):
-    """An asynchronous request was still running at the deadline."""
-
-    code = "timed_out"
-    status = 504
-
-
-def _refusal(exc: DeployError) -> DeployError:
-    """A promote the control plane refused, as the refusal it is: by its code
-    (``audit_failed``, ``contract_broken``), or by its message from a control plane
-    that answered both with ``deploy_failed``."""
-    if exc.code == AuditRefused.code or "failed its audits" in exc.message:
-        return AuditRefused(exc.message)
-    if exc.code == ContractRefused.code or "would break clients of" in exc.message:
-        return ContractRefused(exc.message)
-    return exc
 
 
 class AuditClient:
@@ -99,20 +70,6 @@ class AuditClient:
             f"{endpoint} answered {response.status_code}: {response.text[:300]}"
         )
         return response.json()
-
-
-def _raise_for(response: httpx.Response) -> None:
-    if response.status_code < 400:
-        return
-    try:
-        error = response.json()["error"]
-        message, code = str(error["message"]), str(error.get("code", ""))
-    except Exception:
-        message, code = f"HTTP {response.status_code}: {response.text[:300]}", ""
-    kind = _ERRORS.get(response.status_code, FlowhostError)
-    exc = kind(message)
-    exc.code = code or exc.code
-    raise exc
 
 
 def _is_flowhost_error(response: httpx.Response) -> bool:
@@ -188,7 +145,7 @@ class Client:
             raise refused(
                 self.target, self.auth, response.status_code, _said(response), str(config_path())
             )
-        _raise_for(response)
+        raise_for(response)
         try:
             return response.json()
         except json.JSONDecodeError:
@@ -306,7 +263,7 @@ class Client:
         try:
             return self.request("POST", f"/api/services/{service}/aliases/{alias}", json=body)
         except DeployError as exc:
-            raise _refusal(exc) from None
+            raise refusal(exc) from None
 
     def rollback(self, service: str, *, alias: str = "production") -> dict[str, Any]:
         return self.request("POST", f"/api/services/{service}/aliases/{alias}/rollback")

@@ -12,13 +12,13 @@ import pytest
 
 from flowhost.cli.exits import EXIT_CODES, UsageError, exit_code_of
 from flowhost.cli.output import schema_of, wants_json
-from flowhost.client import (
+from flowhost.client_errors import (
     AuditRefused,
     ContractRefused,
     DeployTimedOut,
     RequestTimedOut,
-    _raise_for,  # pyright: ignore[reportPrivateUsage]
-    _refusal,  # pyright: ignore[reportPrivateUsage]
+    raise_for,
+    refusal,
 )
 from flowhost.errors import (
     ArtifactError,
@@ -82,10 +82,10 @@ def test_api_error_bodies_map_to_exit_codes(
 ) -> None:
     """What the client raises for an API error body, reclassified as promote does."""
     with pytest.raises(FlowhostError) as caught:
-        _raise_for(_answer(status, code, message))
+        raise_for(_answer(status, code, message))
     raised = caught.value
     if isinstance(raised, DeployError):
-        raised = _refusal(raised)
+        raised = refusal(raised)
     assert raised.message == message
     assert exit_code_of(raised) == exit_code
 
