@@ -59,6 +59,7 @@ class CiIdentityArgs:
     account: Account
     boundary_arn: pulumi.Input[str]
     deployers_policy_arn: pulumi.Input[str]
+    readers_policy_arn: pulumi.Input[str]  # ci-preview reads the API (the contract check)
     queue_name_prefix: str
     state_backend: StateBackend | None
     tagging: Tagging
@@ -99,6 +100,7 @@ def ci_identity(
     account: Account,
     boundary_arn: pulumi.Input[str],
     deployers_policy_arn: pulumi.Input[str],
+    readers_policy_arn: pulumi.Input[str],
     queue_name_prefix: str,
     tagging: Tagging,
     opts: pulumi.ResourceOptions,
@@ -114,6 +116,7 @@ def ci_identity(
         account=account,
         boundary_arn=boundary_arn,
         deployers_policy_arn=deployers_policy_arn,
+        readers_policy_arn=readers_policy_arn,
         queue_name_prefix=queue_name_prefix,
         state_backend=state_backend(cfg.pulumi_state_backend),
         tagging=tagging,
@@ -187,6 +190,12 @@ class CiIdentity(pulumi.ComponentResource):
             f"{name}-deploy-deployers",
             role=roles["deploy"].name,
             policy_arn=args.deployers_policy_arn,
+            opts=child,
+        )
+        aws.iam.RolePolicyAttachment(  # a pull request's contract check reads the API
+            f"{name}-preview-readers",
+            role=roles["preview"].name,
+            policy_arn=args.readers_policy_arn,
             opts=child,
         )
         self.provider_arn = provider_arn

@@ -150,7 +150,8 @@ class Platform(pulumi.ComponentResource):
         )
         ci = ci_identity(
             f"{name}-ci", cfg, account, boundary.policy_arn,
-            api_grants.policy_arns["deployers"], queue_prefix, tagging, child,
+            api_grants.policy_arns["deployers"], api_grants.policy_arns["readers"],
+            queue_prefix, tagging, child,
         )  # fmt: skip
         grants = Grants(
             account=account,

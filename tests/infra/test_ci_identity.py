@@ -188,6 +188,16 @@ def test_deploy_may_do_what_deployers_may(ci: PlatformRun) -> None:
     ]
 
 
+def test_preview_may_read_the_api_for_the_contract_check(ci: PlatformRun) -> None:
+    attachments = [
+        r.inputs for r in ci.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if r.name == "flowhost-dev-ci-preview-readers"
+    ]  # fmt: skip
+    assert attachments == [
+        {"role": "flowhost-dev-ci-preview", "policyArn": ci.outputs["readersPolicyArn"]}
+    ]
+
+
 def test_ci_documents_pass_parliament(ci: PlatformRun) -> None:
     problems: dict[str, list[str]] = {}
     for kind in ("deploy", "preview"):
