@@ -52,6 +52,7 @@ from tests.e2e.aws.apigw_http import (
     message,
     timeout,
 )
+from tests.e2e.aws.iam_eval import invoke_arn, is_allowed
 from tests.e2e.aws.lambdas import LambdaEmulator
 
 __all__ = ["ApiGateway", "Identity", "JwtClaims"]
@@ -77,6 +78,9 @@ class Identity:
     arn: str
     user_id: str = "AIDAFLOWHOSTTESTUSER"
     principal_org_id: str | None = None
+    # Its identity policies (documents), evaluated for execute-api:Invoke on each call's
+    # route ARN; None: an administrator, allowed everything.
+    policies: tuple[Mapping[str, Any], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -343,6 +347,13 @@ class ApiGateway:
             )
             if identity is None:
                 return message(403, "Forbidden")
+            if identity.policies is not None:
+                account = identity.arn.split(":")[4]
+                target = invoke_arn(self.region, account, self.api_id, "$default",
+                                    request.method, request.path)  # fmt: skip
+                if not is_allowed(identity.policies, "execute-api:Invoke", target):
+                    self.refused.append(f"{identity.arn} may not invoke {target}")
+                    return message(403, "Forbidden")
             access_key = header(request.headers, "authorization").split("Credential=")[1]
             authorizer = {"iam": {
                 "accessKey": access_key.split("/")[0],

@@ -25,7 +25,7 @@ import pytest
 
 from flowhost.auth import SigV4
 from flowhost.targets import Target
-from tests.e2e.aws.apigw import ApiGateway
+from tests.e2e.aws.apigw import ApiGateway, Identity
 from tests.e2e.aws.conftest import ADMIN, ADMIN_ARN
 from tests.e2e.aws.lambdas import LambdaEmulator
 from tests.e2e.aws.stack import REGION, StackBridge, StackRecord
@@ -366,3 +366,69 @@ def jobs_rules(bridge: StackBridge, platform: StackRecord) -> dict[str, int]:
             if base and base[0].split("@")[0] == "/jobs":
                 out[base[0]] = int(rule["Priority"])
     return out
+
+
+def policy_document(bridge: StackBridge, arn: str) -> dict[str, Any]:
+    """A managed policy's document, as the platform stack created it in IAM."""
+    iam = bridge.client("iam")
+    version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+    return iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+
+
+def caller(edge: ApiGateway, key: str, arn: str, policies: list[dict[str, Any]]) -> httpx.Client:
+    """A client signing as a caller holding exactly ``policies`` (identity policies)."""
+    from botocore.credentials import Credentials
+
+    secret = f"{key}-secret"
+    edge.identities[key] = Identity(secret, arn, policies=tuple(policies))
+    target = Target(name="aws", url=edge.url, auth="sigv4", region=REGION)
+    auth = SigV4(target, REGION, Credentials(key, secret))
+    return httpx.Client(base_url=edge.url, auth=auth, timeout=120)
+
+
+def test_access_by_role_readers_invokers_deployers_and_the_ci_role(
+    bridge: StackBridge, platform: StackRecord, edge: ApiGateway, signed: httpx.Client,
+    lambdas: LambdaEmulator, containers: Any,
+) -> None:  # fmt: skip
+    """The platform stack's grants, as IAM applies them at the edge: a reader reads and
+    cannot promote (403, nothing recorded); an invoker calls a service and cannot
+    promote; a deployer promotes; so does the CI role's web-identity session."""
+    outputs = platform.outputs
+    readers, deployers, invokers = (
+        policy_document(bridge, outputs[f"{role}PolicyArn"])
+        for role in ("readers", "deployers", "invokers")
+    )
+    account = ADMIN_ARN.split(":")[4]
+    if signed.get("/api/services/sentiment").status_code == 404:  # this test alone
+        pytest.skip("needs the journey's deploy of sentiment: run the whole module")
+    number = production(signed)
+    promote = {"version": number}
+    events = len(signed.get("/api/services/sentiment/events").json())
+
+    with caller(edge, "AKIAFLOWHOSTREADER01", f"arn:aws:iam::{account}:user/reader",
+                [readers]) as reader:  # fmt: skip
+        assert reader.get("/api/services").status_code == 200
+        refused = reader.post("/api/services/sentiment/aliases/canary", json=promote)
+        assert refused.status_code == 403, refused.text
+        assert reader.post("/sentiment/predict", json={"text": "hi"}).status_code == 403
+    assert len(signed.get("/api/services/sentiment/events").json()) == events  # nothing ran
+
+    with caller(edge, "AKIAFLOWHOSTINVOKER1", f"arn:aws:iam::{account}:user/invoker",
+                [invokers]) as invoker:  # fmt: skip
+        answer = invoker.post("/sentiment/predict", json={"text": "a fine day"})
+        assert answer.status_code == 200, answer.text + tails(lambdas, containers)
+        refused = invoker.post("/api/services/sentiment/aliases/canary", json=promote)
+        assert refused.status_code == 403, refused.text
+        assert invoker.get("/api/services").status_code == 403
+
+    with caller(edge, "AKIAFLOWHOSTDEPLOYER", f"arn:aws:iam::{account}:user/deployer",
+                [deployers]) as deployer:  # fmt: skip
+        moved = deployer.post("/api/services/sentiment/aliases/canary", json=promote)
+        assert moved.status_code == 200, moved.text
+
+    ci_session = f"arn:aws:sts::{account}:assumed-role/flowhost-dev-ci-deploy/github-actions"
+    with caller(edge, "ASIAFLOWHOSTCIDEPLOY", ci_session, [deployers]) as ci:
+        moved = ci.post("/api/services/sentiment/aliases/staging", json=promote)
+        assert moved.status_code == 200, moved.text
+    actors = {e["actor"] for e in signed.get("/api/services/sentiment/events").json()}
+    assert {f"arn:aws:iam::{account}:user/deployer", ci_session} <= actors
