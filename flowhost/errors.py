@@ -17,6 +17,7 @@ __all__ = [
     "DeployError",
     "FlowhostError",
     "NotFoundError",
+    "ServiceTargetError",
     "SpecError",
     "StateStorageFullError",
     "StateUnavailableError",
@@ -40,6 +41,13 @@ class SpecError(FlowhostError, TypeError):
 
     code = "invalid_spec"
     status = 400
+
+
+class ServiceTargetError(SpecError):
+    """A ``path.py[:Class]`` names no file, or no such service class in it: the argument
+    is wrong (the CLI exits 2, usage)."""
+
+    code = "invalid_service_target"
 
 
 class ArtifactError(FlowhostError):

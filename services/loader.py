@@ -7,7 +7,7 @@ import inspect
 import sys
 from pathlib import Path
 
-from flowhost.errors import SpecError
+from flowhost.errors import ServiceTargetError, SpecError
 from flowhost.services.spec import WebServiceSpec
 
 __all__ = ["load_service", "split_target"]
@@ -54,7 +54,9 @@ def load_service(target: str) -> type[WebServiceSpec]:
     path, cls_name = split_target(target)
     path = path.resolve()
     if not path.is_file():
-        raise SpecError(f"{target}: no such file ({path}). Give the path to a service .py file.")
+        raise ServiceTargetError(
+            f"{target}: no such file ({path}). Give the path to a service .py file."
+        )
     module = _import_file(path)
     found = {
         name: obj
@@ -67,14 +69,14 @@ def load_service(target: str) -> type[WebServiceSpec]:
     }
     if cls_name is not None:
         if cls_name not in found:
-            raise SpecError(
+            raise ServiceTargetError(
                 f"{target}: no WebServiceSpec class {cls_name!r} in {path.name}. "
                 f"Classes found: {', '.join(sorted(found)) or 'none'}."
             )
         return found[cls_name]
     if len(found) != 1:
         which = ", ".join(sorted(found)) or "none"
-        raise SpecError(
+        raise ServiceTargetError(
             f"{target}: expected exactly one WebServiceSpec class in {path.name} (found: {which}). "
             f"Name one: {path.name}:ClassName."
         )

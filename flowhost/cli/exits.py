@@ -49,6 +49,7 @@ class UsageError(FlowhostError):
 EXIT_CODES: dict[str, int] = {
     "usage": USAGE,
     "invalid_config": USAGE,  # the targets config file, or a --target it does not name
+    "invalid_service_target": USAGE,  # path.py[:Class] names no file or no such class
     "not_found": NOT_FOUND,
     "request_not_found": NOT_FOUND,
     "audit_failed": REFUSED,

@@ -25,6 +25,7 @@ from flowhost.errors import (
     DeployError,
     FlowhostError,
     NotFoundError,
+    ServiceTargetError,
     SpecError,
     StateUnavailableError,
 )
@@ -43,6 +44,7 @@ SCHEMAS = Path(__file__).parents[2] / "flowhost" / "cli" / "schemas"
         (StateUnavailableError("busy"), 1),
         (UsageError("--data: not valid JSON"), 2),
         (ConfigError("config.toml: not valid TOML"), 2),
+        (ServiceTargetError("missing.py: no such file"), 2),
         (NotFoundError("no service 'x'"), 3),
         (AuditRefused("failed 1 audit(s)"), 4),
         (ContractRefused("would break clients of v1"), 4),
