@@ -26,20 +26,10 @@ from policies.model import (
     parse_document,
     statements,
 )
-from policies.rules.iam import GROUP_POLICY, IAM_POLICY, ROLE, ROLE_POLICY, USER_POLICY
+from policies.rules.iam import IDENTITY_POLICY_TYPES, ROLE, identity_documents
 
 INVOKE: Final = "execute-api:invoke"
 WEB_IDENTITY: Final = "sts:assumerolewithwebidentity"
-
-
-def _identity_documents(resource: Resource) -> Iterator[tuple[str, object]]:
-    if resource.type == ROLE:
-        for i, inline in enumerate(as_list(resource.props.get("inlinePolicies"))):
-            if isinstance(inline, Mapping):
-                label = inline.get("name") or f"#{i}"  # pyright: ignore[reportUnknownMemberType]
-                yield (f"inlinePolicies[{label}].policy", inline.get("policy"))  # pyright: ignore[reportUnknownMemberType]
-    else:
-        yield ("policy", resource.props.get("policy"))
 
 
 def _matches(pattern: object, action: str) -> bool:
@@ -67,7 +57,7 @@ def _label(index: int, statement: Mapping[str, Any]) -> str:
 
 def check_api_grants_route_scoped(resource: Resource, config: PolicyConfig) -> Iterator[str]:
     del config
-    for where, raw in _identity_documents(resource):
+    for where, raw in identity_documents(resource):
         document = None if raw is None or is_unknown(raw) else parse_document(raw)
         if document is None:
             continue  # iam-no-wildcards reports a document that is not JSON
@@ -148,7 +138,7 @@ RULES: Final = (
         description="Identity policies allow no execute-api:* and invoke the API only on "
         "named methods or routes, never on '*' or a whole API.",
         check=check_api_grants_route_scoped,
-        types=frozenset({IAM_POLICY, ROLE_POLICY, USER_POLICY, GROUP_POLICY, ROLE}),
+        types=IDENTITY_POLICY_TYPES,
     ),
     ResourceRule(
         name="oidc-trust-pins-sub",

@@ -22,9 +22,11 @@ ROLE_POLICY: Final = "aws:iam/rolePolicy:RolePolicy"
 USER_POLICY: Final = "aws:iam/userPolicy:UserPolicy"
 GROUP_POLICY: Final = "aws:iam/groupPolicy:GroupPolicy"
 ROLE: Final = "aws:iam/role:Role"
+# Resources that hold identity policies (a role: its inline policies).
+IDENTITY_POLICY_TYPES: Final = frozenset({IAM_POLICY, ROLE_POLICY, USER_POLICY, GROUP_POLICY, ROLE})
 
 
-def _documents(resource: Resource) -> Iterator[tuple[str, object]]:
+def identity_documents(resource: Resource) -> Iterator[tuple[str, object]]:
     """(where in the resource, the document) for every identity policy it holds."""
     if resource.type == ROLE:
         for i, inline in enumerate(as_list(resource.props.get("inlinePolicies"))):
@@ -80,7 +82,7 @@ def _statement_findings(statement: Mapping[str, Any]) -> Iterator[str]:
 
 def check_no_wildcards(resource: Resource, config: PolicyConfig) -> Iterator[str]:
     del config
-    for where, raw in _documents(resource):
+    for where, raw in identity_documents(resource):
         if raw is None or is_unknown(raw):
             continue
         document = parse_document(raw)
@@ -118,7 +120,7 @@ RULES: Final = (
         description="Identity policies allow no '*' or 'service:*' actions, no NotAction or "
         "NotResource, and Resource '*' only for actions that support nothing narrower.",
         check=check_no_wildcards,
-        types=frozenset({IAM_POLICY, ROLE_POLICY, USER_POLICY, GROUP_POLICY, ROLE}),
+        types=IDENTITY_POLICY_TYPES,
     ),
     ResourceRule(
         name="iam-role-trust-not-public",
