@@ -30,6 +30,7 @@ __all__ = [
     "Platform",
     "free_port",
     "percentile",
+    "report",
     "wait_for",
 ]
 
@@ -193,3 +194,12 @@ class Platform:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def report(rows: list[dict[str, Any]], text: str, json_path: Path | None, passed: bool) -> int:
+    """Print a trial family's table, write its rows as JSON if asked; 0 when every goal
+    is met, else 1 (``bench/faults.py``'s exit code)."""
+    print(text)
+    if json_path is not None:
+        json_path.write_text(json.dumps(rows, indent=1))
+    return 0 if passed else 1

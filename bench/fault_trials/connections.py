@@ -44,7 +44,7 @@ if __name__ == "__main__" and not __package__:  # run as a script (PEP 366)
 
     __package__ = "fault_trials"
 
-from ._loopback import BODY, HOST, Caller, Platform, percentile
+from ._loopback import BODY, HOST, Caller, Platform, percentile, report
 
 __all__ = ["HELP", "NAME", "add_arguments", "main", "moves", "run", "slow_clients", "table"]
 
@@ -417,10 +417,7 @@ def run(trials: int | argparse.Namespace, **options: Any) -> list[dict[str, Any]
         args.trials, only=args.only, seconds=args.seconds, idle=args.idle, loris=args.loris,
         moves_for=args.moves_for, move_trials=args.move_trials, nofile=args.nofile,
     )  # fmt: skip
-    print(table(rows))
-    if args.json is not None:
-        args.json.write_text(json.dumps(rows, indent=1))
-    return 0 if _passed(rows) else 1
+    return report(rows, table(rows), args.json, _passed(rows))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,7 +47,7 @@ if __name__ == "__main__" and not __package__:  # run as a script (PEP 366)
 
     __package__ = "fault_trials"
 
-from ._loopback import BODY, HOST, Caller, Platform, free_port, percentile
+from ._loopback import BODY, HOST, Caller, Platform, free_port, percentile, report
 
 __all__ = ["HELP", "NAME", "add_arguments", "disk_full", "main", "postgres_restart", "run", "table"]
 
@@ -448,10 +448,7 @@ def run(trials: int | argparse.Namespace, **options: Any) -> list[dict[str, Any]
         print(f"--trials: must be at least 1 (got {args.trials}).", file=sys.stderr)
         return 2
     rows = _rows(args.trials, only=args.only, down=args.down)
-    print(table(rows))
-    if args.json is not None:
-        args.json.write_text(json.dumps(rows, indent=1))
-    return 0 if _passed(rows) else 1
+    return report(rows, table(rows), args.json, _passed(rows))
 
 
 def main(argv: list[str] | None = None) -> int:
