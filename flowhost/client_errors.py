@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import httpx
 
-from flowhost.errors import DeployError, FlowhostError, NotFoundError, SpecError
+from flowhost.errors import (
+    AuditFailedError,
+    ContractBrokenError,
+    DeployError,
+    FlowhostError,
+    NotFoundError,
+    SpecError,
+)
 
 __all__ = [
     "AuditRefused",
@@ -19,16 +26,9 @@ __all__ = [
 _BY_STATUS: dict[int, type[FlowhostError]] = {404: NotFoundError, 409: DeployError, 400: SpecError}
 
 
-class AuditRefused(DeployError):
-    """A version failed its audits, so it was not promoted."""
-
-    code = "audit_failed"
-
-
-class ContractRefused(DeployError):
-    """A promote would break the schema contract of the version at the alias."""
-
-    code = "contract_broken"
+# The client's names for the control plane's own refusals (flowhost.errors).
+AuditRefused = AuditFailedError
+ContractRefused = ContractBrokenError
 
 
 class DeployTimedOut(DeployError):
