@@ -28,6 +28,8 @@ __all__ = [
     "Base",
     "DeployProgressRow",
     "DeployRow",
+    "EnvironmentBuildRow",
+    "EnvironmentRow",
     "EventRow",
     "ServiceRow",
     "VersionRow",
@@ -180,3 +182,31 @@ class AsyncRequestRow(Base):
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
     expires_at: Mapped[datetime | None] = mapped_column()
+
+
+class EnvironmentRow(Base):
+    """One revision of a named environment: its requirements, immutable once written."""
+
+    __tablename__ = "environments"
+    __table_args__ = (UniqueConstraint("name", "revision", name="uq_environments_revision"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63))
+    revision: Mapped[int] = mapped_column(Integer)
+    requirements: Mapped[str] = mapped_column(Text)  # pip requirements, one per line
+    source: Mapped[str] = mapped_column(Text)  # where they came from, as given
+    actor: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EnvironmentBuildRow(Base):
+    """The build of one environment digest: at most one runs at a time (the primary key)."""
+
+    __tablename__ = "environment_builds"
+
+    digest: Mapped[str] = mapped_column(String(80), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))  # building | built | failed
+    runner: Mapped[str | None] = mapped_column(Text)  # what runs it (pid, ECS task ARN)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
