@@ -32,6 +32,10 @@ started ones not ready yet, and the primary deployment's ``rolloutState`` is
 IN_PROGRESS, COMPLETED or FAILED accordingly, so the control plane waits as it would on
 AWS. With a moto server in another process, ``honest`` is False and the control plane
 sees moto's instant count. Logs of every task go to ``log_dir``.
+
+Tasks started with ``RunTask`` (no service: the platform's environment builds) run once
+each, at most ``run_concurrency`` at a time, and are stopped in moto with their exit code
+when their process ends (``ecs_tasks.py``; ``finished_tasks``, ``wait_task``).
 """
 
 from __future__ import annotations
@@ -56,15 +60,22 @@ from tests.e2e.aws.ecs_env import (
     TaskStartError,
     aws_client,
     environment_of,
-    image_environment,
     moto_service,
     port_free,
-    resolve_secrets,
     tail,
-    task_role_credentials,
+    task_environment,
 )
+from tests.e2e.aws.ecs_tasks import FinishedTask, RunTask, RunTasks
 
-__all__ = ["EcsEmulator", "StoppedTask", "Task", "TaskStartError", "environment_of"]
+__all__ = [
+    "EcsEmulator",
+    "FinishedTask",
+    "RunTask",
+    "StoppedTask",
+    "Task",
+    "TaskStartError",
+    "environment_of",
+]
 
 BOOTSTRAP = ("-m", "flowhost.lambdas.aws.container")
 _FIRST, _LAST = 2, 254  # 127.0.0.<n> addresses handed to tasks
@@ -92,6 +103,8 @@ class EcsEmulator:
         interval: float = 0.2,
         ready_timeout: float = 120.0,
         restart_budget: int = 3,
+        run_concurrency: int = 2,
+        run_timeout: float = 600.0,
     ) -> None:
         self.endpoint = moto_endpoint
         self.cluster = cluster
@@ -113,6 +126,11 @@ class EcsEmulator:
         self._thread: threading.Thread | None = None
         self._serial = 0
         self._http = httpx.Client(timeout=1.0)
+        self._runs = RunTasks(
+            self._ecs, moto_endpoint, cluster, log_dir, python=python,
+            environment=self._run_environment, address=lambda: self._address(0),
+            concurrency=run_concurrency, timeout=run_timeout,
+        )  # fmt: skip
 
     # -- public ------------------------------------------------------------------------
 
@@ -132,6 +150,20 @@ class EcsEmulator:
                 for t in s.tasks
                 if t.stopping_since is None
             ]
+
+    @property
+    def finished_tasks(self) -> list[FinishedTask]:
+        """RunTask tasks that ended (exit code, stop reason, log), oldest first."""
+        return list(self._runs.finished)
+
+    def run_tasks(self) -> list[RunTask]:
+        """RunTask tasks running now, then those waiting for room."""
+        with self._lock:
+            return [*self._runs.running, *self._runs.pending]
+
+    def wait_task(self, arn: str, timeout: float = 600.0) -> FinishedTask:
+        """Sync until the RunTask task ``arn`` (or its id) has ended; how it ended."""
+        return self._runs.wait_finished(arn, timeout, self.sync)
 
     def ready(self, service: str) -> list[Task]:
         return [t for t in self.tasks(service) if t.ready]
@@ -181,6 +213,10 @@ class EcsEmulator:
                     self._check(service)
                     for task in [t for t in service.tasks if t.stopping_since is None]:
                         self._stop(task)
+            try:
+                self._runs.sync()
+            except Exception as exc:
+                self.errors.append(f"RunTask tasks: {type(exc).__name__}: {exc}")
 
     def close(self) -> None:
         """Stop the thread and every task (SIGTERM, then SIGKILL), even after a failure."""
@@ -201,6 +237,7 @@ class EcsEmulator:
                     task.process.wait()
             for service in self._services.values():
                 service.tasks.clear()
+            self._runs.close()
         self._http.close()
         self._ecs.close()
         self._elb.close()
@@ -262,6 +299,7 @@ class EcsEmulator:
 
     def _address(self, port: int) -> str:
         taken = {t.address for s in self._services.values() for t in s.tasks}
+        taken |= self._runs.addresses
         for n in range(_FIRST, _LAST + 1):
             address = f"127.0.0.{n}"
             if address not in taken and port_free(address, port):
@@ -303,25 +341,21 @@ class EcsEmulator:
     def _environment(
         self, definition: dict[str, Any], container: dict[str, Any], address: str, service: str
     ) -> dict[str, str]:
-        home = self.log_dir / f"{service}-{self._serial + 1}-{address}.home"
-        home.mkdir(parents=True, exist_ok=True)
-        env = image_environment(self.python)
-        env.update(HOME=str(home), TMPDIR=str(home))
-        env.update(
-            task_role_credentials(self._sts(), definition.get("taskRoleArn"), address),
-            AWS_REGION=self.region,
-            AWS_DEFAULT_REGION=self.region,
-            AWS_ENDPOINT_URL=self.endpoint,
-            ECS_CONTAINER_METADATA_URI_V4=f"http://169.254.170.2/v4/{service}-{address}",
-            FLOWHOST_HOST=address,
-            FLOWHOST_CODE_DIR=str(home / "code"),
-        )
-        env.update({str(e["name"]): str(e["value"]) for e in container.get("environment", [])})
-        env.update(resolve_secrets(self.endpoint, self.region, container.get("secrets", [])))
-        return env
+        return task_environment(
+            python=self.python, home=self.log_dir / f"{service}-{self._serial + 1}-{address}.home",
+            endpoint=self.endpoint, region=self.region, role_arn=definition.get("taskRoleArn"),
+            container=container, address=address, metadata_id=f"{service}-{address}",
+        )  # fmt: skip
 
-    def _sts(self) -> Any:
-        return aws_client("sts", self.endpoint, self.region)
+    def _run_environment(
+        self, definition: dict[str, Any], container: dict[str, Any], address: str, name: str,
+        overrides: list[dict[str, Any]],
+    ) -> dict[str, str]:  # fmt: skip
+        return task_environment(
+            python=self.python, home=self.log_dir / f"{name}.home", endpoint=self.endpoint,
+            region=self.region, role_arn=definition.get("taskRoleArn"), container=container,
+            address=address, metadata_id=name, overrides=overrides,
+        )  # fmt: skip
 
     def _check(self, service: _Service) -> None:
         """Readiness of starting tasks, exits, and kills of tasks past their stop timeout."""

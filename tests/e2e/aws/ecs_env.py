@@ -10,6 +10,7 @@ import json
 import shlex
 import socket
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
     "port_free",
     "resolve_secrets",
     "tail",
+    "task_environment",
     "task_role_credentials",
 ]
 
@@ -188,6 +190,47 @@ def resolve_secrets(endpoint: str, region: str, secrets: list[dict[str, Any]]) -
                 f"ResourceInitializationError: unable to pull secret {name} from "
                 f"{value_from} ({type(exc).__name__}: {exc})"
             ) from None
+    return env
+
+
+def task_environment(
+    *,
+    python: str,
+    home: Path,
+    endpoint: str,
+    region: str,
+    role_arn: str | None,
+    container: dict[str, Any],
+    address: str,
+    metadata_id: str,
+    overrides: Sequence[dict[str, Any]] = (),
+) -> dict[str, str]:
+    """Everything a Fargate task's container starts with, in ECS's order: the image's
+    ``ENV``; what ECS adds (the task role's credentials, region, metadata URI) and what
+    stands in for the task's network and disk (``FLOWHOST_HOST``, ``HOME``/``TMPDIR`` and
+    ``FLOWHOST_CODE_DIR`` under ``home``, ``AWS_ENDPOINT_URL``); the container's
+    ``environment``, then a RunTask override's ``environment`` (``overrides``); its
+    ``secrets`` resolved. Raises TaskStartError where ECS would not start the task."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = image_environment(python)
+    env.update(HOME=str(home), TMPDIR=str(home))
+    sts = aws_client("sts", endpoint, region)
+    try:
+        credentials = task_role_credentials(sts, role_arn, address)
+    finally:
+        sts.close()
+    env.update(
+        credentials,
+        AWS_REGION=region,
+        AWS_DEFAULT_REGION=region,
+        AWS_ENDPOINT_URL=endpoint,
+        ECS_CONTAINER_METADATA_URI_V4=f"http://169.254.170.2/v4/{metadata_id}",
+        FLOWHOST_HOST=address,
+        FLOWHOST_CODE_DIR=str(home / "code"),
+    )
+    for item in [*container.get("environment", []), *overrides]:
+        env[str(item["name"])] = str(item["value"])
+    env.update(resolve_secrets(endpoint, region, container.get("secrets", [])))
     return env
 
 
