@@ -8,7 +8,8 @@ route-scoped statements (the pack's ``api-grants-route-scoped`` rule refuses a g
 
 - ``readers``: every ``GET`` of the control plane (``/api/*``).
 - ``deployers``: what readers have, plus each mutating control-plane route: upload a
-  package, deploy, audit, promote, roll back, undeploy (:data:`CONTROL_PLANE_ROUTES`).
+  package, deploy, audit, promote, roll back, undeploy, register a named environment
+  (:data:`CONTROL_PLANE_ROUTES`).
 - ``invokers``: the service routes (``/<service>/<endpoint>``, ``/<service>@<ref>/...``,
   their ``/async`` variants, held calls) and the async results (``GET /requests/*``);
   with ``flowhost:invokerServices`` only those services' routes. A Deny on ``/api/*``
@@ -64,12 +65,16 @@ CONTROL_PLANE_ROUTES: Final[tuple[tuple[str, str, Role], ...]] = (
     ("GET", "/api/services/{service}/versions/{number}/logs", "readers"),
     ("GET", "/api/services/{service}/versions/{number}/openapi.json", "readers"),
     ("GET", "/api/requests/{request_id}/detail", "readers"),
+    ("GET", "/api/environments", "readers"),
+    ("GET", "/api/environments/{name}", "readers"),
+    ("GET", "/api/environments/{name}/revisions/{revision}", "readers"),
     ("PUT", "/api/packages/{digest}", "deployers"),
     ("POST", "/api/services/{service}/versions", "deployers"),
     ("POST", "/api/services/{service}/versions/{number}/audits", "deployers"),
     ("POST", "/api/services/{service}/aliases/{alias}", "deployers"),
     ("POST", "/api/services/{service}/aliases/{alias}/rollback", "deployers"),
     ("DELETE", "/api/services/{service}/versions/{number}", "deployers"),
+    ("PUT", "/api/environments/{name}", "deployers"),
 )
 # JWT authorizer: the scopes a route accepts (any one of them), by the role it is for.
 SCOPES: Final[dict[Role, tuple[str, ...]]] = {

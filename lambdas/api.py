@@ -25,10 +25,12 @@ from starlette.routing import Match, Route
 import flowhost
 from flowhost.errors import FlowhostError
 from flowhost.lambdas.deployments import AuditResult, Deployments, DeployRequest
+from flowhost.lambdas.environment_api import environments_router
 from flowhost.lambdas.identity import Actor
 from flowhost.lambdas.identity import router as identity_router
 from flowhost.lambdas.request_detail import request_detail_router
 from flowhost.lambdas.store import PRODUCTION, VersionRecord
+from flowhost.lambdas.store.environments import EnvironmentRegistry
 from flowhost.services.compile import SERVICE_NAME
 from flowhost.services.openapi import ERROR_SCHEMA, build_openapi, error_response
 from flowhost.services.runtime.responses import error_body
@@ -220,6 +222,7 @@ def create_api(
 
     app.include_router(identity_router)
     app.include_router(request_detail_router(deployments))  # /api/requests/{id}/detail
+    app.include_router(environments_router(lambda: EnvironmentRegistry(deployments.store.engine)))
 
     @app.get("/api/healthz")
     def healthz() -> dict[str, Any]:  # pyright: ignore[reportUnusedFunction]
