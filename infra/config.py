@@ -14,17 +14,11 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from flowhost.errors import FlowhostError
+from flowhost.infra.build_config import EnvironmentBuildSettings, PackageIndexSettings, masked
 from flowhost.infra.ci_config import (
     GithubNames,
     GithubProviderArn,
@@ -62,9 +56,6 @@ _IMAGE = re.compile(
     rf"^{_REGISTRY}{_COMPONENT}(?:/{_COMPONENT})*"
     r"(?=[:@])(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@sha256:[0-9a-f]{64})?$"
 )
-
-
-Count = Annotated[int, Field(ge=0)]
 
 
 class PlatformConfigError(FlowhostError):
@@ -139,6 +130,9 @@ class PlatformConfig(BaseModel):
 
     # where services' Metaflow runs live: None = no Metaflow settings (see docs/aws.md)
     metaflow: MetaflowSettings | None = None
+
+    environment_build: EnvironmentBuildSettings = EnvironmentBuildSettings()  # the build task
+    package_index: PackageIndexSettings | None = None  # a private index builds install from
 
     @field_validator("environment")
     @classmethod
@@ -263,20 +257,26 @@ class PlatformConfig(BaseModel):
 
 
 def _field_key(loc: tuple[int | str, ...]) -> str:
-    """``flowhost:<key>``, and ``flowhost:<key>.<subkey>`` inside an object such as
-    ``flowhost:metaflow``."""
+    """``flowhost:<key>``, or ``flowhost:<key>.<subkey>`` inside an object (``_NESTED``)."""
     if not loc:
         return NAMESPACE
     head = str(loc[0])
     field = PlatformConfig.model_fields.get(head)
     alias = field.alias if field is not None and field.alias else head
-    nested = MetaflowSettings.model_fields
+    nested = _NESTED.get(head, PlatformConfig).model_fields
     rest = "".join(
         f".{nested[part].alias if part in nested else part}"
         for part in loc[1:]
         if isinstance(part, str)
     )
     return f"{NAMESPACE}:{alias}{rest}"
+
+
+_NESTED: dict[str, type[BaseModel]] = {  # objects in the config, for their keys' names
+    "metaflow": MetaflowSettings,
+    "environmentBuild": EnvironmentBuildSettings,
+    "packageIndex": PackageIndexSettings,
+}
 
 
 def _decode(value: object) -> object:
@@ -305,14 +305,15 @@ def load_config(raw: Mapping[str, object], stack: str) -> PlatformConfig:
             elif err["type"] == "missing":
                 lines.append(f"Pulumi.{stack}.yaml: {key} is required. Set it in the stack file.")
             elif err["type"] == "extra_forbidden":
-                model = MetaflowSettings if len(err["loc"]) > 1 else PlatformConfig
-                known = ", ".join(sorted(f.alias or n for n, f in model.model_fields.items()))
+                inner = _NESTED.get(str(err["loc"][0])) if len(err["loc"]) > 1 else None
+                fields = (inner or PlatformConfig).model_fields
+                known = ", ".join(sorted(f.alias or n for n, f in fields.items()))
                 lines.append(
                     f"Pulumi.{stack}.yaml: {key} is not a platform setting. Known keys: {known}."
                 )
             else:
                 lines.append(
-                    f"Pulumi.{stack}.yaml: {key}: {msg} (got {err['input']!r}). "
+                    f"Pulumi.{stack}.yaml: {key}: {msg} (got {masked(repr(err['input']))}). "
                     f"Fix it in the stack file."
                 )
         raise PlatformConfigError("\n".join(lines)) from None

@@ -1,7 +1,9 @@
 """The ECS cluster CPU services run on: Fargate and Fargate Spot, Container Insights on.
 
 The platform creates no ECS services: user stacks add them (``ServiceSpec``) with the
-cluster, subnets, security group and boundary this stack exports.
+cluster, subnets, security group and boundary this stack exports. Its one task definition
+is the environment build's (:mod:`flowhost.infra.environment_builds`). ``FARGATE_SIZES``
+are the task sizes Fargate accepts, for the build task and for services alike.
 """
 
 from __future__ import annotations
@@ -13,7 +15,18 @@ import pulumi_aws as aws
 
 from flowhost.infra.tags import Tagging
 
-__all__ = ["Containers", "ContainersArgs"]
+__all__ = ["FARGATE_SIZES", "Containers", "ContainersArgs"]
+
+# Fargate's CPU units -> the memory sizes (MiB) it accepts with them.
+FARGATE_SIZES: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4096 + 1, 1024)),
+    1024: tuple(range(2048, 8192 + 1, 1024)),
+    2048: tuple(range(4096, 16384 + 1, 1024)),
+    4096: tuple(range(8192, 30720 + 1, 1024)),
+    8192: tuple(range(16384, 61440 + 1, 4096)),
+    16384: tuple(range(32768, 122880 + 1, 8192)),
+}
 
 
 @dataclass(frozen=True)

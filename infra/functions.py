@@ -148,6 +148,10 @@ class Functions(pulumi.ComponentResource):
             }
         )
 
+    def function(self, key: str) -> aws.lambda_.Function:
+        """The function ``key`` of ``HANDLERS`` ("api", "activator" or "scaler")."""
+        return {"api": self.api, "activator": self.activator, "scaler": self.scaler}[key]
+
     def _function(
         self, key: str, statements: list[Statement], reserved_concurrency: int = -1
     ) -> aws.lambda_.Function:

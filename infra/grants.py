@@ -14,11 +14,15 @@ they read services' envelopes (``/flowhost/<env>/services/*``), register task
 definitions (family ``flowhost-<env>-*``), create and delete ECS services in the
 platform's cluster, target groups named ``<env>-*``, listener rules, queues under the
 platform's prefix and autoscaling targets of ECS services, and pass the service roles
-(path ``/flowhost/<env>/services/``) to ECS tasks only.
+(path ``/flowhost/<env>/services/``) to ECS tasks only. They start environment builds
+(``builds``): ``ecs:RunTask`` of the build task definition's family in the platform's
+cluster only (tagging the tasks it starts), passing its two roles to ECS tasks only; they
+follow a build with ``ecs:DescribeTasks`` on the cluster's tasks (``ReadTasks``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -40,6 +44,9 @@ class Grants:
     listener_arn: pulumi.Output[str]
     queue_name_prefix: str
     environment: str
+    # The environment build task definition's family and the roles a build runs with.
+    build_family: str = ""
+    build_role_arns: Sequence[pulumi.Input[str]] = ()
 
     def api(self) -> list[Statement]:
         """Deployments API and async request API: state, objects, queues, scaling, routes."""
@@ -52,6 +59,7 @@ class Grants:
             self._callback_key(),
             *self._runtime(),
             *self.provision(),
+            *self.builds(),
         ]
 
     def activator(self) -> list[Statement]:
@@ -71,6 +79,7 @@ class Grants:
             self._callback_key(),
             *self._runtime(),
             *self.provision(),
+            *self.builds(),
         ]
 
     def _state(self) -> list[Statement]:
@@ -181,3 +190,30 @@ class Grants:
         return provision_statements(
             self.account, self.environment, self.cluster_name, self.queue_name_prefix
         )
+
+    def builds(self) -> list[Statement]:
+        """Starting an environment build (none without a build family)."""
+        if not self.build_family:
+            return []
+        cluster = pulumi.Output.concat("cluster/", self.cluster_name)
+        return [
+            Statement(
+                "RunEnvironmentBuilds",
+                ["ecs:RunTask"],
+                [self.account.arn("ecs", f"task-definition/{self.build_family}:*")],
+                conditions={"ArnEquals": {"ecs:cluster": self.account.arn("ecs", cluster)}},
+            ),
+            # RunTask's tags (the build's digest) are authorized as ecs:TagResource on the task.
+            Statement(
+                "TagBuildTasks",
+                ["ecs:TagResource"],
+                [self.account.arn("ecs", pulumi.Output.concat("task/", self.cluster_name, "/*"))],
+                conditions={"StringEquals": {"ecs:CreateAction": "RunTask"}},
+            ),
+            Statement(
+                "PassBuildRoles",
+                ["iam:PassRole"],
+                list(self.build_role_arns),
+                conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+            ),
+        ]

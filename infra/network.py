@@ -7,7 +7,8 @@ config asks for one, e.g. for EKS nodes pulling public images.
 
 Security groups are closed: the load balancer takes HTTP from inside the VPC only,
 services take traffic from the load balancer only, the database from the control
-plane only. No ingress rule anywhere is open to 0.0.0.0/0.
+plane only; environment builds take nothing and send HTTPS and HTTP only (the package
+index, AWS endpoints). No ingress rule anywhere is open to 0.0.0.0/0.
 """
 
 from __future__ import annotations
@@ -178,6 +179,17 @@ class Network(pulumi.ComponentResource):
             description="Control-plane Lambdas: no ingress",
             egress=[EVERYWHERE],
             tags=tags(f"{name}-lambdas"),
+            opts=child,
+        )
+        self.build_sg = aws.ec2.SecurityGroup(
+            f"{name}-builds",
+            vpc_id=vpc.id,
+            description="Environment builds: no ingress; HTTPS and HTTP out (index, AWS APIs)",
+            egress=[
+                _out(443, "HTTPS: package index, AWS endpoints", ["0.0.0.0/0"]),
+                _out(80, "HTTP: package index", ["0.0.0.0/0"]),
+            ],
+            tags=tags(f"{name}-builds"),
             opts=child,
         )
         self.database_sg = aws.ec2.SecurityGroup(

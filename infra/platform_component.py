@@ -21,7 +21,8 @@ from flowhost.infra.containers import Containers, ContainersArgs
 from flowhost.infra.database import DB_NAME, DB_PORT, Database, DatabaseArgs
 from flowhost.infra.edge import Edge, EdgeArgs
 from flowhost.infra.encryption import Encryption, EncryptionArgs
-from flowhost.infra.functions import Functions, FunctionsArgs
+from flowhost.infra.environment_builds import EnvironmentBuilds, EnvironmentBuildsArgs
+from flowhost.infra.functions import HANDLERS, Functions, FunctionsArgs
 from flowhost.infra.gpu.addons import SERVICES_NAMESPACE, GpuAddons, GpuAddonsArgs
 from flowhost.infra.gpu.cluster import GpuCluster, GpuClusterArgs
 from flowhost.infra.grants import Grants
@@ -120,6 +121,12 @@ class Platform(pulumi.ComponentResource):
             ),
             child,
         )  # fmt: skip
+        image = runtime_image(f"{name}-runtime", cfg, kms.key_arn, tagging, self)
+        builds = EnvironmentBuilds(f"{name}-builds", EnvironmentBuildsArgs(
+            account, storage.bucket_arn, storage.bucket_name, kms.key_arn, image,
+            boundary.policy_arn, cfg.log_retention_days, tagging, cfg.environment_build,
+            cfg.package_index,
+        ), child)  # fmt: skip
         callbacks = CallbackSecret(
             f"{name}-callbacks", CallbackSecretArgs(kms.key_arn, tagging), child
         )
@@ -163,6 +170,8 @@ class Platform(pulumi.ComponentResource):
             listener_arn=alb.listener_arn,
             queue_name_prefix=queue_prefix,
             environment=env,
+            build_family=builds.family,
+            build_role_arns=builds.role_arns(),
         )
         images = ImageCache(f"{name}-images", ImageCacheArgs(account, env), child)
         fns = Functions(
@@ -194,6 +203,7 @@ class Platform(pulumi.ComponentResource):
                     "FLOWHOST_CALLBACK_SECRET_ARN": callbacks.secret_arn,
                     "FLOWHOST_CALLBACK_ALLOW_PRIVATE": str(cfg.callback_allow_private).lower(),
                     "FLOWHOST_PUBLIC_URL": edge.api_url,
+                    **builds.function_environment(subnets, net.build_sg.id),
                     **function_environment(cfg.metaflow),
                 },
                 grants=grants,
@@ -206,18 +216,11 @@ class Platform(pulumi.ComponentResource):
         Alarms(
             f"{name}-alarms",
             AlarmsArgs(
-                topic_arn=obs.topic_arn,
-                function_names={
-                    "api": fns.api.name,
-                    "activator": fns.activator.name,
-                    "scaler": fns.scaler.name,
-                },
-                api_id=edge.api_id,
-                db_identifier=db.instance.identifier,
-                tagging=tagging,
+                topic_arn=obs.topic_arn, api_id=edge.api_id, db_identifier=db.instance.identifier,
+                function_names={k: fns.function(k).name for k in HANDLERS}, tagging=tagging,
             ),
             child,
-        )
+        )  # fmt: skip
         self.outputs = {
             "environment": env,
             "vpcId": net.vpc_id,
@@ -243,7 +246,7 @@ class Platform(pulumi.ComponentResource):
             "alarmTopicArn": obs.topic_arn,
             "adotConfigParameter": obs.adot_config.name,
             "eksEnabled": cfg.eks_enabled,
-            "runtimeImage": runtime_image(f"{name}-runtime", cfg, kms.key_arn, tagging, self),
+            "runtimeImage": image,
             "collectorImage": images.collector_image,
             **outputs(cfg.metaflow),  # empty values without flowhost:metaflow
             **{f"{role}PolicyArn": arn for role, arn in api_grants.policy_arns.items()},

@@ -12,22 +12,13 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from flowhost.infra.containers import FARGATE_SIZES
 from flowhost.infra.tags import Tagging
 
 __all__ = ["COLLECTOR", "FARGATE_SIZES", "SERVING", "create_log_group", "fargate_size"]
 
 SERVING = "service"  # the containers' names, as flowhost.lambdas.aws.taskdef
 COLLECTOR = "adot-collector"
-# Fargate's CPU units -> the memory sizes (MiB) it accepts with them.
-FARGATE_SIZES: dict[int, tuple[int, ...]] = {
-    256: (512, 1024, 2048),
-    512: tuple(range(1024, 4096 + 1, 1024)),
-    1024: tuple(range(2048, 8192 + 1, 1024)),
-    2048: tuple(range(4096, 16384 + 1, 1024)),
-    4096: tuple(range(8192, 30720 + 1, 1024)),
-    8192: tuple(range(16384, 61440 + 1, 4096)),
-    16384: tuple(range(32768, 122880 + 1, 8192)),
-}
 
 
 def fargate_size(service: str, cpu: float, memory_mib: int) -> tuple[int, int]:

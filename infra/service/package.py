@@ -108,6 +108,7 @@ def service_environment(
     queue_name: pulumi.Input[str],
     dead_letter_url: pulumi.Input[str],
     region: pulumi.Input[str],
+    environment_digest: str | None = None,
 ) -> dict[str, pulumi.Input[str]]:
     """One version's whole serving environment (a GPU service's, which its stack runs;
     see docs/aws.md): the shared part and the version's own."""
@@ -136,6 +137,8 @@ def service_environment(
         env["FLOWHOST_RUN"] = pinned
     if binding is not None and binding.flow is not None:
         env["FLOWHOST_ARTIFACT_FLOW"] = binding.flow
+    if environment_digest is not None:  # the built environment the bootstrap unpacks
+        env["FLOWHOST_ENVIRONMENT_DIGEST"] = environment_digest
     return env
 
 

@@ -11,7 +11,9 @@ parameter, rendered here because pods cannot take an env value from SSM as ECS d
 Both containers run with the same hardened security context. The serving container's
 environment includes the platform's Metaflow settings; with a metadata service auth key,
 pods get the secret's ARN (``FLOWHOST_METAFLOW_AUTH_SECRET_ARN``, read with the IRSA role)
-since Kubernetes cannot fill a variable from Secrets Manager as ECS does.
+since Kubernetes cannot fill a variable from Secrets Manager as ECS does. The service's
+built environment (``FLOWHOST_ENVIRONMENT_DIGEST``, when it declares one) is unpacked into
+``FLOWHOST_ENV_CACHE``, an emptyDir of its own: kept across container restarts in the pod.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from flowhost.services.definition import ServiceDefinition
 __all__ = [
     "COLLECTOR_RESOURCES",
     "CONTAINER_SECURITY",
+    "ENV_CACHE",
     "POD_SECURITY",
     "RUN_AS",
     "SERVING",
@@ -47,6 +50,7 @@ SERVING = "serve"
 RUN_AS = 65532  # an unprivileged uid/gid (distroless "nonroot"); the image's files must be readable
 # Paths inside the pod, each a private emptyDir (not this host's /tmp).
 SCRATCH, SHM = "/tmp", "/dev/shm"  # noqa: S108
+ENV_CACHE = f"{SCRATCH}/flowhost/envs"  # FLOWHOST_ENV_CACHE: where environments are unpacked
 # Requests equal limits, as for the serving container, so the pod stays Guaranteed QoS.
 COLLECTOR_RESOURCES = {"cpu": "100m", "memory": "128Mi"}
 # The Go runtime collects garbage harder near this, well under the memory limit.
@@ -93,7 +97,12 @@ def _env(values: Mapping[str, pulumi.Input[str]]) -> list[k8s.core.v1.EnvVarArgs
 
 def _serving_env(args: PodArgs) -> pulumi.Output[list[k8s.core.v1.EnvVarArgsDict]]:
     """The serving container's variables with the platform's Metaflow settings."""
-    base = {"TMPDIR": SCRATCH, "XDG_CACHE_HOME": f"{SCRATCH}/.cache", **args.environment}
+    base = {
+        "TMPDIR": SCRATCH,
+        "XDG_CACHE_HOME": f"{SCRATCH}/.cache",
+        "FLOWHOST_ENV_CACHE": ENV_CACHE,
+        **args.environment,
+    }
     keys = sorted(base)
     platform = args.platform
 
@@ -134,6 +143,7 @@ def container(args: PodArgs) -> k8s.core.v1.ContainerArgsDict:
         "volume_mounts": [
             {"name": "tmp", "mount_path": SCRATCH},
             {"name": "dshm", "mount_path": SHM},
+            {"name": "envs", "mount_path": ENV_CACHE},
         ],
     }
 
@@ -181,5 +191,9 @@ def pod_spec(args: PodArgs, service_account: str) -> k8s.core.v1.PodSpecArgsDict
         "init_containers": [collector],
         "containers": [container(args)],
         # PyTorch's DataLoader and NCCL need more shared memory than the default 64Mi.
-        "volumes": [{"name": "tmp", "empty_dir": {}}, {"name": "dshm", "empty_dir": shm}],
+        "volumes": [
+            {"name": "tmp", "empty_dir": {}},
+            {"name": "dshm", "empty_dir": shm},
+            {"name": "envs", "empty_dir": {}},
+        ],
     }

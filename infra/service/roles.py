@@ -2,13 +2,15 @@
 
 A CPU service's roles are its stack's (``ServiceSpec``) and serve every version the
 control plane creates: the task role reads any code package (``packages/sha256-*``, the
-digests the control plane records) and uses every version's queue and dead-letter queue
-by pattern (``<queueNamePrefix><service>-v*``). A GPU service's role (its IRSA role on
-EKS) names its one version's package and queue. Both roles carry the platform's
-permissions boundary and live under the path ``/flowhost/<env>/services/``, the only
-roles the control plane may pass to ECS. Every statement names the service's own
-resources (its code packages, artifact and async prefixes, queues, log group), except
-the few shared things a service must reach and nothing narrower exists for:
+digests the control plane records) and any built environment (``environments/*``: the
+manifest and archive the container's bootstrap fetches; GPU pods too), and uses every
+version's queue and dead-letter queue by pattern (``<queueNamePrefix><service>-v*``). A
+GPU service's role (its IRSA role on EKS) names its one version's package and queue. Both
+roles carry the platform's permissions boundary and live under the path
+``/flowhost/<env>/services/``, the only roles the control plane may pass to ECS. Every
+statement names the service's own resources (its code packages, artifact and async
+prefixes, queues, log group), except the few shared things a service must reach and
+nothing narrower exists for (and the platform's built environments, shared by design):
 
 - the platform key, for S3 only (``kms:ViaService``); for SQS it is conditioned on the
   service's own queue ARNs (``kms:EncryptionContext:aws:sqs:arn``);
@@ -45,6 +47,7 @@ from flowhost.infra.tags import Tagging
 
 __all__ = [
     "ASYNC_PREFIX",
+    "ENVIRONMENTS_PATTERN",
     "METAFLOW_PREFIX",
     "PACKAGES_PATTERN",
     "RoleArgs",
@@ -62,6 +65,8 @@ ASYNC_PREFIX = "async/"  # as flowhost.infra.storage (the bucket's TTL rule)
 METAFLOW_PREFIX = "metaflow/"
 # Every code package the control plane may record for a version (package_key's shape).
 PACKAGES_PATTERN = "packages/sha256-*"
+# Every built environment (manifests and archives, flowhost.infra.environment_builds).
+ENVIRONMENTS_PATTERN = "environments/*"
 TASKS_PRINCIPAL = "ecs-tasks.amazonaws.com"
 ECR_PULL = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
 _ECR_IMAGE = re.compile(
@@ -150,6 +155,11 @@ def task_statements(args: RoleArgs) -> list[Statement]:
         ),
         # X-Ray has no resource-level permissions for writes: AWS requires "*".
         Statement("Traces", ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"]),
+        Statement(
+            "BuiltEnvironments",
+            ["s3:GetObject"],
+            [pulumi.Output.concat(bucket, "/", ENVIRONMENTS_PATTERN)],
+        ),
     ]
     root = args.metaflow_datastore_root
     if args.artifact_flow is not None and isinstance(root, str) and root:

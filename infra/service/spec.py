@@ -15,7 +15,8 @@ returns the version number it assigned (``version_number``).
 
 A GPU service (``resources.gpu > 0``, EKS) is still run by its stack, one version per
 ``ServiceSpec`` (``version=``, default 1): its code package, queues, IRSA role,
-``GpuWorkload`` and per-version observability; its envelope says ``ecs=None``.
+``GpuWorkload`` and per-version observability; its envelope says ``ecs=None``; its built
+environment is ``environment_digest=`` (a CPU version's is the control plane's, at deploy).
 
 Containers run the platform's ``runtimeImage`` unless ``image=`` names another.
 Arguments are checked before any child exists.
@@ -87,11 +88,15 @@ class ServiceSpec(pulumi.ComponentResource):
         owner: str = DEFAULT_OWNER,
         options: ServiceOptions | None = None,
         deploy: Deploy | None = None,
+        environment_digest: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         definition = spec if isinstance(spec, ServiceDefinition) else definition_of(spec)
         options = options or ServiceOptions()
-        sizes = validate(name, definition, platform, version, run, aliases, options, deploy)
+        sizes = validate(
+            name, definition, platform, version, run, aliases, options, deploy, environment_digest
+        )
+        self.environment_digest = environment_digest
         image = platform.runtime_image if image is None else image
         root, entrypoint = code_location(spec, definition, code_dir)
         digest, archive = build_package(root)
@@ -269,7 +274,7 @@ class ServiceSpec(pulumi.ComponentResource):
             package=pulumi.Output.concat("s3://", package.bucket, "/", package.key),
             digest=digest, entrypoint=entrypoint, queue_url=queues.queue.url,
             queue_name=queues.name, dead_letter_url=queues.dead_letter.url,
-            region=self.account.region,
+            region=self.account.region, environment_digest=self.environment_digest,
         )  # fmt: skip
         gpu = GpuWorkload(
             f"{name}-gpu",

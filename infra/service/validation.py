@@ -21,6 +21,7 @@ from flowhost.services.definition import ServiceDefinition
 __all__ = ["ALIAS", "LOG_RETENTION_DAYS", "MAX_COMPONENT_NAME", "ServiceOptions", "validate"]
 
 ALIAS = re.compile(r"^[a-z][a-z0-9-]*$")  # as the control plane's aliases
+ENVIRONMENT_DIGEST = re.compile(r"^sha256-[0-9a-f]{64}$")  # an environment build's digest
 # The queue names are checked with a version of this many digits (the control plane's).
 LONGEST_VERSION = 9999
 
@@ -120,6 +121,25 @@ def _deploy_problems(
     return problems
 
 
+def _environment_problems(definition: ServiceDefinition, digest: str | None) -> list[str]:
+    """``environment_digest=`` names a built environment, for a version the stack runs."""
+    if digest is None:
+        return []
+    problems: list[str] = []
+    if not ENVIRONMENT_DIGEST.match(digest):
+        problems.append(
+            f"environment_digest must be 'sha256-' and 64 lowercase hex digits (got {digest!r}). "
+            "Pass the digest of the environment's build, e.g. from 'flowhost env' or a deploy"
+        )
+    if not definition.uses_gpu:
+        problems.append(
+            f"environment_digest applies to GPU services, whose version the stack runs (got "
+            f"{digest!r} for a CPU service). The control plane resolves a CPU version's "
+            "environment at deploy: drop environment_digest"
+        )
+    return problems
+
+
 def validate(
     name: str,
     definition: ServiceDefinition,
@@ -129,6 +149,7 @@ def validate(
     aliases: Sequence[str],
     options: ServiceOptions,
     deploy: Deploy | None = None,
+    environment_digest: str | None = None,
 ) -> tuple[int, int]:
     """Every problem at once as a ``ValueError``; else the Fargate (CPU units, MiB)."""
     service = definition.name
@@ -172,6 +193,7 @@ def validate(
             f"run={pinned!r} is given but service {service!r} declares no Artifacts (got none). "
             "Declare artifacts = Artifacts(flow=...) on the class, or drop run"
         )
+    problems += _environment_problems(definition, environment_digest)
     sizes = (0, 0)
     if not definition.uses_gpu:
         try:

@@ -7,8 +7,8 @@
 - Kubernetes objects validate with kubernetes-validate, strict, for the cluster's version;
 - the ADOT collector config is YAML with the pipelines the sidecars need.
 
-The platform creates no ECS task definitions (user stacks do), so there are no container
-definitions to check against botocore here (asserted in test_program.py).
+The platform's one ECS task definition, the environment build's, is checked against
+botocore's RegisterTaskDefinition shape in test_environment_builds.py.
 """
 
 from __future__ import annotations
@@ -109,8 +109,9 @@ def findings_above_low(document: dict[str, Any], kind: str) -> list[str]:
 
 def test_every_policy_document_is_found(dev: PlatformRun, prod: PlatformRun) -> None:
     # + the three API grants (readers, deployers, invokers)
-    assert len(documents(dev)) == 3 + 1 + 3 + 1 + 1 + 3
-    assert len(documents(prod)) == 7 + 1 + 8 + 1 + 1 + 3  # 7 role policies: the GPU nodes pull too
+    # role policies, boundary, roles, bucket, key, API grants; two roles run environment builds
+    assert len(documents(dev)) == 5 + 1 + 5 + 1 + 1 + 3
+    assert len(documents(prod)) == 9 + 1 + 10 + 1 + 1 + 3  # the GPU nodes pull too
 
 
 def test_policy_documents_pass_parliament(stack: PlatformRun) -> None:
@@ -151,7 +152,7 @@ def test_trust_policies_name_one_principal(stack: PlatformRun) -> None:
             subject = next(v for k, v in condition.items() if k.endswith(":sub"))
             assert subject.startswith("system:serviceaccount:")
             principals.append(subject)
-    expected = ["lambda.amazonaws.com"] * 3
+    expected = ["lambda.amazonaws.com"] * 3 + ["ecs-tasks.amazonaws.com"] * 2  # + builds
     if stack.outputs["eksEnabled"]:
         expected += [
             "eks.amazonaws.com",

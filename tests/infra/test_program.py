@@ -39,6 +39,7 @@ COMMON = {
     "aws:ecr/repository:Repository": 1,
     "aws:ecs/cluster:Cluster": 1,
     "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders": 1,
+    "aws:ecs/taskDefinition:TaskDefinition": 1,  # the environment build's
     "aws:iam/policy:Policy": 4,  # the boundary, and readers, deployers, invokers
     "aws:kms/alias:Alias": 1,
     "aws:kms/key:Key": 1,
@@ -74,6 +75,7 @@ COMMON = {
     "flowhost:platform:Database": 1,
     "flowhost:platform:Edge": 1,
     "flowhost:platform:Encryption": 1,
+    "flowhost:platform:EnvironmentBuilds": 1,
     "flowhost:platform:Functions": 1,
     "flowhost:platform:ImageCache": 1,
     "flowhost:platform:LoadBalancer": 1,
@@ -85,33 +87,33 @@ COMMON = {
 }
 # dev: 2 AZs, no NAT, no EKS, IAM authorizer.
 DEV = COMMON | {
-    "aws:cloudwatch/logGroup:LogGroup": 6,
+    "aws:cloudwatch/logGroup:LogGroup": 7,
     "aws:ec2/routeTable:RouteTable": 1,
     "aws:ec2/routeTableAssociation:RouteTableAssociation": 2,
-    "aws:ec2/securityGroup:SecurityGroup": 6,
+    "aws:ec2/securityGroup:SecurityGroup": 7,
     "aws:ec2/subnet:Subnet": 2,
-    "aws:iam/role:Role": 3,
-    "aws:iam/rolePolicy:RolePolicy": 3,
+    "aws:iam/role:Role": 5,  # three functions', two of environment builds
+    "aws:iam/rolePolicy:RolePolicy": 5,
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": 3,
 }
 # prod: 3 AZs with public subnets and a NAT gateway, EKS with add-ons, JWT authorizer.
 PROD = COMMON | {
     "aws:apigatewayv2/authorizer:Authorizer": 1,
     "aws:apigatewayv2/route:Route": 5,  # JWT: the control plane's reads get a route
-    "aws:cloudwatch/logGroup:LogGroup": 8,
+    "aws:cloudwatch/logGroup:LogGroup": 9,
     "aws:ec2/eip:Eip": 1,
     "aws:ec2/internetGateway:InternetGateway": 1,
     "aws:ec2/natGateway:NatGateway": 1,
     "aws:ec2/route:Route": 1,
     "aws:ec2/routeTable:RouteTable": 2,
     "aws:ec2/routeTableAssociation:RouteTableAssociation": 6,
-    "aws:ec2/securityGroup:SecurityGroup": 7,
+    "aws:ec2/securityGroup:SecurityGroup": 8,
     "aws:ec2/subnet:Subnet": 6,
     "aws:eks/cluster:Cluster": 1,
     "aws:eks/nodeGroup:NodeGroup": 2,
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": 1,
-    "aws:iam/role:Role": 8,
-    "aws:iam/rolePolicy:RolePolicy": 7,
+    "aws:iam/role:Role": 10,
+    "aws:iam/rolePolicy:RolePolicy": 9,
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": 7,
     "flowhost:platform:GpuAddons": 1,
     "flowhost:platform:GpuCluster": 1,
@@ -221,6 +223,13 @@ def test_security_groups_open_nothing_to_the_internet(stack: PlatformRun) -> Non
     assert rules(sgs["net-lambdas"], "ingress") == []
     assert rules(sgs["net-vpc-link"], "ingress") == []
     assert rules(sgs["net-vpc-link"], "egress") == [("tcp", 80, 80, (cidr,), 0)]
+    # Environment builds reach the package index (through the NAT gateway, if any).
+    assert rules(sgs["net-builds"], "ingress") == []
+    anywhere = ("0.0.0.0/0",)
+    assert rules(sgs["net-builds"], "egress") == [
+        ("tcp", 443, 443, anywhere, 0),
+        ("tcp", 80, 80, anywhere, 0),
+    ]
     if "eks-api" in sgs:
         assert rules(sgs["eks-api"], "ingress") == [("tcp", 443, 443, (cidr,), 0)]
     for sg in sgs.values():
@@ -319,13 +328,16 @@ def test_database_is_private_encrypted_backed_up(dev: PlatformRun, prod: Platfor
 
 
 def test_ecs_cluster_has_fargate_and_spot_and_no_services(stack: PlatformRun) -> None:
+    """No ECS services (the control plane owns versions); one task definition, the
+    environment build's (tests/infra/test_environment_builds.py)."""
     providers = one(stack, "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders").inputs
     assert providers["capacityProviders"] == ["FARGATE", "FARGATE_SPOT"]
     assert one(stack, "aws:ecs/cluster:Cluster").inputs["settings"] == [
         {"name": "containerInsights", "value": "enabled"}
     ]
     assert not stack.of_type("aws:ecs/service:Service")
-    assert not stack.of_type("aws:ecs/taskDefinition:TaskDefinition")
+    (task,) = stack.of_type("aws:ecs/taskDefinition:TaskDefinition")
+    assert task.inputs["family"] == f"flowhost-{stack.outputs['environment']}-environment-build"
 
 
 def test_alb_is_internal_with_a_404_default(stack: PlatformRun) -> None:
