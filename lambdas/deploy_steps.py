@@ -2,7 +2,10 @@
 
 One step of a deploy, under its lease (see ``flowhost.lambdas.store.deploys``):
 
-- ``recorded``: ask the fleet for the first instance (``begin``) -> ``starting``.
+- ``recorded``: if the version declares an environment, ask for its build (started once
+  per digest, see ``flowhost.lambdas.environments.builds``) and wait, passing on the
+  build's lines as progress; a failed build fails the deploy. Then ask the fleet for the
+  first instance (``begin``) -> ``starting``, the deadline counted from here.
 - ``starting``: ask the fleet how it goes (``check``). Running: route ``service@vN``,
   the version is ready -> ``promoting`` if the deploy asked to promote (and the service
   declares no audits, which the client runs first), else ``done``. Failed: the version is
@@ -19,14 +22,18 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import Literal
 
 from flowhost.errors import DeployError, FlowhostError, NotFoundError
+from flowhost.lambdas.environments.builds import EnvironmentBuilds
 from flowhost.lambdas.fleet import Fleet
 from flowhost.lambdas.store import StateStore, VersionRecord
 from flowhost.lambdas.store.deploys import DeployStore
 from flowhost.lambdas.store.records import DeployRecord
 
 __all__ = ["DeployStepper", "Promote"]
+
+_BUILD = "build | "  # progress lines that are the environment build's own
 
 log = logging.getLogger("flowhost.deployments")
 
@@ -44,6 +51,7 @@ class DeployStepper:
         *,
         lease: float,
         clock: Callable[[], datetime],
+        environments: EnvironmentBuilds | None = None,
     ) -> None:
         self.store = store
         self.deploys = deploys
@@ -51,6 +59,7 @@ class DeployStepper:
         self.promote = promote
         self.lease = lease  # seconds one step may take before another process may retry it
         self.clock = clock
+        self.environments = environments
 
     async def advance(self) -> int:
         """Move every unfinished deploy one step; returns how many are still unfinished.
@@ -95,17 +104,59 @@ class DeployStepper:
             await self._promote(deploy, version, now)
             return False
         if deploy.phase == "recorded":
+            environment = await self._environment(deploy, version, now)
+            if environment != "ready":
+                return environment == "building"
             try:
                 await self.fleet.begin(version)
             except DeployError as exc:
                 await self._fail(deploy, version, exc.message, now)
                 return False
+            # the deadline is for starting: a build's time does not count against it
+            deadline = now + (deploy.options.deadline - deploy.created_at)
             await asyncio.to_thread(
                 self.deploys.move, deploy.id, "recorded", "starting",
-                "starting the first instance", now=now,
+                "starting the first instance", now=now, deadline=deadline,
             )  # fmt: skip
             return True
         return await self._check(deploy, version, now)
+
+    async def _environment(
+        self, deploy: DeployRecord, version: VersionRecord, now: datetime
+    ) -> Literal["ready", "building", "failed"]:
+        """The version's environment: built (or none declared), still building (its new
+        lines said as progress), or failed (and so is the deploy)."""
+        if version.definition.environment is None or self.environments is None:
+            return "ready"
+        digest = version.environment_digest
+        progress = await asyncio.to_thread(
+            self.environments.ensure, digest, since=deploy.created_at
+        )
+        said = [
+            line.message for line in await asyncio.to_thread(
+                self.deploys.progress, version.service, version.number
+            ) if line.message.startswith(_BUILD)
+        ]  # fmt: skip
+        earlier = progress.state == "built" and not said  # built before this deploy asked
+        for line in [] if earlier else progress.lines[len(said) :]:
+            await asyncio.to_thread(self.deploys.say, deploy.id, _BUILD + line)
+        if progress.state == "failed":
+            await self._fail(
+                deploy, version,
+                f"environment {digest[:19]}... could not be built: {progress.error}. Fix the "
+                "requirements (the build's lines are above) and deploy again",
+                now,
+            )  # fmt: skip
+            return "failed"
+        if progress.state == "building":
+            return "building"
+        assert progress.manifest is not None
+        await asyncio.to_thread(
+            self.deploys.say, deploy.id,
+            f"environment {digest[:19]}... {'was built earlier' if earlier else 'built'}: "
+            f"{progress.manifest.summary()}; instances fetch it before the service loads",
+        )  # fmt: skip
+        return "ready"
 
     async def _check(self, deploy: DeployRecord, version: VersionRecord, now: datetime) -> bool:
         launch = await self.fleet.check(version)

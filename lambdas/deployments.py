@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from flowhost.errors import AuditFailedError, ContractBrokenError, DeployError, NotFoundError
 from flowhost.lambdas.contracts import breaking_changes
 from flowhost.lambdas.deploy_steps import DeployStepper
-from flowhost.lambdas.environments import lock_key, resolve_environment
+from flowhost.lambdas.environments.builds import EnvironmentBuilds, platform_digest
 from flowhost.lambdas.fleet import Fleet
 from flowhost.lambdas.objectstore import ObjectStore
 from flowhost.lambdas.store import PRODUCTION, StateStore, VersionRecord
@@ -73,12 +73,15 @@ class Deployments:
         lease: float = 30.0,
         clock: Callable[[], datetime] = utcnow,
         on_recorded: Callable[[VersionRecord], None] | None = None,
+        environments: EnvironmentBuilds | None = None,
     ) -> None:
         """``deploy_timeout``: seconds from record to a running first instance before the
         deploy fails; ``lease``: seconds one step may take before another process may take
         it over; ``on_recorded``: called once a deploy is recorded (to wake what advances
-        deploys)."""
+        deploys); ``environments``: how environments are requested and built (None: this
+        platform runs versions in its own environment only)."""
         self.store = store
+        self.environments = environments
         self.objects = objects
         self.fleet = fleet
         self.deploys = DeployStore(store.engine)
@@ -86,8 +89,9 @@ class Deployments:
         self.clock = clock
         self.on_recorded = on_recorded
         self.stepper = DeployStepper(
-            store, self.deploys, fleet, self._promote_step, lease=lease, clock=clock
-        )
+            store, self.deploys, fleet, self._promote_step, lease=lease, clock=clock,
+            environments=environments,
+        )  # fmt: skip
 
     def upload(self, digest: str, archive: bytes) -> bool:
         """Store a code package; returns False if it was already there. Checks the digest."""
@@ -126,10 +130,28 @@ class Deployments:
             if req.run is not None:  # pinned by the caller: check it exists and did not fail
                 binding = ArtifactBinding(flow=binding.flow_name, run=req.run)
             run = await asyncio.to_thread(resolve_run, binding)
-        code_dir = await asyncio.to_thread(self.fleet.code_dir, req.package_digest)
-        env = await asyncio.to_thread(resolve_environment, definition.environment, code_dir)
-        if env.lock is not None and not self.objects.exists(lock_key(env.digest)):
-            self.objects.put(lock_key(env.digest), env.lock.encode())
+        environment = definition.environment
+        digest, described = platform_digest(), None
+        if environment is not None:
+            if self.environments is None:
+                raise DeployError(
+                    f"environment: this platform builds no environments (the service declares "
+                    f"{environment.requirements or environment.name!r}). Remove the service's "
+                    "environment, or deploy to a platform that builds them."
+                )
+            code_dir = (
+                None if environment.name is not None
+                else await asyncio.to_thread(self.fleet.code_dir, req.package_digest)
+            )  # fmt: skip
+            request = await asyncio.to_thread(
+                self.environments.request_for, environment, code_dir, definition.name
+            )
+            digest = request.digest
+            n = len(request.packages)
+            described = (
+                f"environment {digest[:19]}... from {request.source}: {n} requirement"
+                f"{'s' * (n != 1)} for {request.target.describe()}"
+            )
         options = DeployOptions(
             promote=req.promote, alias=req.alias, allow_breaking=req.allow_breaking,
             actor=actor, deadline=self.clock() + timedelta(seconds=self.deploy_timeout),
@@ -137,14 +159,14 @@ class Deployments:
 
         def first_lines(number: int) -> list[str]:
             lines = [f"recorded {definition.name} v{number} (run {run or 'none'})"]
-            if env.lock is not None:
-                lines.append(f"environment {env.digest[:19]}... locked")
+            if described is not None:
+                lines.append(described)
             return lines
 
         version = await asyncio.to_thread(
             lambda: self.store.create_version(
                 definition, code_digest=req.package_digest, artifact_run=run,
-                environment_digest=env.digest, actor=actor, deploy=options,
+                environment_digest=digest, actor=actor, deploy=options,
                 progress=first_lines,
             )
         )  # fmt: skip

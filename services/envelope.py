@@ -114,6 +114,7 @@ def version_environment(
     queue_name: str,
     queue_url: str,
     dead_letter_url: str,
+    environment_digest: str | None = None,
 ) -> dict[str, str]:
     """The serving container's whole environment for version ``number`` (docs/aws.md,
     "The container's environment"): the envelope's, plus what is the version's own."""
@@ -135,6 +136,8 @@ def version_environment(
     )
     if envelope.queues.kms_key_arn is not None:
         env["FLOWHOST_KMS_KEY_ARN"] = envelope.queues.kms_key_arn
+    if environment_digest is not None:  # the version's built environment, fetched at start
+        env["FLOWHOST_ENVIRONMENT_DIGEST"] = environment_digest
     if run is not None:
         env["FLOWHOST_RUN"] = run
     if artifact_flow is not None:

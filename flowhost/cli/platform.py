@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import typer
 from rich.table import Table
@@ -30,6 +31,25 @@ def checked_otlp_endpoint(value: str | None) -> str | None:
             f"--otlp-endpoint: expected an http(s) URL such as http://127.0.0.1:4318 "
             f"(got {value!r})."
         ) from None
+
+
+def checked_index(value: str | None) -> str | None:
+    """``--package-index``: an http(s) URL with no credentials in it (they would be kept)."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            f"--package-index: expected an http(s) URL such as https://pypi.example/simple/ "
+            f"(got {value!r})."
+        )
+    if parts.username is not None or parts.password is not None:
+        raise UsageError(
+            "--package-index: the URL holds credentials, which would be recorded with every "
+            "environment. Give the bare URL and the credentials in "
+            '$FLOWHOST_PACKAGE_INDEX_CREDENTIALS as {"username": ..., "password": ...}.'
+        )
+    return value
 
 
 def up(
@@ -109,6 +129,15 @@ def up(
     open_services: Annotated[
         bool, typer.Option(help="With --auth token: service routes need no token.")
     ] = False,
+    package_index: Annotated[
+        str | None,
+        typer.Option(
+            help="The index environments are built from, e.g. https://pypi.example/simple/ "
+            "(default: uv's own configuration). Credentials: "
+            "$FLOWHOST_PACKAGE_INDEX_CREDENTIALS as JSON {username, password}.",
+            envvar="FLOWHOST_PACKAGE_INDEX",
+        ),
+    ] = None,
     rotate_token: Annotated[
         Literal["deployer", "invoker"] | None,
         typer.Option(help="Replace this role's token in HOME/tokens/ before starting."),
@@ -149,6 +178,7 @@ def up(
             otlp_endpoint=checked_otlp_endpoint(otlp_endpoint),
             scale_down_window=scale_down_window, health_interval=health_interval,
             deploy_timeout=deploy_timeout, auth=auth, open_services=open_services,
+            package_index=checked_index(package_index),
             asynchronous=AsyncSettings(
                 result_ttl=result_ttl, max_attempts=async_attempts, visibility=async_visibility,
                 retry_backoff=async_retry_backoff, sweep_interval=sweep_interval,

@@ -1,17 +1,21 @@
 """The serving container's bootstrap: the runtime image's entry point on ECS and EKS.
 
 ``python -m flowhost.lambdas.aws.container`` reads the environment ``ServiceSpec`` sets
-(:class:`ContainerSettings`), downloads the version's code package from S3 and checks its
-digest (:func:`fetch_package`; a warm ``/tmp`` from a restart is reused), loads the
-service class from it and serves it on ``FLOWHOST_PORT``. With ``FLOWHOST_ASYNC=on`` (the
-default) the instance also takes asynchronous jobs from the version's SQS queue once it
-is ready (:func:`queue_jobs`): payloads and results in the platform bucket, outcomes kept
-by an ``ObjectLedger`` there (tasks have no database access).
+(:class:`ContainerSettings`), downloads the version's code package from S3 and checks
+its digest (:func:`fetch_package`; a warm ``/tmp`` from a restart is reused), loads the
+service class from it and serves it on ``FLOWHOST_PORT``. A version with an environment
+(``FLOWHOST_ENVIRONMENT_DIGEST``) fetches it first, checks its SHA-256 against its
+manifest and puts it first on ``sys.path`` (:mod:`flowhost.lambdas.environments.fetch`;
+kept under ``FLOWHOST_ENV_CACHE`` for the next start on the same disk). With
+``FLOWHOST_ASYNC=on`` (the default) the instance also takes asynchronous jobs from the
+version's SQS queue once it is ready (:func:`queue_jobs`): payloads and results in the
+platform bucket, outcomes kept by an ``ObjectLedger`` there (tasks have no database
+access).
 
 Before it serves, the instance checks that it can read its artifacts (the pinned
 ``FLOWHOST_RUN`` in the binding's or the platform's Metaflow namespace, see
-:mod:`flowhost.lambdas.aws.metaflow`). Settings errors and unreadable artifacts exit with
-2, a package or class that cannot be loaded with 1; each prints one line to stderr.
+:mod:`flowhost.lambdas.aws.metaflow`). Settings errors and unreadable artifacts exit
+with 2, a package or class that cannot be loaded with 1; each prints one line to stderr.
 SIGTERM stops the server gracefully, then the process (exit 0).
 """
 
@@ -36,6 +40,7 @@ from flowhost.errors import FlowhostError
 from flowhost.lambdas.aws.container_settings import ContainerSettings, ContainerSettingsError
 from flowhost.lambdas.aws.errors import error_code
 from flowhost.lambdas.aws.metaflow import apply_metaflow_settings, pin_artifacts
+from flowhost.lambdas.environments.fetch import activate, fetch_environment
 from flowhost.lambdas.jobs import QueueJobs
 from flowhost.lambdas.ledger import ObjectLedger
 from flowhost.lambdas.queue.port import QueueError
@@ -218,6 +223,17 @@ def main(env: Mapping[str, str] | None = None) -> int:
     except FlowhostError as exc:
         return _fail(exc.message, 2)
     try:
+        if settings.environment_digest is not None:  # before anything of the service loads
+            objects = S3ObjectStore(s3, settings.bucket, denied_is_missing=True)
+            fetched = fetch_environment(
+                objects, settings.environment_digest, settings.environment_cache
+            )
+            activate(fetched.path)
+            log.info(
+                "environment ready",
+                extra={"fields": {"digest": settings.environment_digest, "cached": fetched.cached,
+                                  "seconds": round(fetched.seconds, 3)}},
+            )  # fmt: skip
         code = fetch_package(s3, settings.code_package, settings.code_digest, settings.code_dir)
         os.chdir(code)  # as the local platform runs instances: relative paths work the same
         cls = load_class(settings, code)

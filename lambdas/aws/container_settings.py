@@ -70,6 +70,8 @@ KNOBS: dict[str, str] = {
     "FLOWHOST_METRICS_INTERVAL": "Set the seconds between EMF flushes, 1-3600 (default 60)",
     "FLOWHOST_THREADS": "Set the threads for def endpoints, 1-1024 (default 32)",
     "FLOWHOST_CODE_DIR": "Set an absolute, writable directory (default /tmp/flowhost/code)",
+    "FLOWHOST_ENV_CACHE": "Set an absolute, writable directory (default /tmp/flowhost/envs; "
+    "on EKS an emptyDir or a node cache)",
     "OTEL_EXPORTER_OTLP_ENDPOINT": "Set the collector's OTLP/HTTP base URL, e.g. "
     "http://127.0.0.1:4318 (the ADOT sidecar; unset: no traces)",
     "FLOWHOST_TRACE_SAMPLE_RATIO": "Set the share of new traces recorded, 0-1 (default 0.05; "
@@ -78,7 +80,7 @@ KNOBS: dict[str, str] = {
 # The variables that may be unset: the binding's pin, the platform's Metaflow settings, knobs.
 OPTIONAL = frozenset(
     {"FLOWHOST_RUN", "FLOWHOST_ARTIFACT_FLOW", "FLOWHOST_METAFLOW_NAMESPACE",
-     "FLOWHOST_METAFLOW_AUTH_SECRET_ARN", *KNOBS}
+     "FLOWHOST_METAFLOW_AUTH_SECRET_ARN", "FLOWHOST_ENVIRONMENT_DIGEST", *KNOBS}
 )  # fmt: skip
 _UNSET_FIX = (
     "ServiceSpec sets them on the service container (docs/aws.md, \"The container's "
@@ -144,6 +146,12 @@ class ContainerSettings(BaseModel):
     metrics_interval: Annotated[float, _field("FLOWHOST_METRICS_INTERVAL", ge=1, le=3600)] = 60.0
     threads: Annotated[int, _field("FLOWHOST_THREADS", ge=1, le=1024)] = 32
     code_dir: Annotated[Path, _field("FLOWHOST_CODE_DIR")] = Path("/tmp/flowhost/code")  # noqa: S108
+    environment_digest: Annotated[
+        str | None, _field("FLOWHOST_ENVIRONMENT_DIGEST", pattern=r"^sha256-[0-9a-f]{64}$")
+    ] = None
+    environment_cache: Annotated[Path, _field("FLOWHOST_ENV_CACHE")] = Path(
+        "/tmp/flowhost/envs"  # noqa: S108
+    )
     otlp_endpoint: Annotated[
         str | None, _field("OTEL_EXPORTER_OTLP_ENDPOINT", pattern=r"^https?://[^\s/]+(/\S*)?$")
     ] = None
@@ -197,7 +205,7 @@ class ContainerSettings(BaseModel):
             return choice
         return value
 
-    @field_validator("code_dir")
+    @field_validator("code_dir", "environment_cache")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         if not value.is_absolute():

@@ -141,6 +141,9 @@ class EcsVersions:
             queue_name=queue.name,
             queue_url=queue.url,
             dead_letter_url=queue.dead_letter_url,
+            environment_digest=(
+                version.environment_digest if version.definition.environment else None
+            ),
         )
         task = self._task_definition(envelope, version.number, environment)
         name = self._service(envelope, version, task, target_group)

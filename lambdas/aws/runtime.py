@@ -13,6 +13,7 @@ import boto3
 
 from flowhost.lambdas.api import create_api, create_catalog
 from flowhost.lambdas.async_requests import AsyncRequests, AsyncSettings, create_async_app
+from flowhost.lambdas.aws.builds import EcsBuildRunner
 from flowhost.lambdas.aws.compute import EcsCompute
 from flowhost.lambdas.aws.fleet import EcsFleet
 from flowhost.lambdas.aws.metaflow import apply_metaflow_settings
@@ -22,9 +23,12 @@ from flowhost.lambdas.aws.routes import AlbRoutes
 from flowhost.lambdas.aws.settings import AwsSettings
 from flowhost.lambdas.callbacks import CallbackPolicy
 from flowhost.lambdas.deployments import Deployments
+from flowhost.lambdas.environments.builds import EnvironmentBuilds
+from flowhost.lambdas.environments.request import TargetPlatform
 from flowhost.lambdas.gateway import Gateway
 from flowhost.lambdas.s3objects import S3ObjectStore
 from flowhost.lambdas.store import PRODUCTION, StateStore
+from flowhost.lambdas.store.environments import EnvironmentRegistry
 from flowhost.lambdas.store.requests import RequestStore
 from flowhost.services.runtime.responses import error_body, send_json
 
@@ -96,8 +100,9 @@ class ControlPlane:
             ),
         )
         self.deployments = Deployments(
-            store, self.objects, self.fleet, deploy_timeout=settings.deploy_timeout
-        )
+            store, self.objects, self.fleet, deploy_timeout=settings.deploy_timeout,
+            environments=self._environments(settings, store, client("ecs")),
+        )  # fmt: skip
         secret = b""
         if settings.callback_secret_arn is not None:
             value = client("secretsmanager").get_secret_value(SecretId=settings.callback_secret_arn)
@@ -121,6 +126,25 @@ class ControlPlane:
             catalog=create_catalog(self.deployments),
             asynchronous=create_async_app(self.requests),
             fallback=_not_here,
+        )
+
+    def _environments(
+        self, settings: AwsSettings, store: StateStore, ecs: Any
+    ) -> EnvironmentBuilds | None:
+        """Environment builds with the stack's build task (None: the stack defines none)."""
+        if settings.build_task_definition is None or settings.build_security_group is None:
+            return None
+        runner = EcsBuildRunner(
+            ecs, cluster=settings.ecs_cluster, task_definition=settings.build_task_definition,
+            subnets=[s for s in settings.build_subnets.split(",") if s],
+            security_group=settings.build_security_group,
+        )  # fmt: skip
+        target = TargetPlatform(
+            python=settings.env_python, platform=settings.env_platform,
+            index_url=settings.package_index_url,
+        )  # fmt: skip
+        return EnvironmentBuilds(
+            store.engine, self.objects, runner, target, registry=EnvironmentRegistry(store.engine)
         )
 
     def drift(self) -> dict[str, list[str]]:

@@ -32,6 +32,12 @@ _ENV = {
     "callback_allow_private": "FLOWHOST_CALLBACK_ALLOW_PRIVATE",
     "balancer_url": "FLOWHOST_BALANCER_URL",
     "deploy_timeout": "FLOWHOST_DEPLOY_TIMEOUT",
+    "build_task_definition": "FLOWHOST_BUILD_TASK_DEFINITION",
+    "build_subnets": "FLOWHOST_BUILD_SUBNETS",
+    "build_security_group": "FLOWHOST_BUILD_SECURITY_GROUP",
+    "env_platform": "FLOWHOST_ENV_PLATFORM",
+    "env_python": "FLOWHOST_ENV_PYTHON",
+    "package_index_url": "FLOWHOST_PACKAGE_INDEX_URL",
 }
 
 
@@ -54,6 +60,13 @@ class AwsSettings(BaseModel):
     callback_allow_private: bool = False  # True: callbacks may go to non-public addresses
     balancer_url: str | None = None  # the internal ALB, e.g. http://internal-x.elb...:80
     deploy_timeout: float = Field(default=600.0, gt=0)  # seconds a new version has to start
+    # Environment builds: the build task and where it runs (None: the stack defines none)
+    build_task_definition: str | None = None
+    build_subnets: str = ""  # comma-separated subnet ids
+    build_security_group: str | None = None
+    env_platform: str = "x86_64-manylinux_2_28"  # uv --python-platform of service tasks
+    env_python: str = Field(default="3.11", pattern=r"^3\.\d+$")  # the runtime image's
+    package_index_url: str | None = None  # a private index (its credentials: the build task's)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AwsSettings:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from flowhost.errors import DeployError
-from flowhost.lambdas.environments import EnvironmentCache
+from flowhost.lambdas.environments.fetch import fetch_environment
 from flowhost.lambdas.local.launcher import InstanceLost, Launcher
 from flowhost.lambdas.local.pool import Instance, Pool
 from flowhost.lambdas.objectstore import ObjectStore
@@ -20,7 +21,9 @@ from flowhost.lambdas.store.records import VersionRecord
 from flowhost.services.packaging import package_key, unpack
 from flowhost.services.runtime.settings import RuntimeSettings
 
-__all__ = ["LocalCompute"]
+__all__ = ["ENVIRONMENT_PATH", "LocalCompute"]
+
+ENVIRONMENT_PATH = "FLOWHOST_ENVIRONMENT_PATH"  # the launcher puts it first on sys.path
 
 log = logging.getLogger("flowhost.compute")
 
@@ -34,7 +37,6 @@ class LocalCompute:
         objects: ObjectStore,
         launcher: Launcher,
         *,
-        environments: EnvironmentCache | None = None,
         ready_timeout: float = 120.0,
         drain_timeout: float = 30.0,
         on_exit: Callable[[Pool, Instance, int], None] | None = None,
@@ -44,8 +46,8 @@ class LocalCompute:
         self.home = home
         self.objects = objects
         self.launcher = launcher  # the platform's own interpreter
-        self.environments = environments or EnvironmentCache(home / "envs", objects)
-        self._launchers: dict[str, Launcher] = {sys.executable: launcher}
+        self.environment_cache = home / "envs"  # unpacked environments, one per digest
+        self._launchers: dict[str, Launcher] = {"": launcher}
         self._launcher_lock = asyncio.Lock()
         self._closing = False
         self.ready_timeout = ready_timeout
@@ -67,14 +69,22 @@ class LocalCompute:
                 shutil.rmtree(tmp, ignore_errors=True)
         return target
 
-    async def launcher_for(self, environment_digest: str) -> Launcher:
-        """The launcher of a version's environment, building the environment on first use."""
-        python = await asyncio.to_thread(self.environments.python, environment_digest)
+    async def launcher_for(self, version: VersionRecord) -> Launcher:
+        """The launcher of a version's environment: the platform's own, or one whose
+        interpreter has the version's built environment (fetched and checked on first
+        use) first on its path."""
+        if version.definition.environment is None:
+            return self._launchers[""]
+        digest = version.environment_digest
         async with self._launcher_lock:
-            launcher = self._launchers.get(python)
+            launcher = self._launchers.get(digest)
             if launcher is None:
-                name = f"launcher ({environment_digest[:12]})"
-                launcher = self._launchers[python] = Launcher(python, name=name)
+                fetched = await asyncio.to_thread(
+                    fetch_environment, self.objects, digest, self.environment_cache
+                )
+                env = {**os.environ, ENVIRONMENT_PATH: str(fetched.path)}
+                name = f"launcher ({digest[:19]})"
+                launcher = self._launchers[digest] = Launcher(sys.executable, env, name=name)
                 await launcher.start()
         return launcher
 
@@ -92,7 +102,7 @@ class LocalCompute:
     async def start(self, pool: Pool) -> Instance:
         """Start one instance of ``pool``'s version and wait until it is ready."""
         version = pool.version
-        launcher = await self.launcher_for(version.environment_digest)
+        launcher = await self.launcher_for(version)
         entry_file, _, class_name = version.definition.entrypoint.partition(":")
         settings = RuntimeSettings(
             run=version.artifact_run, version=f"v{version.number}", otlp_endpoint=self.otlp_endpoint

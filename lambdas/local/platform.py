@@ -27,9 +27,12 @@ from flowhost.lambdas.async_requests import (
     create_async_app,
 )
 from flowhost.lambdas.deployments import DEPLOY_TIMEOUT, Deployments
+from flowhost.lambdas.environments.builds import EnvironmentBuilds
+from flowhost.lambdas.environments.request import TargetPlatform
 from flowhost.lambdas.gateway import Gateway
 from flowhost.lambdas.local.access import AccessGate, serve_check
 from flowhost.lambdas.local.asyncjobs import LocalJobsConfig
+from flowhost.lambdas.local.builds import LocalBuildRunner
 from flowhost.lambdas.local.compute import LocalCompute
 from flowhost.lambdas.local.fleet import LocalFleet
 from flowhost.lambdas.local.health import HealthChecker, platform_health
@@ -40,6 +43,7 @@ from flowhost.lambdas.local.routes import RouteTable
 from flowhost.lambdas.local.scaler import Scaler
 from flowhost.lambdas.objectstore import LocalObjectStore
 from flowhost.lambdas.store import StateStore, VersionRecord
+from flowhost.lambdas.store.environments import EnvironmentRegistry
 from flowhost.lambdas.store.requests import RequestStore
 from flowhost.services.runtime.limits import raise_open_files_limit
 from flowhost.services.runtime.lingering import LingeringClose
@@ -72,6 +76,7 @@ class PlatformSettings:
     deploy_idle_tick: float = 1.0  # how often the state DB is looked at when none are
     auth: Literal["none", "token"] = "none"  # token: bearer tokens by role (local.access)
     open_services: bool = False  # with token auth: service routes need no token
+    package_index: str | None = None  # environments' index URL (default: uv's configuration)
 
 
 def callback_secret(home: Path, given: str | None) -> bytes:
@@ -100,6 +105,12 @@ class LocalPlatform:
         self.objects = LocalObjectStore(home / "objects")
         self.launcher = Launcher()
         self.routes = RouteTable()
+        self.builds = LocalBuildRunner(home / "objects", home / "logs" / "environments")
+        self.environments = EnvironmentBuilds(
+            self.store.engine, self.objects, self.builds,
+            TargetPlatform.here(settings.package_index),
+            registry=EnvironmentRegistry(self.store.engine),
+        )  # fmt: skip
         self.compute = LocalCompute(
             home, self.objects, self.launcher, ready_timeout=settings.ready_timeout,
             jobs=self._jobs_config, otlp_endpoint=settings.otlp_endpoint,
@@ -120,6 +131,7 @@ class LocalPlatform:
         self.deployments = Deployments(
             self.store, self.objects, self.fleet, deploy_timeout=settings.deploy_timeout,
             on_recorded=lambda _version: self._deploys_changed.set(),
+            environments=self.environments,
         )  # fmt: skip
         a = settings.asynchronous
         self.queues = LocalQueues(home / "queues.db", max_receive_count=a.max_attempts)
@@ -271,6 +283,7 @@ class LocalPlatform:
         await self.fleet.close()
         await self.scaler.close()
         await self.compute.close()
+        self.builds.close()
         self.queues.close()
         self.store.close()
         if self.tracing is not None:

@@ -167,5 +167,15 @@ def single() -> None:
         os._exit(code)
 
 
+def _activate_environment() -> None:
+    """A version's built environment (``FLOWHOST_ENVIRONMENT_PATH``) first on sys.path."""
+    path = os.environ.get("FLOWHOST_ENVIRONMENT_PATH")
+    if path:
+        from flowhost.lambdas.environments.fetch import activate
+
+        activate(Path(path))
+
+
 if __name__ == "__main__":
+    _activate_environment()
     single() if sys.argv[1:] == ["--single"] else main()

@@ -151,16 +151,23 @@ class DeployStore(Transactions):
 
     def move(
         self, deploy_id: int, source: DeployPhase, target: DeployPhase, message: str,
-        *, now: datetime, status: VersionStatus | None = None,
+        *, now: datetime, status: VersionStatus | None = None, deadline: datetime | None = None,
     ) -> bool:  # fmt: skip
         """``source -> target`` (and the version to ``status``) with a progress line, in one
         transaction; False (nothing changed) if the deploy was not in ``source``. The
-        lease stays with the caller, who releases it when its step ends."""
+        lease stays with the caller, who releases it when its step ends. ``deadline``:
+        the deploy's new deadline."""
+        changes: dict[str, object] = {
+            "phase": target,
+            "finished_at": now if target == "done" else None,
+        }
+        if deadline is not None:
+            changes["deadline"] = deadline
         with self._tx() as s:
             result = s.execute(
                 update(DeployRow)
                 .where(DeployRow.id == deploy_id, DeployRow.phase == source)
-                .values(phase=target, finished_at=now if target == "done" else None)
+                .values(**changes)
             )
             if not _changed(result):
                 return False

@@ -1,4 +1,4 @@
-"""Code packages are deterministic and content-addressed; environments digest stably."""
+"""Code packages are deterministic and content-addressed; the platform digest is stable."""
 
 from __future__ import annotations
 
@@ -7,11 +7,7 @@ import hashlib
 import os
 from pathlib import Path
 
-import pytest
-
-from flowhost.errors import DeployError
-from flowhost.lambdas.environments import resolve_environment
-from flowhost.services.config import Environment
+from flowhost.lambdas.environments.builds import platform_digest
 from flowhost.services.packaging import build_package, unpack
 
 
@@ -56,18 +52,6 @@ def test_unpack_restores_code_without_caches_venvs_or_hidden_files(tmp_path: Pat
     assert (tmp_path / "out" / "svc.py").read_text() == "print('svc')\n"
 
 
-def test_default_environment_digest_is_stable(tmp_path: Path) -> None:
-    first = resolve_environment(None, tmp_path)
-    assert first == resolve_environment(None, tmp_path)
-    assert first.lock is None
-    assert first.digest.startswith("sha256-")
-
-
-def test_named_environment_is_refused_locally_with_the_fix(tmp_path: Path) -> None:
-    with pytest.raises(DeployError, match=r"named environments \('gpu-torch'\).*requirements="):
-        resolve_environment(Environment(name="gpu-torch"), tmp_path)
-
-
-def test_requirements_missing_from_the_package(tmp_path: Path) -> None:
-    with pytest.raises(DeployError, match=r"requirements file 'reqs.txt' is not in the code"):
-        resolve_environment(Environment(requirements="reqs.txt"), tmp_path)
+def test_default_environment_digest_is_stable() -> None:
+    assert platform_digest() == platform_digest()
+    assert platform_digest().startswith("sha256-")
