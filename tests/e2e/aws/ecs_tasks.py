@@ -141,8 +141,9 @@ class RunTasks:
 
     def sync(self) -> None:
         """Pick up new tasks, stop those asked to stop, reap exits, start the waiting."""
-        wanted = set(self._list())
-        fresh = [arn for arn in wanted if arn not in self._seen]
+        listed = self._list()  # oldest first, as moto keeps them
+        wanted = set(listed)
+        fresh = [arn for arn in listed if arn not in self._seen]
         for raw in self._describe(fresh):
             self._seen.add(str(raw["taskArn"]))
             if _belongs_to_service(raw):

@@ -205,6 +205,7 @@ def test_at_most_two_run_at_once_and_the_others_wait_pending(
     running = [t.arn for t in ecs.run_tasks() if t.process is not None]
     assert len(running) == 2
     (waiting,) = set(arns) - set(running)
+    assert waiting == arns[-1]  # first come, first started
     states = {t["taskArn"]: t["lastStatus"] for t in describe(aws, cluster, *arns)}
     assert states == {**dict.fromkeys(running, "RUNNING"), waiting: "PENDING"}
     time.sleep(0.5)
