@@ -14,13 +14,13 @@ class Greeting(WebServiceSpec):
     environment = Environment(requirements="requirements.txt")
 
     def initialize(self) -> None:
-        import flowhost_greeting  # only in the version's environment
+        import flowhost_greeting  # pyright: ignore[reportMissingImports]  # only in its environment
 
         self.greet = flowhost_greeting.greet
 
     @endpoint
     def hello(self, request_dict: dict[str, Any]) -> dict[str, Any]:
-        import flowhost_greeting
+        import flowhost_greeting  # pyright: ignore[reportMissingImports]
 
         return {
             "greeting": self.greet(request_dict.get("name", "you")),
