@@ -141,10 +141,13 @@ def _line_problem(line: str) -> str | None:
         option = line.split()[0].split("=")[0]
         if "index" in option or option in ("-i", "-f", "--find-links"):
             return (
-                f"{option} is not accepted: the platform's package index is configured in "
-                "the platform stack"
+                f"a pip option ({option}), which the platform does not take: its package "
+                "index is configured in the platform stack"
             )
-        return f"pip option {option} is not accepted: list the packages themselves"
+        return (
+            f"a pip option ({option}), which the platform does not take: list the packages "
+            "themselves"
+        )
     try:
         Requirement(line)
     except InvalidRequirement as exc:

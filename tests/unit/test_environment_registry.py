@@ -180,10 +180,10 @@ def test_requirements_are_stripped_of_comments_and_blanks_in_order() -> None:
 @pytest.mark.parametrize(
     ("text", "said"),
     [
-        ("numpy\n-r base.txt", "requirements line 2: '-r base.txt' is pip option -r"),
-        ("-e .", "line 1: '-e .' is pip option -e"),
-        ("--index-url https://x/simple", "--index-url is not accepted: the platform's package"),
-        ("-i https://x/simple", "-i is not accepted: the platform's package index"),
+        ("numpy\n-r base.txt", "requirements line 2: '-r base.txt' is a pip option (-r)"),
+        ("-e .", "line 1: '-e .' is a pip option (-e), which the platform does not take"),
+        ("--index-url https://x/simple", "(--index-url), which the platform does not take: its"),
+        ("-i https://x/simple", "(-i), which the platform does not take: its package index"),
         ("numpy==", "line 1: 'numpy==' is not a requirement"),
         ("num py", "line 1: 'num py' is not a requirement"),
         ("pkg @ https://example.com/pkg.whl", "a form the platform does not take"),
