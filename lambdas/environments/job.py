@@ -40,7 +40,7 @@ from flowhost.lambdas.environments.layout import (
     manifest_key,
     request_key,
 )
-from flowhost.lambdas.environments.request import EnvironmentRequest
+from flowhost.lambdas.environments.request import EnvironmentRequest, runtime_pins
 from flowhost.lambdas.objectstore import LocalObjectStore, ObjectStore
 from flowhost.lambdas.store.models import utcnow
 
@@ -88,6 +88,13 @@ def build(
         f"locking {len(wanted)} requirement{'s' * (len(wanted) != 1)} "
         f"({', '.join(wanted)}) for {request.target.describe()}"
     )
+    here = runtime_pins()  # the runtime this build runs in: the one that serves
+    if here != request.runtime:
+        report.line(
+            "the runtime's pins differ from the control plane's; the lock keeps this "
+            "runtime's (the image versions run)"
+        )
+        request = request.model_copy(update={"runtime": here})
     lock_text = lock(request, work, index=index, log=report.line)
     to_install, provided = split_lock(lock_text, request.runtime)
     report.line(
