@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -192,6 +193,25 @@ class Client:
     def invoke(self, service: str, endpoint: str, data: Any, *, ref: str | None = None) -> Any:
         target = f"{service}@{ref}" if ref else service
         return self.request("POST", f"/{target}/{endpoint}", json=data)
+
+    # -- named environments ---------------------------------------------------------
+
+    def register_environment(
+        self, name: str, requirements: str, source: str = ""
+    ) -> dict[str, Any]:
+        """The revision ``requirements`` are as ``name``: a new one (``created``), or the
+        latest when it already has them (``created`` false)."""
+        body = {"requirements": requirements, "source": source}
+        return self.request("PUT", f"/api/environments/{quote(name, safe='')}", json=body)
+
+    def environments(self) -> list[dict[str, Any]]:
+        """The latest revision of each registered environment."""
+        return self.request("GET", "/api/environments")
+
+    def environment(self, name: str, revision: int | None = None) -> dict[str, Any]:
+        """``{latest, revisions}`` of ``name``; with ``revision``, that revision."""
+        path = f"/api/environments/{quote(name, safe='')}"
+        return self.request("GET", path if revision is None else f"{path}/revisions/{revision}")
 
     # -- asynchronous requests ------------------------------------------------------
 

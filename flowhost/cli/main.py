@@ -14,6 +14,7 @@ from rich.markup import escape
 
 import flowhost
 from flowhost.cli.connect import register as register_connect_commands
+from flowhost.cli.environments import register as register_environment_commands
 from flowhost.cli.exits import USAGE, UsageError, exit_code_of
 from flowhost.cli.output import JsonOption, err, print_json, wants_json
 from flowhost.cli.platform import checked_otlp_endpoint
@@ -141,6 +142,7 @@ register_version_commands(app)
 register_platform_commands(app)
 register_request_commands(app)
 register_connect_commands(app)
+register_environment_commands(app)
 
 
 def _fail(code: str, message: str, exit_code: int, as_json: bool) -> None:

@@ -45,7 +45,7 @@ __all__ = [
 
 ENVIRONMENT_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")  # as service names
 MAX_REQUIREMENTS = 65536  # characters of requirements text
-REGISTER_HINT = "register it with flowhost env register NAME --from requirements.txt"
+REGISTER = "flowhost env register {name} --from requirements.txt"  # the fix, in messages
 
 # One requirement line, in the form the platform accepts (a subset of PEP 508 every line
 # of which ``packaging`` parses): no URLs, no options; markers compare a few variables.
@@ -266,13 +266,12 @@ class EnvironmentRegistry(Transactions):
             )
         if latest is None:
             raise EnvironmentNotFound(
-                f"environment {name!r}: not registered on this platform. "
-                f"{REGISTER_HINT.replace('NAME', name)}, or see flowhost env list."
+                f"environment {name!r}: not registered on this platform. Register it with "
+                f"'{REGISTER.format(name=name)}', or see 'flowhost env list'."
             )
         raise EnvironmentNotFound(
-            f"environment {name!r}: no revision {revision} (revisions 1 to {latest}). "
-            f"Use {name}@{latest} or {name} for the latest, or "
-            f"{REGISTER_HINT.replace('NAME', name)}."
+            f"environment {name!r}: no revision {revision} (revisions 1 to {latest}). Give a "
+            f"revision that exists, e.g. '{name}@{latest}', or '{name}' for the latest."
         )
 
     def names(self) -> list[EnvironmentRevision]:

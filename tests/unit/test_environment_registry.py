@@ -95,8 +95,8 @@ def test_unknown_names_and_revisions_name_the_fix(registry: EnvironmentRegistry)
         registry.get("ghost")
     assert missing.value.code == "environment_not_found"
     assert missing.value.message == (
-        "environment 'ghost': not registered on this platform. register it with flowhost env "
-        "register ghost --from requirements.txt, or see flowhost env list."
+        "environment 'ghost': not registered on this platform. Register it with 'flowhost env "
+        "register ghost --from requirements.txt', or see 'flowhost env list'."
     )
     with pytest.raises(NotFoundError, match="not registered"):
         registry.revisions("ghost")
