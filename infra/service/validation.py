@@ -129,7 +129,7 @@ def _environment_problems(definition: ServiceDefinition, digest: str | None) -> 
     if not ENVIRONMENT_DIGEST.match(digest):
         problems.append(
             f"environment_digest must be 'sha256-' and 64 lowercase hex digits (got {digest!r}). "
-            "Pass the digest of the environment's build, e.g. from 'flowhost env' or a deploy"
+            "Pass the digest of a built environment, as the control plane records it"
         )
     if not definition.uses_gpu:
         problems.append(

@@ -197,3 +197,87 @@ def test_eks_needs_the_nat_gateway() -> None:
         "Pulumi.dev.yaml: flowhost:eksEnabled is true, so flowhost:natGateway must be true "
         "(got false)"
     )
+
+
+def test_environment_builds_have_working_defaults_and_an_optional_index() -> None:
+    cfg = load_config(stack_config("dev"), "dev")
+    size = cfg.environment_build
+    assert (size.cpu, size.memory_mib, size.ephemeral_storage_gib) == (1024, 4096, 40)
+    assert cfg.package_index is None
+    index = '{"url": "https://pypi.example.com/simple"}'
+    found = load_config(config_with(packageIndex=index), "dev").package_index
+    assert found is not None
+    assert (found.url, found.credentials_secret_arn) == ("https://pypi.example.com/simple", None)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        (
+            "environmentBuild",
+            '{"cpu": 1000}',
+            "Pulumi.dev.yaml: flowhost:environmentBuild.cpu: must be Fargate CPU units, one of "
+            "256, 512, 1024, 2048, 4096, 8192, 16384 (got 1000). Fix it in the stack file.",
+        ),
+        (
+            "environmentBuild",
+            '{"cpu": 1024, "memoryMib": 1024}',
+            "Pulumi.dev.yaml: flowhost:environmentBuild.memoryMib: Fargate takes 2048 to 8192 "
+            "MiB in steps of 1024 with cpu 1024; change memoryMib or cpu (got 1024). Fix it in "
+            "the stack file.",
+        ),
+        (
+            "environmentBuild",
+            '{"ephemeralStorageGib": 20}',
+            "Pulumi.dev.yaml: flowhost:environmentBuild.ephemeralStorageGib: Input should be "
+            "greater than or equal to 21 (got 20). Fix it in the stack file.",
+        ),
+        (
+            "environmentBuild",
+            '{"disk": 40}',
+            "Pulumi.dev.yaml: flowhost:environmentBuild.disk is not a platform setting. Known "
+            "keys: cpu, ephemeralStorageGib, memoryMib.",
+        ),
+        (
+            "packageIndex",
+            '{"url": "pypi.example.com"}',
+            "Pulumi.dev.yaml: flowhost:packageIndex.url: must be the index's URL, e.g. "
+            "https://pypi.example.com/simple (got 'pypi.example.com'). Fix it in the stack file.",
+        ),
+        (
+            "packageIndex",
+            '{"credentialsSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:p"}',
+            "Pulumi.dev.yaml: flowhost:packageIndex.url is required. Set it in the stack file.",
+        ),
+        (
+            "packageIndex",
+            '{"url": "http://pypi.internal/simple", '
+            '"credentialsSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:p"}',
+            "Pulumi.dev.yaml: flowhost:packageIndex.credentialsSecretArn: is sent to the index "
+            "only over https: make url an https:// URL (got 'arn:aws:secretsmanager:us-east-1:"
+            "123456789012:secret:p'). Fix it in the stack file.",
+        ),
+        (
+            "packageIndex",
+            '{"url": "https://pypi.example.com/simple", "credentialsSecretArn": "pypi-creds"}',
+            "Pulumi.dev.yaml: flowhost:packageIndex.credentialsSecretArn: must be the ARN of a "
+            'Secrets Manager secret holding {"username": ..., "password": ...}, e.g. '
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:pypi-credentials "
+            "(got 'pypi-creds'). Fix it in the stack file.",
+        ),
+    ],
+)
+def test_bad_build_settings_name_the_key_the_value_and_the_fix(
+    key: str, value: str, expected: str
+) -> None:
+    assert error_for(**{key: value}) == expected
+
+
+def test_an_index_url_with_credentials_is_refused_without_showing_them() -> None:
+    message = error_for(packageIndex='{"url": "https://bob:hunter2@pypi.example.com/simple"}')
+    assert message == (
+        "Pulumi.dev.yaml: flowhost:packageIndex.url: must not carry credentials "
+        "(user:password@): put them in a Secrets Manager secret and set credentialsSecretArn "
+        "(got 'https://***@pypi.example.com/simple'). Fix it in the stack file."
+    )
+    assert "hunter2" not in message

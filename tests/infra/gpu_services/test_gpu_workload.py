@@ -300,8 +300,13 @@ def test_pods_run_unprivileged(run: WorkloadRun) -> None:
         "runAsNonRoot": True,
         "capabilities": {"drop": ["ALL"]},
     }
-    mounts = {m["mountPath"] for m in container["volumeMounts"]}
-    assert mounts == {"/tmp", "/dev/shm"}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    # Every writable path is an emptyDir of the pod's own (the root file system is read-only).
+    assert mounts == {"/tmp": "tmp", "/dev/shm": "dshm", "/tmp/flowhost/envs": "envs"}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert set(volumes) == set(mounts.values())
+    assert all("emptyDir" in v for v in volumes.values())
+    assert volumes["envs"]["emptyDir"] == {}  # environments can be large: no memory medium
 
 
 def test_keda_owns_the_replica_count(run: WorkloadRun) -> None:

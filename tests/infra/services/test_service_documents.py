@@ -30,8 +30,10 @@ from policies.engine import PolicyConfig, evaluate  # noqa: E402
 
 # Statements on things shared by every service (the reason is in infra/service_role.py);
 # PullImage: the platform's runtime image repository (no image= given); PullCollector*: the
-# platform's cached ADOT collector (pulling it, and filling the cache on a first pull).
+# platform's cached ADOT collector (pulling it, and filling the cache on a first pull);
+# BuiltEnvironments: the platform's built environments (content-addressed, any version's).
 SHARED = {
+    "BuiltEnvironments",
     "PullCollector",
     "PullCollectorFillCache",
     "BucketKey",
@@ -135,7 +137,13 @@ def test_every_statement_is_scoped_to_the_service(
     expected = {"OwnCodePackage", "OwnAsyncObjects", "OwnQueue", "OwnQueueKey", "BucketKey",
                 "CollectorMetrics", "Traces", "OwnLogGroup", "CollectorConfig",
                 "PullImage", "RegistryLogin", "PullCollector",
-                "PullCollectorFillCache"}  # fmt: skip
+                "PullCollectorFillCache", "BuiltEnvironments"}  # fmt: skip
+    # Built environments: read-only, and only under environments/ of the platform bucket.
+    built = statements["BuiltEnvironments"]
+    assert (built["Action"], built["Resource"]) == (
+        ["s3:GetObject"],
+        "arn:aws:s3:::flowhost-dev-data-0004/environments/*",
+    )
     assert set(statements) == expected | ({"OwnArtifacts"} if service == "scored" else set())
 
 

@@ -135,3 +135,28 @@ def test_a_gpu_service_with_eks_becomes_a_gpu_workload_not_an_ecs_service() -> N
     envelope = ServiceEnvelope.model_validate_json(run.named("big-envelope").inputs["value"])
     assert (envelope.service, envelope.ecs) == ("big", None)
     assert run.named("big-envelope").inputs["name"] == "/flowhost/dev/services/big"
+
+
+def test_an_environment_digest_is_a_build_digest_for_a_stack_run_gpu_version() -> None:
+    message = failure(environment_digest="sha256-ABC")
+    lines = message.splitlines()
+    assert lines == [
+        "ServiceSpec 'tiny': environment_digest must be 'sha256-' and 64 lowercase hex digits "
+        "(got 'sha256-ABC'). Pass the digest of a built environment, as the control plane "
+        "records it.",
+        "ServiceSpec 'tiny': environment_digest applies to GPU services, whose version the "
+        "stack runs (got 'sha256-ABC' for a CPU service). The control plane resolves a CPU "
+        "version's environment at deploy: drop environment_digest.",
+    ]
+    good = "sha256-" + "0f" * 32
+    assert "applies to GPU services" in failure(environment_digest=good)
+    caught: list[str] = []
+
+    def build() -> dict[str, Any]:
+        with pytest.raises(ValueError, match=r"^ServiceSpec ") as error:
+            ServiceSpec("big", spec=Big, platform=platform(eks=True), environment_digest="x")
+        caught.append(str(error.value))
+        return {}
+
+    assert run_services(build).resources == []
+    assert caught[0].startswith("ServiceSpec 'big': environment_digest must be 'sha256-'")
