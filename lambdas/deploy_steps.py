@@ -137,6 +137,10 @@ class DeployStepper:
                 self.deploys.progress, version.service, version.number
             ) if line.message.startswith(_BUILD)
         ]  # fmt: skip
+        if progress.started is not None:
+            await asyncio.to_thread(
+                self.deploys.say, deploy.id, f"environment build started ({progress.started})"
+            )
         earlier = progress.state == "built" and not said  # built before this deploy asked
         for line in [] if earlier else progress.lines[len(said) :]:
             await asyncio.to_thread(self.deploys.say, deploy.id, _BUILD + line)

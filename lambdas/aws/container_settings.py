@@ -45,6 +45,8 @@ CONTRACT: dict[str, str] = {
     "FLOWHOST_METAFLOW_AUTH_SECRET_ARN": "Set the ARN of the secret holding the metadata "
     "service's auth key, or leave it unset when METAFLOW_SERVICE_AUTH_KEY is injected "
     "(optional)",
+    "FLOWHOST_ENVIRONMENT_DIGEST": "Set the version's environment digest, sha256-<64 lowercase "
+    "hex digits>, or leave it unset when the service declares no environment (optional)",
     "FLOWHOST_BUCKET": "Set the platform bucket's name",
     "FLOWHOST_KMS_KEY_ARN": "Set the platform KMS key's ARN",
     "FLOWHOST_ASYNC_PREFIX": "Set async/<service>/ (the prefix async payloads and results "

@@ -79,6 +79,7 @@ class BuildProgress:
     lines: list[str] = field(default_factory=list[str])
     error: str | None = None
     manifest: EnvironmentManifest | None = None
+    started: str | None = None  # the handle of a build this call started
 
 
 class EnvironmentBuilds:
@@ -186,7 +187,7 @@ class EnvironmentBuilds:
         handle = self.runner.start(digest)
         self.builds.set_runner(digest, handle)
         log.info("environment build started", extra={"fields": {"digest": digest, "by": handle}})
-        return BuildProgress("building", [f"started ({handle})"])
+        return BuildProgress("building", started=handle)
 
     def _follow(self, digest: str, record: BuildRecord, now: datetime) -> BuildProgress:
         status = self.status(digest)

@@ -45,6 +45,7 @@ def test_the_bootstrap_reads_exactly_what_service_spec_sets() -> None:
     pinned = {"FLOWHOST_RUN", "FLOWHOST_ARTIFACT_FLOW"}
     # The platform's Metaflow settings: set when the stack has them (flowhost:metaflow).
     optional = pinned | {"FLOWHOST_METAFLOW_NAMESPACE", "FLOWHOST_METAFLOW_AUTH_SECRET_ARN"}
+    optional |= {"FLOWHOST_ENVIRONMENT_DIGEST"}  # set for services that declare one
     for name, env in envs.items():
         ours = {k for k in env if k.startswith(("FLOWHOST_", "AWS_"))}
         assert ours <= read, f"{name}: set but never read: {sorted(ours - read)}"
