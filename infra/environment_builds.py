@@ -13,7 +13,7 @@ platform bucket and writes the archive, manifest and build status under ``enviro
   group ``/flowhost/<env>/environment-builds`` and, for a private index whose credentials
   are in Secrets Manager (``flowhost:packageIndex``), read that one secret, which ECS puts
   in ``FLOWHOST_PACKAGE_INDEX_CREDENTIALS``. Credentials are nowhere else: not in the task
-  definition, the control plane's settings, the logs or the stack's state.
+  definition, the control plane's settings or the stack's state.
 
 Both roles carry the services' permissions boundary. The log group keeps CloudWatch Logs'
 own encryption, as every platform log group does (the key policy grants Logs nothing).

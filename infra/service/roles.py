@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 import pulumi
 import pulumi_aws as aws
 
+from flowhost.infra.environment_builds import ENVIRONMENTS_PREFIX
 from flowhost.infra.iam import (
     Account,
     Statement,
@@ -66,7 +67,7 @@ METAFLOW_PREFIX = "metaflow/"
 # Every code package the control plane may record for a version (package_key's shape).
 PACKAGES_PATTERN = "packages/sha256-*"
 # Every built environment (manifests and archives, flowhost.infra.environment_builds).
-ENVIRONMENTS_PATTERN = "environments/*"
+ENVIRONMENTS_PATTERN = f"{ENVIRONMENTS_PREFIX}*"
 TASKS_PRINCIPAL = "ecs-tasks.amazonaws.com"
 ECR_PULL = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
 _ECR_IMAGE = re.compile(

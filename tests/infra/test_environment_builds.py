@@ -244,6 +244,29 @@ def test_the_control_plane_knows_where_builds_run(stack: PlatformRun) -> None:
         assert task.urn in fn.property_dependencies["environment"], fn.name
 
 
+def test_the_control_plane_reads_the_build_settings_the_stack_sets(
+    stack: PlatformRun, indexed: PlatformRun
+) -> None:
+    """Across the seam: the functions' variables, read by the control plane's own settings
+    (lambdas/aws/settings.py), and its RunTask request (lambdas/aws/builds.py) naming the
+    container and command the task definition has."""
+    from flowhost.lambdas.aws.settings import AwsSettings
+
+    for run, index in ((stack, None), (indexed, INDEX_URL)):
+        env = run.outputs["environment"]
+        (fn, *_) = run.of_type(FUNCTION)
+        read = AwsSettings.from_env(fn.inputs["environment"]["variables"]).model_dump()
+        assert read["build_task_definition"] == f"flowhost-{env}-environment-build"
+        assert read["build_subnets"].split(",") == run.outputs["privateSubnetIds"]
+        assert read["build_security_group"] == run.named(f"flowhost-{env}-net-builds").id
+        assert (read["env_platform"], read["env_python"]) == (ENV_PLATFORM, ENV_PYTHON)
+        assert read["package_index_url"] == index
+    builds = pytest.importorskip("flowhost.lambdas.aws.builds")
+    (build,) = json.loads(task_definition(stack).inputs["containerDefinitions"])
+    assert build["name"] == builds.BUILD_CONTAINER
+    assert tuple(builds.COMMAND) == tuple(build["command"])
+
+
 def arn(service: str, resource: str) -> str:
     return f"arn:aws:{service}:{REGION}:{ACCOUNT_ID}:{resource}"
 
