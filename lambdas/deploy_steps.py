@@ -141,7 +141,9 @@ class DeployStepper:
             await asyncio.to_thread(
                 self.deploys.say, deploy.id, f"environment build started ({progress.started})"
             )
-        earlier = progress.state == "built" and not said  # built before this deploy asked
+        earlier = (  # built before this deploy was recorded: its lines are another's
+            progress.manifest is not None and progress.manifest.built_at < deploy.created_at
+        )  # built before this deploy asked
         for line in [] if earlier else progress.lines[len(said) :]:
             await asyncio.to_thread(self.deploys.say, deploy.id, _BUILD + line)
         if progress.state == "failed":
@@ -154,7 +156,7 @@ class DeployStepper:
             return "failed"
         if progress.state == "building":
             return "building"
-        assert progress.manifest is not None
+        assert progress.manifest is not None  # built
         await asyncio.to_thread(
             self.deploys.say, deploy.id,
             f"environment {digest[:19]}... {'was built earlier' if earlier else 'built'}: "

@@ -35,6 +35,11 @@ from tests.e2e.aws.apigw import ApiGateway, Identity
 from tests.e2e.aws.lambdas import LambdaEmulator, LambdaFunction
 from tests.e2e.aws.stack import REGION, StackBridge, StackRecord
 from tests.integration.support import free_port
+from tests.support.pyindex import (
+    PackageIndex,
+    index_wheels,  # noqa: F401  # pyright: ignore[reportUnusedImport]
+    package_index,  # noqa: F401  # pyright: ignore[reportUnusedImport]
+)
 
 ADMIN = ("AKIAFLOWHOSTADMIN001", "flowhost-admin-secret-key")
 ADMIN_ARN = "arn:aws:iam::123456789012:user/platform-admin"
@@ -86,17 +91,30 @@ def bridge(moto_endpoint: str, lambdas: LambdaEmulator) -> Iterator[StackBridge]
 
 
 @pytest.fixture(scope="session")
-def platform(bridge: StackBridge, base_env: dict[str, str]) -> StackRecord:
+def platform(
+    bridge: StackBridge,
+    base_env: dict[str, str],
+    package_index: PackageIndex,  # noqa: F811
+) -> StackRecord:
     """``pulumi up`` of the dev platform stack into the emulated account. Its Metaflow
     settings (``flowhost:metaflow``, which the dev stack file leaves to its user) name the
-    session's local metadata and datastore, where the example flow runs for real."""
+    session's local metadata and datastore, where the example flow runs for real; its
+    package index (``flowhost:packageIndex``) is the session's private one, its
+    credentials in a Secrets Manager secret, as an operator sets it up."""
     metaflow = {
         "metadata": "local",
         "datastore": "local",
         "datastoreRoot": base_env["METAFLOW_DATASTORE_SYSROOT_LOCAL"],
         "namespace": f"user:{base_env['USERNAME']}",
     }
-    return bridge.run_platform("dev", {"flowhost:metaflow": json.dumps(metaflow)})
+    secret = bridge.client("secretsmanager").create_secret(
+        Name="pypi-credentials", SecretString=package_index.credentials_json
+    )
+    index = {"url": package_index.url, "credentialsSecretArn": secret["ARN"]}
+    return bridge.run_platform(
+        "dev",
+        {"flowhost:metaflow": json.dumps(metaflow), "flowhost:packageIndex": json.dumps(index)},
+    )
 
 
 @pytest.fixture(scope="session")

@@ -207,9 +207,9 @@ def task_environment(
 ) -> dict[str, str]:
     """Everything a Fargate task's container starts with, in ECS's order: the image's
     ``ENV``; what ECS adds (the task role's credentials, region, metadata URI) and what
-    stands in for the task's network and disk (``FLOWHOST_HOST``, ``HOME``/``TMPDIR`` and
-    ``FLOWHOST_CODE_DIR`` under ``home``, ``AWS_ENDPOINT_URL``); the container's
-    ``environment``, then a RunTask override's ``environment`` (``overrides``); its
+    stands in for the task's network and disk (``FLOWHOST_HOST``; ``HOME``, ``TMPDIR``,
+    ``FLOWHOST_CODE_DIR`` and ``FLOWHOST_ENV_CACHE`` under ``home``; ``AWS_ENDPOINT_URL``);
+    the container's ``environment``, then a RunTask override's ``environment`` (``overrides``); its
     ``secrets`` resolved. Raises TaskStartError where ECS would not start the task."""
     home.mkdir(parents=True, exist_ok=True)
     env = image_environment(python)
@@ -227,6 +227,7 @@ def task_environment(
         ECS_CONTAINER_METADATA_URI_V4=f"http://169.254.170.2/v4/{metadata_id}",
         FLOWHOST_HOST=address,
         FLOWHOST_CODE_DIR=str(home / "code"),
+        FLOWHOST_ENV_CACHE=str(home / "envs"),  # the task's own disk, as on Fargate
     )
     for item in [*container.get("environment", []), *overrides]:
         env[str(item["name"])] = str(item["value"])

@@ -261,8 +261,8 @@ def shorten_edge_budget(lambdas: LambdaEmulator, platform: StackRecord) -> None:
     lambdas.register(dataclasses.replace(activator, environment=environment))
 
 
-def production(signed: httpx.Client) -> int:
-    return int(signed.get("/api/services/sentiment").json()["aliases"]["production"])
+def production(signed: httpx.Client, service: str = "sentiment") -> int:
+    return int(signed.get(f"/api/services/{service}").json()["aliases"]["production"])
 
 
 def active_services(bridge: StackBridge, platform: StackRecord) -> set[str]:
