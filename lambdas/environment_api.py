@@ -43,6 +43,8 @@ _ERRORS: dict[int, str] = {
     400: "The body is not JSON (code: malformed_json)",
     401: "No verified identity on AWS (code: unauthenticated)",
     404: "No environment of that name, or no such revision (code: environment_not_found)",
+    409: "Registrations of the name raced and this one lost twice; nothing was written, "
+    "register again (code: environment_conflict)",
     422: "A parameter or the body is invalid (codes: validation_error, invalid_environment); "
     "the message names the field or the requirements line",
     503: "The state store is unavailable (code: state_unavailable); retry after Retry-After",
@@ -100,7 +102,7 @@ def environments_router(
         "/api/environments/{name}", status_code=201, response_model=RegisteredRevision,
         responses={200: {"description": "The latest revision already has these requirements",
                          "model": RegisteredRevision},
-                   **_responses(400, 401, 422, 503)},
+                   **_responses(400, 401, 409, 422, 503)},
     )  # fmt: skip
     def register_environment(  # pyright: ignore[reportUnusedFunction]
         name: EnvironmentName, body: EnvironmentRegistration, actor: Actor

@@ -3,9 +3,10 @@
 ``Environment(name="sentiment-train")`` in a service refers to the latest revision of
 that name when the version is deployed; ``"sentiment-train@3"`` to revision 3. A revision
 never changes once written: registering different requirements makes the next revision,
-registering the latest's requirements again returns the latest. Revision numbers come
-from the database's unique ``(name, revision)`` constraint, so two registrations at once
-never share a number (the loser retries once, on top of the winner).
+registering the latest's requirements again returns the latest. Registrations of one name
+take turns (SQLite's write lock; a PostgreSQL advisory lock per name), and the unique
+``(name, revision)`` constraint holds even without them: two registrations never share
+a number (the loser retries once, on top of the winner).
 
 Requirements are pip requirement lines in a form the platform states in its OpenAPI
 document (:data:`REQUIREMENTS_PATTERN`): a name, extras, version clauses and simple
@@ -15,6 +16,7 @@ environment markers; comments and blank lines are dropped. Options (``-r``, ``-e
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from typing import TypeVar
@@ -22,6 +24,7 @@ from typing import TypeVar
 from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select
+from sqlalchemy import text as sql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,6 +37,7 @@ __all__ = [
     "ENVIRONMENT_NAME",
     "MAX_REQUIREMENTS",
     "REQUIREMENTS_PATTERN",
+    "EnvironmentConflict",
     "EnvironmentNotFound",
     "EnvironmentRegistry",
     "EnvironmentRevision",
@@ -90,6 +94,13 @@ class EnvironmentNotFound(NotFoundError):
     """No environment of that name, or no such revision of it."""
 
     code = "environment_not_found"
+
+
+class EnvironmentConflict(FlowhostError):
+    """Registrations of one name raced and this one lost twice: nothing was written."""
+
+    code = "environment_conflict"
+    status = 409
 
 
 class EnvironmentRevision(BaseModel):
@@ -188,6 +199,12 @@ def normalise_requirements(text: str, *, origin: str = "requirements") -> str:
     return "\n".join(lines)
 
 
+def _lock_key(name: str) -> int:
+    """The PostgreSQL advisory lock that takes registrations of ``name`` one at a time."""
+    digest = hashlib.sha256(f"flowhost environment {name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def _revision(row: EnvironmentRow) -> EnvironmentRevision:
     return EnvironmentRevision(
         name=row.name, revision=row.revision, requirements=row.requirements,
@@ -210,12 +227,20 @@ class EnvironmentRegistry(Transactions):
             .limit(1)
         ).one_or_none()
 
-    def _retrying(self, attempt: Callable[[], T]) -> T:
-        """``attempt()``; once more if another registration took its number first."""
+    def _retrying(self, name: str, attempt: Callable[[], T]) -> T:
+        """``attempt()``; once more if another registration took its number first, and
+        ``EnvironmentConflict`` if one did again."""
         try:
             return attempt()
         except IntegrityError:
+            pass
+        try:
             return attempt()
+        except IntegrityError:
+            raise EnvironmentConflict(
+                f"environment {name!r}: other registrations took the next revision twice "
+                "while this one was being written; nothing was registered. Register again."
+            ) from None
 
     def put(
         self, name: str, requirements: str, source: str, actor: str
@@ -227,6 +252,8 @@ class EnvironmentRegistry(Transactions):
 
         def attempt() -> tuple[EnvironmentRevision, bool]:
             with self._tx() as s:
+                if s.get_bind().dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE
+                    s.execute(sql("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(name)})
                 latest = self._latest(s, name)
                 if latest is not None and latest.requirements == text:
                     return _revision(latest), False
@@ -238,7 +265,7 @@ class EnvironmentRegistry(Transactions):
                 s.flush()  # the unique (name, revision) is checked here, in the retry
                 return _revision(row), True
 
-        return self._retrying(attempt)
+        return self._retrying(name, attempt)
 
     def register(
         self, name: str, requirements: str, source: str, actor: str

@@ -26,6 +26,7 @@ from flowhost.lambdas.deployments import Deployments
 from flowhost.lambdas.store import StateStore
 from flowhost.lambdas.store.environments import (
     REQUIREMENTS_PATTERN,
+    EnvironmentConflict,
     EnvironmentRegistry,
     EnvironmentRevision,
     InvalidEnvironment,
@@ -140,8 +141,9 @@ def test_a_registration_retries_only_once(
         return s.scalars(select(EnvironmentRow).where(EnvironmentRow.revision == 1)).one()
 
     monkeypatch.setattr(EnvironmentRegistry, "_latest", staticmethod(always_stale))
-    with pytest.raises(IntegrityError):
+    with pytest.raises(EnvironmentConflict, match=r"nothing was registered\. Register again\."):
         registry.register("env", "pandas", "s", "bob")
+    assert [r.revision for r in registry.revisions("env")] == [1, 2]
 
 
 def test_the_unique_constraint_holds_revisions_apart(store: StateStore) -> None:
