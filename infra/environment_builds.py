@@ -15,8 +15,10 @@ platform bucket and writes the archive, manifest and build status under ``enviro
   in ``FLOWHOST_PACKAGE_INDEX_CREDENTIALS``. Credentials are nowhere else: not in the task
   definition, the control plane's settings or the stack's state.
 
-Both roles carry the services' permissions boundary. The log group keeps CloudWatch Logs'
-own encryption, as every platform log group does (the key policy grants Logs nothing).
+Both roles carry the services' permissions boundary; they are platform roles
+(``flowhost-<env>-builds-*``, no path), not service roles (``/flowhost/<env>/services/``),
+so the control plane may pass them by name only. The log group keeps CloudWatch Logs' own
+encryption, as every platform log group does (the key policy grants Logs nothing).
 """
 
 from __future__ import annotations
@@ -70,11 +72,6 @@ def build_family(environment: str) -> str:
 def build_log_group(environment: str) -> str:
     """Under the services' log group prefix, which the permissions boundary allows."""
     return f"{service_log_group_prefix(environment)}environment-builds"
-
-
-def build_role_path(environment: str) -> str:
-    """Not the services' path: the control plane passes these two roles by name only."""
-    return f"/flowhost/{environment}/builds/"
 
 
 @dataclass(frozen=True)
@@ -215,7 +212,6 @@ class EnvironmentBuilds(pulumi.ComponentResource):
                 f"{name}-{key}-role",
                 description=f"flowhost {env}: {what}",
                 assume_role_policy=assume_role_policy(TASKS_PRINCIPAL),
-                path=build_role_path(env),
                 permissions_boundary=args.permissions_boundary_arn,
                 max_session_duration=3600,
                 tags=tags(f"{name}-{key}-role"),

@@ -183,7 +183,9 @@ def test_the_build_roles_do_only_what_a_build_needs(stack: PlatformRun) -> None:
     for key_ in ("task", "execution"):
         role = stack.named(f"flowhost-{env}-builds-{key_}-role").inputs
         assert role["permissionsBoundary"] == stack.outputs["servicePermissionsBoundaryArn"]
-        assert role["path"] == f"/flowhost/{env}/builds/"  # not the services' (PassServiceRoles)
+        # A platform role (ci-deploy manages flowhost-<env>-*), not a service role: the
+        # control plane's PassServiceRoles (by the services' path) does not cover it.
+        assert "path" not in role
         trust = json.loads(role["assumeRolePolicy"])["Statement"]
         assert [s["Principal"] for s in trust] == [{"Service": "ecs-tasks.amazonaws.com"}]
         document = json.loads(stack.named(f"flowhost-{env}-builds-{key_}-policy").inputs["policy"])
@@ -336,6 +338,40 @@ def test_a_private_index_reaches_the_build_and_its_credentials_stay_in_their_sec
     for key in ("task", "execution"):
         document = json.loads(indexed.named(f"flowhost-dev-builds-{key}-policy").inputs["policy"])
         assert findings_above_low(document, "identity") == []
+
+
+def ci_allows(document: dict[str, Any], action: str, resource: str) -> bool:
+    """An Allow of ``action`` on ``resource`` and no Deny of it (conditions aside)."""
+
+    def matches(s: dict[str, Any]) -> bool:
+        return action in as_list(s["Action"]) and any(
+            fnmatch.fnmatchcase(resource, p) for p in as_list(s["Resource"])
+        )
+
+    found = [s for s in document["Statement"] if matches(s)]
+    return any(s["Effect"] == "Allow" for s in found) and all(s["Effect"] == "Allow" for s in found)
+
+
+def test_ci_deploy_may_create_what_builds_need() -> None:
+    """``pulumi up`` from CI (infra/ci_grants.py) creates the build roles, passes them to the
+    task definition, registers it and creates its log group."""
+    config = stack_file("dev") | {
+        "flowhost:githubRepository": "acme/models",
+        "flowhost:pulumiStateBackend": "s3://acme-pulumi/flowhost",
+    }
+    run = run_program("dev", config)
+    deploy = json.loads(run.named("flowhost-dev-ci-deploy-policy").inputs["policy"])
+    roles = [
+        f"arn:aws:iam::{ACCOUNT_ID}:role/{run.named(f'flowhost-dev-builds-{k}-role').name}"
+        for k in ("task", "execution")
+    ]
+    for role in roles:
+        for action in ("iam:CreateRole", "iam:PutRolePolicy", "iam:PassRole", "iam:TagRole"):
+            assert ci_allows(deploy, action, role), (action, role)
+    family = arn("ecs", "task-definition/flowhost-dev-environment-build:1")
+    assert ci_allows(deploy, "ecs:RegisterTaskDefinition", family)
+    group = arn("logs", "log-group:/flowhost/dev/environment-builds")
+    assert ci_allows(deploy, "logs:CreateLogGroup", group)
 
 
 def test_the_stack_with_an_index_passes_the_policy_pack(indexed: PlatformRun) -> None:
