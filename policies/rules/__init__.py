@@ -6,7 +6,17 @@ from __future__ import annotations
 from typing import Final
 
 from policies.model import ResourceRule, Rule, StackRule
-from policies.rules import api_grants, compute, database, iam, logs, network, storage, tags
+from policies.rules import (
+    api_grants,
+    compute,
+    credentials,
+    database,
+    iam,
+    logs,
+    network,
+    storage,
+    tags,
+)
 
 ALL_RULES: Final[tuple[Rule, ...]] = (
     *storage.RULES,
@@ -17,6 +27,7 @@ ALL_RULES: Final[tuple[Rule, ...]] = (
     *logs.RULES,
     *tags.RULES,
     *compute.RULES,
+    *credentials.RULES,
 )
 RESOURCE_RULES: Final = tuple(r for r in ALL_RULES if isinstance(r, ResourceRule))
 STACK_RULES: Final = tuple(r for r in ALL_RULES if isinstance(r, StackRule))

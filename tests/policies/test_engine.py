@@ -42,6 +42,8 @@ def stack(*, broken: bool, environment: str = "dev") -> list[Resource]:
         "Action": "sts:AssumeRoleWithWebIdentity",
         "Condition": {"StringEquals": {f"{github}:aud": "sts.amazonaws.com", **sub}},
     }
+    index = "https://bob:pw@pypi.example.com" if broken else "https://pypi.example.com"
+    secret = "arn:aws:secretsmanager:us-east-1:1:secret:pypi"
     api = "arn:aws:execute-api:us-east-1:1:a1b2c3"
     api_grant = {
         "Effect": "Allow",
@@ -136,6 +138,22 @@ def stack(*, broken: bool, environment: str = "dev") -> list[Resource]:
             {"serviceNamespace": "ecs", "resourceId": "service/flowhost/sentiment", "tags": tags},
         ),
         res("aws:sqs/queue:Queue", "jobs", {"tags": {} if broken else tags}),
+        res(  # an index URL, without credentials (they come from a secret)
+            "aws:ecs/taskDefinition:TaskDefinition",
+            "build",
+            {
+                "containerDefinitions": json.dumps(
+                    [
+                        {
+                            "name": "build",
+                            "environment": [{"name": "INDEX_URL", "value": index}],
+                            "secrets": [{"name": "INDEX_CREDENTIALS", "valueFrom": secret}],
+                        }
+                    ]
+                ),
+                "tags": tags,
+            },
+        ),
     ]
     return resources
 
