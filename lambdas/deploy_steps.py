@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from flowhost.errors import DeployError, FlowhostError, NotFoundError
@@ -52,6 +52,7 @@ class DeployStepper:
         lease: float,
         clock: Callable[[], datetime],
         environments: EnvironmentBuilds | None = None,
+        deploy_timeout: float = 600.0,
     ) -> None:
         self.store = store
         self.deploys = deploys
@@ -60,6 +61,7 @@ class DeployStepper:
         self.lease = lease  # seconds one step may take before another process may retry it
         self.clock = clock
         self.environments = environments
+        self.deploy_timeout = deploy_timeout  # seconds to start, once the environment is built
 
     async def advance(self) -> int:
         """Move every unfinished deploy one step; returns how many are still unfinished.
@@ -113,10 +115,11 @@ class DeployStepper:
                 await self._fail(deploy, version, exc.message, now)
                 return False
             # the deadline is for starting: a build's time does not count against it
-            deadline = now + (deploy.options.deadline - deploy.created_at)
+            built = version.definition.environment is not None and self.environments is not None
             await asyncio.to_thread(
                 self.deploys.move, deploy.id, "recorded", "starting",
-                "starting the first instance", now=now, deadline=deadline,
+                "starting the first instance", now=now,
+                deadline=now + timedelta(seconds=self.deploy_timeout) if built else None,
             )  # fmt: skip
             return True
         return await self._check(deploy, version, now)

@@ -90,7 +90,7 @@ class Deployments:
         self.on_recorded = on_recorded
         self.stepper = DeployStepper(
             store, self.deploys, fleet, self._promote_step, lease=lease, clock=clock,
-            environments=environments,
+            environments=environments, deploy_timeout=deploy_timeout,
         )  # fmt: skip
 
     def upload(self, digest: str, archive: bytes) -> bool:

@@ -87,8 +87,8 @@ def test_deploys_left_by_an_older_control_plane_fail_on_upgrade(store_url: str) 
         store.migrate()
         deploy(store, ready=False)  # deploying, with no deploy row to advance it
         with store.engine.begin() as conn:  # as a control plane at 0003 left it
-            conn.execute(text("DROP TABLE deploy_progress"))
-            conn.execute(text("DROP TABLE deploys"))
+            for table in ("environment_builds", "environments", "deploy_progress", "deploys"):
+                conn.execute(text(f"DROP TABLE {table}"))  # tables of 0004 and later
             conn.execute(text("UPDATE alembic_version SET version_num = '0003'"))
         store.migrate()
         [version] = store.versions("echo")
