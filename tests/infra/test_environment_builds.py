@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 import re
@@ -378,6 +379,19 @@ def test_the_stack_with_an_index_passes_the_policy_pack(indexed: PlatformRun) ->
     resources = [as_policy_resource(r) for r in indexed.resources if r.custom]
     violations = evaluate(resources, pack_config("dev"))
     assert violations == [], "\n".join(f"{v.policy}: {v.message}" for v in violations)
+
+
+def test_the_pack_refuses_credentials_put_in_the_build_task(indexed: PlatformRun) -> None:
+    task = task_definition(indexed)
+    (build,) = json.loads(task.inputs["containerDefinitions"])
+    plain = {"name": CREDENTIALS_VARIABLE, "value": '{"username": "ci", "password": "pw"}'}
+    build["environment"].append(plain)
+    broken = dataclasses.replace(
+        task, inputs={**task.inputs, "containerDefinitions": json.dumps([build])}
+    )
+    resources = [as_policy_resource(broken if r is task else r) for r in indexed.resources]
+    failed = {v.policy for v in evaluate(resources, pack_config("dev"))}
+    assert failed == {"no-plaintext-credentials-in-environment"}
 
 
 @pytest.fixture(scope="module")
