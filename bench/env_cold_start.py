@@ -1,7 +1,7 @@
 """Cold start of a version with a ~100 MB environment, on the real build job and bootstrap.
 
     uv run --locked python bench/env_cold_start.py [--rounds 5] [--modules 1500]
-        [--data-mb 80] [--start-timeout 120] [--budget 900] [--json PATH]
+        [--data-mb 80] [--attempts 2] [--max-other-load 0.3] [--budget 900] [--json PATH]
 
 1. Build: two wheels made with tests/support/pyindex.make_wheel and served by its
    PackageIndex on 127.0.0.1: ``benchlib`` (``--modules`` small modules in 30
@@ -13,17 +13,27 @@
 2. Serve: the objects and a code package (flowhost.services.packaging) go to S3 on a moto
    server (ThreadedMotoServer, 127.0.0.1); ``python -m flowhost.lambdas.aws.container``
    starts with a task's environment (FLOWHOST_ASYNC=off). Wall time from process start to
-   ``/readyz`` answering 200, split with the bootstrap's own log lines (millisecond
-   timestamps; "environment ready" gives the fetch + check + unpack seconds, "instance
-   ready" the initialize seconds, which is the import of ``benchlib``).
+   ``/readyz`` answering 200 (polled every ``--poll`` s), split with the bootstrap's own
+   log lines (millisecond timestamps): "startup" up to the code package unpacked, less the
+   environment (interpreter, bootstrap imports, code package); "environment" the seconds
+   "environment ready" gives (fetch + check + unpack); "serving setup" from the code
+   package to initialize's start (class load, app, uvicorn); "import" initialize's seconds
+   ("instance ready"), which is ``import benchlib``. Also the bootstrap's CPU seconds and
+   peak resident memory (VmHWM) up to ready, and what other processes used meanwhile
+   ("others' load", cores): a start during which others used more than
+   ``--max-other-load`` is redone, ``--attempts`` tries in all, the quietest kept.
 3. Cases, round-robin over ``--rounds`` rounds: the same service without an environment
    (its initialize imports nothing); first start (empty FLOWHOST_ENV_CACHE); cached start
    (the cache the round's first start left). Every start gets a fresh FLOWHOST_CODE_DIR.
 
 The bootstrap logs fetch + check + unpack as one number; to show how it divides, the
 benchmark times the same steps apart, in its own process (S3 GET from moto, SHA-256, tar
-extract). Everything is loopback; every process started is stopped on exit. Writes
-bench/results/env_cold_start.json unless ``--json`` says otherwise.
+extract). It also checks whether the unpacked environment's bytecode is used (a fresh
+interpreter accepts a timestamp pyc only if it names the source's mtime and size) and
+times ``import benchlib`` in a fresh process from the environment as unpacked and from a
+copy recompiled to unchecked-hash bytecode. Everything is loopback; every process started
+is stopped on exit. Writes bench/results/env_cold_start.json unless ``--json`` says
+otherwise; the bootstraps' and the build's logs go to bench/results/logs/.
 """
 
 from __future__ import annotations
@@ -301,7 +311,17 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_once(env: dict[str, str], log: Path, timeout: float, expect_env: bool) -> dict[str, Any]:
+def _peak_rss(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024 / 1e6
+    return 0.0
+
+
+def start_once(
+    env: dict[str, str], log: Path, timeout: float, expect_env: bool, poll: float
+) -> dict[str, Any]:
     """One bootstrap from process start to /readyz 200, then a request, then SIGTERM."""
     port = free_port()
     env = {**env, "FLOWHOST_PORT": str(port)}
@@ -322,14 +342,14 @@ def start_once(env: dict[str, str], log: Path, timeout: float, expect_env: bool)
                 listening = now
             if status == 200:
                 total = now
-                cpu = _cpu_seconds(proc.pid)
+                cpu, peak = _cpu_seconds(proc.pid), _peak_rss(proc.pid)
                 others = machine_busy_seconds() - busy - cpu - (time.process_time() - own)
                 break
             if proc.poll() is not None:
                 raise RuntimeError(f"the bootstrap exited with {proc.returncode}; see {log}")
             if now > timeout:
                 raise RuntimeError(f"not ready after {timeout:.0f}s; see {log}")
-            time.sleep(0.01)
+            time.sleep(poll)
         with urllib.request.urlopen(f"{base}/info", timeout=5) as resp:
             info = json.loads(resp.read())
         req = urllib.request.Request(f"{base}/ping", data=b'{"text":"hi"}', method="POST",
@@ -353,7 +373,7 @@ def start_once(env: dict[str, str], log: Path, timeout: float, expect_env: bool)
     result: dict[str, Any] = {
         "total_s": total, "listening_s": listening, "import_s": init_s,
         "readyz_after_ready_s": total - ready_at, "modules": answer["modules"],
-        "cpu_s": cpu, "others_load": max(0.0, others / total),
+        "cpu_s": cpu, "peak_rss_mb": peak, "others_load": max(0.0, others / total),
     }  # fmt: skip
     code_at = lines["code package unpacked"]["t"] - epoch
     env_s, cached = 0.0, None
@@ -387,7 +407,7 @@ def quietest(
             env["FLOWHOST_ENV_CACHE"] = str(here)
         env["FLOWHOST_CODE_DIR"] = str(work / f"code-{rnd}-{case[:5]}-{attempt}")  # fresh
         log = RESULTS / "logs" / f"env_cold_start-{case.replace(' ', '_')}-{rnd}-{attempt}.log"
-        got = start_once(env, log, args.start_timeout, case != CASES[0])
+        got = start_once(env, log, args.start_timeout, case != CASES[0], args.poll)
         if got["cached"] is not (None if case == CASES[0] else case == CASES[2]):
             raise RuntimeError(f"{case}: the bootstrap said cached={got['cached']}; see {log}")
         got["attempts"] = attempt + 1
@@ -569,7 +589,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     summary = {
         case: {field: _stats([r[field] for r in rows]) for field in
                ("total_s", "environment_s", "import_s", "startup_s", "serve_setup_s",
-                "readyz_after_ready_s", "rest_s", "cpu_s", "others_load")}
+                "readyz_after_ready_s", "rest_s", "cpu_s", "peak_rss_mb", "others_load")}
         for case, rows in runs.items()
     }  # fmt: skip
     return {
@@ -596,8 +616,8 @@ def report(result: dict[str, Any]) -> str:
         f"| {build['pack_s']:.1f} | {build['store_s']:.1f} |",
         "",
         "| start | to ready, median s | p90 s | min-max s | startup s | environment s "
-        "| serving setup s | import s | CPU s | others' load | runs |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| serving setup s | import s | CPU s | peak RSS MB | others' load | runs |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for case, s in result["summary"].items():
         total = s["total_s"]
@@ -606,6 +626,7 @@ def report(result: dict[str, Any]) -> str:
             f"| {total['min']:.2f}-{total['max']:.2f} | {s['startup_s']['median']:.2f} "
             f"| {s['environment_s']['median']:.2f} | {s['serve_setup_s']['median']:.2f} "
             f"| {s['import_s']['median']:.2f} | {s['cpu_s']['median']:.2f} "
+            f"| {s['peak_rss_mb']['median']:.0f} "
             f"| {s['others_load']['max']:.2f} | {len(result['runs'][case])} |"
         )
     apart_, imports = result["apart"], result["import_apart"]
@@ -635,6 +656,7 @@ def main() -> int:
     parser.add_argument(
         "--attempts", type=int, default=2, help="tries per start, the quietest kept"
     )
+    parser.add_argument("--poll", type=float, default=0.05, help="s between /readyz polls")
     parser.add_argument("--max-other-load", type=float, default=0.3, help="cores others may use")
     parser.add_argument("--json", type=Path, default=RESULTS / "env_cold_start.json")
     args = parser.parse_args()
