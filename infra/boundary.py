@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from flowhost.infra.build_config import PackageIndexSettings
 from flowhost.infra.iam import Account, Statement, policy_json
 from flowhost.infra.images import CACHE_FILL, cache_prefix
 from flowhost.infra.metaflow_access import datastore_statements
@@ -34,6 +35,9 @@ class BoundaryArgs:
     adot_config_arn: pulumi.Input[str]
     tagging: Tagging
     metaflow: MetaflowSettings | None = None  # its datastore root and auth key
+    # the private package index, whose credentials the environment build's execution
+    # role reads (its own grant says so; the boundary only lets it)
+    package_index: PackageIndexSettings | None = None
 
 
 def boundary_statements(args: BoundaryArgs) -> list[Statement]:
@@ -51,6 +55,15 @@ def boundary_statements(args: BoundaryArgs) -> list[Statement]:
                     [args.metaflow.auth_secret_arn],
                 )
             )
+    index = args.package_index
+    if index is not None and index.credentials_secret_arn is not None:
+        metaflow.append(
+            Statement(
+                "PackageIndexCredentials",
+                ["secretsmanager:GetSecretValue"],
+                [index.credentials_secret_arn],
+            )
+        )
     return [
         *metaflow,
         Statement(

@@ -117,7 +117,7 @@ class Platform(pulumi.ComponentResource):
             f"{name}-boundary",
             BoundaryArgs(
                 account, storage.bucket_arn, kms.key_arn, queue_prefix, obs.adot_config.arn,
-                tagging, metaflow=cfg.metaflow,
+                tagging, metaflow=cfg.metaflow, package_index=cfg.package_index,
             ),
             child,
         )  # fmt: skip

@@ -220,11 +220,6 @@ def test_every_build_grant_is_within_the_permissions_boundary(stack: PlatformRun
     assert outside == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="infra/boundary.py has no statement for flowhost:packageIndex.credentialsSecretArn, "
-    "so the boundary denies the execution role's read of the index's secret",
-)
 def test_the_boundary_lets_the_execution_role_read_the_index_secret(
     indexed: PlatformRun,
 ) -> None:
@@ -323,11 +318,16 @@ def test_a_private_index_reaches_the_build_and_its_credentials_stay_in_their_sec
         variables = fn.inputs["environment"]["variables"]
         assert variables["FLOWHOST_PACKAGE_INDEX_URL"] == INDEX_URL
         assert INDEX_SECRET not in json.dumps(variables)  # the control plane never reads it
-    # Only the task definition (an ARN to resolve) and the execution role name the secret.
+    # Only the task definition (an ARN to resolve), the execution role and the boundary
+    # that lets it name the secret.
     naming = sorted(
         r.name for r in indexed.resources if INDEX_SECRET in json.dumps(r.inputs, default=str)
     )
-    assert naming == ["flowhost-dev-builds-execution-policy", "flowhost-dev-builds-task"]
+    assert naming == [
+        "flowhost-dev-boundary-policy",
+        "flowhost-dev-builds-execution-policy",
+        "flowhost-dev-builds-task",
+    ]
     # No resource holds credentials: no URL with user:password@, no secret value for the
     # index (the one secret version is the callback key's), and the credentials variable
     # only as the name ECS fills from the secret.
