@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from flowhost.client_errors import DeployError
+from flowhost.errors import FlowhostError
 from tests.e2e.harness import SERVICES, Platform, PlatformFactory
 from tests.integration.support import FLOWHOST, poll
 from tests.support.pyindex import (
@@ -102,3 +103,30 @@ def test_the_package_index_url_refuses_credentials(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "FLOWHOST_PACKAGE_INDEX_CREDENTIALS" in done.stderr
     assert "secret" not in done.stderr + done.stdout
+
+
+NAMED = SERVICES / "named_env" / "service.py"
+UNREGISTERED = SERVICES / "named_env" / "unregistered.py"
+
+
+def test_a_named_environment_is_pinned_by_the_versions_that_use_it(
+    env_platform: Platform,
+) -> None:
+    client = env_platform.client
+    first = client.register_environment("greetings", f"{GREETING}==1.0\n", "requirements.txt")
+    assert first["revision"] == 1
+    v1 = env_platform.deploy(NAMED, promote=True)
+    assert any("from environment greetings@1" in line for line in v1["progress"]), v1
+    assert client.invoke("greeter", "hello", {"name": "one"})["greeting"] == "hello one"
+
+    second = client.register_environment("greetings", f"{GREETING}>=1.0\n", "pyproject.toml")
+    assert second["revision"] == 2
+    v2 = env_platform.deploy(NAMED)
+    assert any("from environment greetings@2" in line for line in v2["progress"]), v2
+    assert v2["environment_digest"] != v1["environment_digest"]
+    # the name moved on; the version that used revision 1 did not
+    assert client.version("greeter", 1)["environment_digest"] == v1["environment_digest"]
+    assert client.invoke("greeter", "hello", {"name": "still"})["greeting"] == "hello still"
+
+    with pytest.raises(FlowhostError, match=r"nobody-registered-this.*flowhost env register"):
+        env_platform.deploy(UNREGISTERED)
