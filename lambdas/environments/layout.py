@@ -3,8 +3,7 @@
 ``environments/<digest>/request.json``   what to build (:class:`EnvironmentRequest`)
 ``environments/<digest>/build.json``     how the build goes (:class:`BuildStatus`)
 ``environments/<digest>/manifest.json``  what was built (:class:`EnvironmentManifest`)
-``environments/archives/<lock>.tar.gz``  the packed install, one per lock: two requests
-                                         that lock the same packages share it
+``environments/archives/<digest>.tar.gz``  the packed install
 No credentials are ever written to any of them.
 """
 
@@ -41,8 +40,8 @@ def manifest_key(digest: str) -> str:
     return f"environments/{digest}/manifest.json"
 
 
-def archive_key(lock_digest: str) -> str:
-    return f"environments/archives/{lock_digest}.tar.gz"
+def archive_key(digest: str) -> str:
+    return f"environments/archives/{digest}.tar.gz"
 
 
 class BuildStatus(BaseModel):
