@@ -68,9 +68,7 @@ class EnvironmentBuildStore(Transactions):
                     EnvironmentBuildRow.state == seen.state,
                     EnvironmentBuildRow.started_at == seen.started_at,
                 )
-                .values(
-                    state="building", runner=None, error=None, started_at=now, finished_at=None
-                )
+                .values(state="building", runner=None, error=None, started_at=now, finished_at=None)
             )
             return cast(CursorResult[Any], result).rowcount == 1
 
