@@ -100,6 +100,7 @@ def environments_router(
 
     @router.put(
         "/api/environments/{name}", status_code=201, response_model=RegisteredRevision,
+        response_description="A new revision, with these requirements",
         responses={200: {"description": "The latest revision already has these requirements",
                          "model": RegisteredRevision},
                    **_responses(400, 401, 409, 422, 503)},
@@ -114,7 +115,10 @@ def environments_router(
         return JSONResponse(answer.model_dump(mode="json"), status_code=201 if created else 200)
 
     @router.get(
-        "/api/environments", response_model=list[EnvironmentRevision], responses=_responses(503)
+        "/api/environments",
+        response_model=list[EnvironmentRevision],
+        responses=_responses(503),
+        response_description="The latest revision of each environment, by name",
     )
     def list_environments() -> list[EnvironmentRevision]:  # pyright: ignore[reportUnusedFunction]
         """The latest revision of every registered environment, by name."""
@@ -122,7 +126,7 @@ def environments_router(
 
     @router.get(
         "/api/environments/{name}", response_model=EnvironmentDetail,
-        responses=_responses(404, 422, 503),
+        responses=_responses(404, 422, 503), response_description="The environment",
     )  # fmt: skip
     def show_environment(name: EnvironmentName) -> EnvironmentDetail:  # pyright: ignore[reportUnusedFunction]
         """The environment's latest revision and all its revisions, oldest first."""
@@ -131,7 +135,7 @@ def environments_router(
 
     @router.get(
         "/api/environments/{name}/revisions/{revision}", response_model=EnvironmentRevision,
-        responses=_responses(404, 422, 503),
+        responses=_responses(404, 422, 503), response_description="The revision",
     )  # fmt: skip
     def show_revision(name: EnvironmentName, revision: RevisionNumber) -> EnvironmentRevision:  # pyright: ignore[reportUnusedFunction]
         """One revision of the environment."""
