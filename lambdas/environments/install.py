@@ -155,8 +155,8 @@ class Packed:
 
 
 def pack(target: Path) -> Packed:
-    """The directory as a gzip tar (sorted, no owners, fixed times: the same install packs
-    to the same bytes)."""
+    """The directory as a gzip tar (sorted, no owners; files keep their times, so the
+    compiled bytecode stays valid where it is unpacked)."""
     buffer = io.BytesIO()
     size = files = 0
     with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
@@ -166,7 +166,7 @@ def pack(target: Path) -> Packed:
             info = tar.gettarinfo(str(path), arcname=path.relative_to(target).as_posix())
             info.uid = info.gid = 0
             info.uname = info.gname = ""
-            info.mtime = 0
+            # mtimes are kept: each .pyc records its source's, and is used only if they match
             if info.isfile():
                 size += info.size
                 files += 1

@@ -132,6 +132,11 @@ def test_a_build_from_a_private_index_fetches_and_imports(
     assert not fetched.cached
     assert fetched.archive_bytes == manifest.archive_bytes
     assert fetch_environment(objects, req.digest, tmp_path / "cache").cached
+    # the bytecode compiled by the build is valid where it is unpacked (its source's mtime)
+    source = fetched.path / "flowhost_greeting" / "__init__.py"
+    [compiled] = (fetched.path / "flowhost_greeting" / "__pycache__").glob("__init__.*.pyc")
+    header = compiled.read_bytes()[8:12]
+    assert int.from_bytes(header, "little") == int(source.stat().st_mtime)
     probe = (
         "import sys; from pathlib import Path; "
         "from flowhost.lambdas.environments.fetch import activate; "
