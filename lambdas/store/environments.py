@@ -32,6 +32,7 @@ from flowhost.errors import FlowhostError, NotFoundError
 from flowhost.lambdas.store.models import EnvironmentRow
 from flowhost.lambdas.store.records import UtcDatetime
 from flowhost.lambdas.store.sessions import Transactions
+from flowhost.services.compile import SERVICE_NAME
 
 __all__ = [
     "ENVIRONMENT_NAME",
@@ -47,7 +48,7 @@ __all__ = [
     "normalise_requirements",
 ]
 
-ENVIRONMENT_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")  # as service names
+ENVIRONMENT_NAME = SERVICE_NAME  # a DNS-safe slug, as service names are
 MAX_REQUIREMENTS = 65536  # characters of requirements text
 REGISTER = "flowhost env register {name} --from requirements.txt"  # the fix, in messages
 
@@ -123,7 +124,7 @@ class EnvironmentRevision(BaseModel):
 
 def check_name(name: str) -> str:
     """``name`` if it is a DNS-safe slug, else ``InvalidEnvironment`` saying the rule."""
-    if not ENVIRONMENT_NAME.match(name):
+    if not ENVIRONMENT_NAME.fullmatch(name):
         raise InvalidEnvironment(
             "environment name: must be a DNS-safe slug: lowercase letters, digits and '-', "
             f"starting with a letter, at most 63 characters (got {name!r}). "

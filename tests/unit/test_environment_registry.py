@@ -156,7 +156,7 @@ def test_the_unique_constraint_holds_revisions_apart(store: StateStore) -> None:
 @pytest.mark.parametrize(
     ("name", "ok"),
     [("sentiment-train", True), ("a", True), ("Sentiment", False), ("-x", False),
-     ("x-", False), ("a" * 64, False), ("under_score", False)],
+     ("x-", False), ("a" * 64, False), ("under_score", False), ("env\n", False)],
 )  # fmt: skip
 def test_names_are_dns_safe_slugs(registry: EnvironmentRegistry, name: str, ok: bool) -> None:
     if ok:
