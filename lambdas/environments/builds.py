@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
 from pydantic import ValidationError
 from sqlalchemy import Engine
@@ -41,11 +41,9 @@ from flowhost.lambdas.environments.request import (
 )
 from flowhost.lambdas.objectstore import ObjectStore
 from flowhost.lambdas.store.env_builds import BuildRecord, EnvironmentBuildStore
+from flowhost.lambdas.store.environments import EnvironmentRegistry, environment_ref
 from flowhost.lambdas.store.models import utcnow
 from flowhost.services.config import Environment
-
-if TYPE_CHECKING:
-    from flowhost.lambdas.store.environments import EnvironmentRegistry
 
 __all__ = ["BuildProgress", "BuildRunner", "EnvironmentBuilds", "platform_digest"]
 
@@ -109,12 +107,12 @@ class EnvironmentBuilds:
     ) -> EnvironmentRequest:
         """The request for what ``service`` declares, stored under its digest."""
         if environment.name is not None:
-            name, _, pinned = environment.name.partition("@")
+            name, pinned = environment_ref(environment.name)
             if self.registry is None:
                 raise DeployError(
                     f"environment: named environments ({name!r}) need the platform's registry."
                 )
-            revision = self.registry.get(name, int(pinned) if pinned else None)
+            revision = self.registry.get(name, pinned)
             requirements = revision.requirements
             source = f"environment {name}@{revision.revision}"
         else:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from flowhost.errors import DeployError
+from flowhost.errors import DeployError, FlowhostError
 from flowhost.lambdas.environments.builds import EnvironmentBuilds, platform_digest
 from flowhost.lambdas.environments.fetch import EnvironmentUnavailable, fetch_environment
 from flowhost.lambdas.environments.install import split_lock
@@ -261,6 +261,8 @@ def test_named_and_missing_environments_fail_with_the_fix(
         envs.request_for(Environment(requirements="empty.txt"), tmp_path, "svc")
     with pytest.raises(DeployError, match=r"named environments \('gpu'\) need the platform"):
         envs.request_for(Environment(name="gpu"), None, "svc")
+    with pytest.raises(FlowhostError, match=r"'gpu@abc': the revision after '@' must be a number"):
+        envs.request_for(Environment(name="gpu@abc"), None, "svc")
 
 
 def test_build_status_json_has_no_unknown_fields() -> None:
