@@ -68,6 +68,7 @@ CONTROL_PLANE_ROUTES: Final[tuple[tuple[str, str, Role], ...]] = (
     ("GET", "/api/environments", "readers"),
     ("GET", "/api/environments/{name}", "readers"),
     ("GET", "/api/environments/{name}/revisions/{revision}", "readers"),
+    ("GET", "/api/environments/{name}/revisions/{revision}/build", "readers"),
     ("PUT", "/api/packages/{digest}", "deployers"),
     ("POST", "/api/services/{service}/versions", "deployers"),
     ("POST", "/api/services/{service}/versions/{number}/audits", "deployers"),
@@ -75,6 +76,7 @@ CONTROL_PLANE_ROUTES: Final[tuple[tuple[str, str, Role], ...]] = (
     ("POST", "/api/services/{service}/aliases/{alias}/rollback", "deployers"),
     ("DELETE", "/api/services/{service}/versions/{number}", "deployers"),
     ("PUT", "/api/environments/{name}", "deployers"),
+    ("POST", "/api/environments/{name}/revisions/{revision}/build", "deployers"),
 )
 # JWT authorizer: the scopes a route accepts (any one of them), by the role it is for.
 SCOPES: Final[dict[Role, tuple[str, ...]]] = {

@@ -26,6 +26,7 @@ import flowhost
 from flowhost.errors import FlowhostError
 from flowhost.lambdas.deployments import AuditResult, Deployments, DeployRequest
 from flowhost.lambdas.environment_api import environments_router
+from flowhost.lambdas.environment_builds_api import environment_builds_router
 from flowhost.lambdas.identity import Actor
 from flowhost.lambdas.identity import router as identity_router
 from flowhost.lambdas.request_detail import request_detail_router
@@ -223,6 +224,7 @@ def create_api(
     app.include_router(identity_router)
     app.include_router(request_detail_router(deployments))  # /api/requests/{id}/detail
     app.include_router(environments_router(lambda: EnvironmentRegistry(deployments.store.engine)))
+    app.include_router(environment_builds_router(deployments))  # .../revisions/{n}/build
 
     @app.get("/api/healthz")
     def healthz() -> dict[str, Any]:  # pyright: ignore[reportUnusedFunction]

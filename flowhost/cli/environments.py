@@ -4,11 +4,13 @@ A service runs in a named environment with ``Environment(name="sentiment-train")
 latest revision when it is deployed) or ``"sentiment-train@3"`` (pinned). ``register``
 reads requirements from a file, a flow's step or a run's step
 (:mod:`flowhost.envsources`) and records them as the next revision, or answers the latest
-when it already has them; ``list`` and ``show`` read what is registered.
+when it already has them; ``list`` and ``show`` read what is registered; ``build`` builds
+a revision for the platform's target ahead of any deploy and prints its digest.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 import typer
@@ -18,6 +20,7 @@ from flowhost.cli.connect import TargetOption, UrlOption
 from flowhost.cli.connect import client as _client
 from flowhost.cli.exits import UsageError
 from flowhost.cli.output import JsonOption, out, print_json
+from flowhost.errors import FlowhostError
 
 __all__ = ["env_app", "register"]
 
@@ -150,6 +153,65 @@ def show_environment(
     )  # fmt: skip
     for line in shown["requirements"].split("\n"):
         out.print(f"  {line}", soft_wrap=True, markup=False)
+
+
+class EnvironmentBuildFailed(FlowhostError):
+    code = "environment_build_failed"
+
+
+class EnvironmentBuildTimedOut(FlowhostError):
+    code = "timed_out"
+
+
+@env_app.command("build")
+def build_environment(
+    name: Annotated[str, typer.Argument(help="NAME (the latest revision) or NAME@REVISION.")],
+    wait: Annotated[
+        bool, typer.Option(help="Follow the build to its end (--no-wait: start it and return).")
+    ] = True,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to follow the build before giving up.", min=1)
+    ] = 1800.0,
+    json_output: JsonOption = False,
+    target_name: TargetOption = None,
+    url: UrlOption = None,
+) -> None:
+    """Build an environment for the platform's target, and print its digest.
+
+    A deploy builds what its version needs; this builds ahead, e.g. for a GPU service,
+    whose stack passes the digest to ServiceSpec(environment_digest=...)."""
+    env_name, pinned = _ref(name)
+    with _client(target_name, url) as client:
+        revision = pinned or client.environment(env_name)["latest"]["revision"]
+        path = f"/api/environments/{env_name}/revisions/{revision}/build"
+        build: dict[str, Any] = client.request("POST", path)
+        said = 0
+        deadline = time.monotonic() + timeout
+        while True:
+            if not json_output:
+                for line in build["lines"][said:]:
+                    out.print(f"  build | {line}", soft_wrap=True, markup=False)
+                said = max(said, len(build["lines"]))
+            if build["state"] != "building" or not wait:
+                break
+            if time.monotonic() > deadline:
+                raise EnvironmentBuildTimedOut(
+                    f"environment {build['environment']}: still building after {timeout:g}s. "
+                    f"Follow it with 'flowhost env build {build['environment']}' again."
+                )
+            time.sleep(1.0)
+            build = client.request("GET", path)
+    if json_output:
+        print_json(build)
+    if build["state"] == "failed":
+        raise EnvironmentBuildFailed(
+            f"environment {build['environment']} could not be built for {build['target']}: "
+            f"{build['error']}"
+        )
+    if not json_output:
+        what = build["summary"] or "building"
+        out.print(f"{build['environment']}: {build['digest']} ({what})", soft_wrap=True,
+                  markup=False)  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

@@ -180,6 +180,20 @@ class EnvironmentBuilds:
             return BuildProgress("failed", status.lines if status else [], record.error)
         return self._follow(digest, record, now)
 
+    def view(self, digest: str) -> BuildProgress | None:
+        """How the build of ``digest`` goes, starting nothing (None: never asked for)."""
+        manifest = self.manifest(digest)
+        status = self.status(digest)
+        lines = status.lines if status else []
+        if manifest is not None:
+            return BuildProgress("built", lines, manifest=manifest)
+        record = self.builds.get(digest)
+        if record is None:
+            return None
+        if record.state != "building":
+            return BuildProgress("failed", lines, record.error or "no environment was built")
+        return self._follow(digest, record, self.clock())
+
     def _start(self, digest: str, *, again: bool = False) -> BuildProgress:
         self.objects.delete(build_key(digest)) if again else None
         handle = self.runner.start(digest)

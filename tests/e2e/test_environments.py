@@ -5,12 +5,15 @@ production stays as it was."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
+from flowhost.cli.output import schema_of
 from flowhost.client_errors import DeployError
 from flowhost.errors import FlowhostError
 from tests.e2e.harness import SERVICES, Platform, PlatformFactory
@@ -130,3 +133,25 @@ def test_a_named_environment_is_pinned_by_the_versions_that_use_it(
 
     with pytest.raises(FlowhostError, match=r"nobody-registered-this.*flowhost env register"):
         env_platform.deploy(UNREGISTERED)
+
+
+def test_a_named_environment_is_built_ahead_and_its_digest_printed(
+    env_platform: Platform,
+) -> None:
+    env_platform.client.register_environment("gpu-greetings", f"{GREETING}==1.0\n", "test")
+    path = "/api/environments/gpu-greetings/revisions/1/build"
+    unbuilt = env_platform.http.get(path)
+    assert unbuilt.status_code == 404
+    assert "flowhost env build gpu-greetings@1" in unbuilt.json()["error"]["message"]
+    cli = [str(FLOWHOST), "env", "build", "gpu-greetings", "--url", env_platform.url]
+    built = subprocess.run(cli, capture_output=True, text=True, timeout=300, check=False)
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert "build | locking 1 requirement" in built.stdout
+    last = built.stdout.strip().splitlines()[-1]
+    assert last.startswith("gpu-greetings@1: sha256-")
+    again = subprocess.run([*cli, "--json"], capture_output=True, text=True, timeout=60, check=True)
+    doc = json.loads(again.stdout)
+    jsonschema.validate(doc, schema_of("env-build"))
+    assert doc["state"] == "built"
+    assert doc["digest"] in last
+    assert env_platform.http.get(path).json()["digest"] == doc["digest"]
