@@ -26,8 +26,8 @@ from tests.support.pyindex import (
     package_index,  # noqa: F401  # pyright: ignore[reportUnusedImport]
 )
 
-GREETING_SERVICE = SERVICES / "greeting_env" / "service.py"
-NATIVE_SERVICE = SERVICES / "native_env" / "service.py"
+GREETING_SERVICE = SERVICES / "greeting_env" / "greeting.py"
+NATIVE_SERVICE = SERVICES / "native_env" / "native.py"
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_the_package_index_url_refuses_credentials(tmp_path: Path) -> None:
     assert "secret" not in done.stderr + done.stdout
 
 
-NAMED = SERVICES / "named_env" / "service.py"
+NAMED = SERVICES / "named_env" / "greeter.py"
 UNREGISTERED = SERVICES / "named_env" / "unregistered.py"
 
 

@@ -30,8 +30,8 @@ from tests.support.pyindex import GREETING, NATIVE, PackageIndex
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-GREETING_SERVICE = ROOT / "tests" / "e2e" / "services" / "greeting_env" / "service.py"
-NATIVE_SERVICE = ROOT / "tests" / "e2e" / "services" / "native_env" / "service.py"
+GREETING_SERVICE = ROOT / "tests" / "e2e" / "services" / "greeting_env" / "greeting.py"
+NATIVE_SERVICE = ROOT / "tests" / "e2e" / "services" / "native_env" / "native.py"
 BUILD = "flowhost.lambdas.environments.job"
 
 
