@@ -28,7 +28,13 @@ from flowhost.lambdas.store.environments import (
 )
 from flowhost.services.openapi import error_response
 
-__all__ = ["EnvironmentDetail", "EnvironmentRegistration", "environments_router"]
+__all__ = [
+    "EnvironmentDetail",
+    "EnvironmentName",
+    "EnvironmentRegistration",
+    "RevisionNumber",
+    "environments_router",
+]
 
 EnvironmentName = Annotated[
     str,
@@ -37,7 +43,9 @@ EnvironmentName = Annotated[
         description="the environment's name: a DNS-safe slug, e.g. sentiment-train",
     ),
 ]  # fmt: skip
-RevisionNumber = Annotated[int, Path(ge=1, description="the revision's number (the first is 1)")]
+RevisionNumber = Annotated[
+    int, Path(ge=1, le=2**31 - 1, description="the revision's number (the first is 1)")
+]
 
 _ERRORS: dict[int, str] = {
     400: "The body is not JSON (code: malformed_json)",

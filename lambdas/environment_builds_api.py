@@ -11,24 +11,21 @@ read (``flowhost.infra.api_grants``).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from flowhost.errors import FlowhostError
 from flowhost.lambdas.deployments import Deployments
+from flowhost.lambdas.environment_api import EnvironmentName, RevisionNumber
 from flowhost.lambdas.environments.builds import BuildProgress, EnvironmentBuilds
-from flowhost.lambdas.store.environments import ENVIRONMENT_NAME, EnvironmentNotFound
+from flowhost.lambdas.store.environments import EnvironmentNotFound
 from flowhost.services.config import Environment
 from flowhost.services.openapi import error_response
 
 __all__ = ["EnvironmentBuild", "environment_builds_router"]
 
-_Name = Annotated[
-    str, Path(pattern=ENVIRONMENT_NAME.pattern, max_length=63, description="the environment")
-]
-_Revision = Annotated[int, Path(ge=1, description="the revision's number")]
 _ERRORS: dict[int, str] = {
     401: "No verified identity on AWS (code: unauthenticated)",
     404: "No such environment or revision, or (GET) no build asked for yet "
@@ -94,7 +91,7 @@ def environment_builds_router(deployments: Deployments) -> APIRouter:
         responses=_responses(401, 404, 409, 422, 503),
         response_description="The build, started unless built or building already",
     )  # fmt: skip
-    def build_environment(name: _Name, revision: _Revision) -> EnvironmentBuild:  # pyright: ignore[reportUnusedFunction]
+    def build_environment(name: EnvironmentName, revision: RevisionNumber) -> EnvironmentBuild:  # pyright: ignore[reportUnusedFunction]
         """Build the revision for the platform's target (once per digest), and answer
         its digest and how the build goes."""
         ref, digest, target = digest_of(name, revision)
@@ -105,7 +102,7 @@ def environment_builds_router(deployments: Deployments) -> APIRouter:
         path, response_model=EnvironmentBuild, responses=_responses(401, 404, 409, 422, 503),
         response_description="How the build goes",
     )  # fmt: skip
-    def show_environment_build(name: _Name, revision: _Revision) -> EnvironmentBuild:  # pyright: ignore[reportUnusedFunction]
+    def show_environment_build(name: EnvironmentName, revision: RevisionNumber) -> EnvironmentBuild:  # pyright: ignore[reportUnusedFunction]
         """The revision's build for the platform's target; starts nothing."""
         ref, digest, target = digest_of(name, revision)
         progress = builds().view(digest)
