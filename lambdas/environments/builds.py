@@ -36,12 +36,15 @@ from flowhost.lambdas.environments.layout import (
 from flowhost.lambdas.environments.request import (
     EnvironmentRequest,
     TargetPlatform,
-    normalise_requirements,
     runtime_pins,
 )
 from flowhost.lambdas.objectstore import ObjectStore
 from flowhost.lambdas.store.env_builds import BuildRecord, EnvironmentBuildStore
-from flowhost.lambdas.store.environments import EnvironmentRegistry, environment_ref
+from flowhost.lambdas.store.environments import (
+    EnvironmentRegistry,
+    environment_ref,
+    normalise_requirements,
+)
 from flowhost.lambdas.store.models import utcnow
 from flowhost.services.config import Environment
 
@@ -105,7 +108,8 @@ class EnvironmentBuilds:
     def request_for(
         self, environment: Environment, code_dir: Path | None, service: str
     ) -> EnvironmentRequest:
-        """The request for what ``service`` declares, stored under its digest."""
+        """The request for what ``service`` declares, stored under its digest. Requirements
+        files are checked as named environments' are (one rule, the registry's)."""
         if environment.name is not None:
             name, pinned = environment_ref(environment.name)
             if self.registry is None:
@@ -125,11 +129,6 @@ class EnvironmentBuilds:
                 )
             source = f"{environment.requirements} of {service}"
             requirements = normalise_requirements(path.read_text(), origin=source)
-        if not requirements:
-            raise DeployError(
-                f"environment: {source} lists no packages. List them, or remove the "
-                "service's environment to run in the platform's own."
-            )
         request = EnvironmentRequest(
             requirements=requirements, target=self.target, runtime=runtime_pins(), source=source
         )

@@ -17,16 +17,13 @@ import sys
 from functools import cache
 from importlib.metadata import PackageNotFoundError, distribution
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from pydantic import BaseModel, ConfigDict, Field
-
-from flowhost.errors import DeployError
 
 __all__ = [
     "EnvironmentRequest",
     "TargetPlatform",
-    "normalise_requirements",
     "runtime_pins",
 ]
 
@@ -71,35 +68,6 @@ class EnvironmentRequest(BaseModel):
     @property
     def packages(self) -> list[str]:
         return [line for line in self.requirements.splitlines() if line]
-
-
-def normalise_requirements(text: str, *, origin: str) -> str:
-    """Requirement lines, checked, without comments or blanks, in order; a bad line or
-    an option the platform sets itself (an index, an include) is a DeployError naming it."""
-    lines: list[str] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split(" #", 1)[0].strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("-"):
-            option = line.split()[0].split("=")[0]
-            fix = (
-                "the platform's package index is set in the platform stack (flowhost:packageIndex)"
-                if "index" in option or option in ("-i", "-f", "--find-links")
-                else "list the packages themselves"
-            )
-            raise DeployError(
-                f"environment: {origin} line {number}: {line!r} is not supported; {fix}."
-            )
-        try:
-            Requirement(line)
-        except InvalidRequirement as exc:
-            raise DeployError(
-                f"environment: {origin} line {number}: {line!r} is not a requirement ({exc}). "
-                "Write one 'name[extras] specifier' per line, e.g. 'scikit-learn>=1.5'."
-            ) from None
-        lines.append(line)
-    return "\n".join(lines) + ("\n" if lines else "")
 
 
 @cache

@@ -27,7 +27,6 @@ from flowhost.lambdas.environments.layout import (
 from flowhost.lambdas.environments.request import (
     EnvironmentRequest,
     TargetPlatform,
-    normalise_requirements,
     runtime_pins,
 )
 from flowhost.lambdas.objectstore import LocalObjectStore
@@ -54,15 +53,16 @@ def request(requirements: str, index: PackageIndex | None = None) -> Environment
 # -- requests ------------------------------------------------------------------------------
 
 
-def test_requirements_are_normalised_and_bad_lines_named() -> None:
-    text = "# models\nflowhost-greeting==1.0  # pinned\n\nnumpy>=2\n"
-    assert normalise_requirements(text, origin="r.txt") == "flowhost-greeting==1.0\nnumpy>=2\n"
-    with pytest.raises(DeployError, match=r"r.txt line 2: '--index-url https://x' .*flowhost:pack"):
-        normalise_requirements("numpy\n--index-url https://x\n", origin="r.txt")
-    with pytest.raises(DeployError, match=r"r.txt line 1: '-r base.txt' .*list the packages"):
-        normalise_requirements("-r base.txt\n", origin="r.txt")
-    with pytest.raises(DeployError, match=r"r.txt line 1: 'numpy>>2' is not a requirement"):
-        normalise_requirements("numpy>>2\n", origin="r.txt")
+def test_a_requirements_file_is_checked_by_the_registrys_rule(
+    builds: tuple[EnvironmentBuilds, Runner, LocalObjectStore], tmp_path: Path
+) -> None:
+    envs, _, _ = builds
+    (tmp_path / "requirements.txt").write_text("# models\nflowhost-greeting==1.0  # pin\n")
+    req = envs.request_for(Environment(requirements="requirements.txt"), tmp_path, "svc")
+    assert req.requirements == "flowhost-greeting==1.0"
+    (tmp_path / "requirements.txt").write_text("numpy\n--index-url https://x\n")
+    with pytest.raises(FlowhostError, match=r"of svc line 2: '--index-url https://x' .*stack"):
+        envs.request_for(Environment(requirements="requirements.txt"), tmp_path, "svc")
 
 
 def test_the_digest_names_what_is_built_not_where_it_came_from() -> None:
@@ -257,7 +257,7 @@ def test_named_and_missing_environments_fail_with_the_fix(
     with pytest.raises(DeployError, match=r"'reqs.txt' is not in the code package"):
         envs.request_for(Environment(requirements="reqs.txt"), tmp_path, "svc")
     (tmp_path / "empty.txt").write_text("# nothing\n")
-    with pytest.raises(DeployError, match=r"lists no packages"):
+    with pytest.raises(FlowhostError, match=r"empty.txt of svc: no requirements"):
         envs.request_for(Environment(requirements="empty.txt"), tmp_path, "svc")
     with pytest.raises(DeployError, match=r"named environments \('gpu'\) need the platform"):
         envs.request_for(Environment(name="gpu"), None, "svc")
