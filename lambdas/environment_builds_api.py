@@ -79,9 +79,9 @@ def environment_builds_router(deployments: Deployments) -> APIRouter:
             )
         return deployments.environments
 
-    def digest_of(name: str, revision: int) -> tuple[str, str, str]:
+    def digest_of(name: str, revision: int, *, store: bool) -> tuple[str, str, str]:
         ref = f"{name}@{revision}"
-        found = builds().request_for(Environment(name=ref), None, "environment")
+        found = builds().request_for(Environment(name=ref), None, "environment", store=store)
         return ref, found.digest, found.target.describe()
 
     path = "/api/environments/{name}/revisions/{revision}/build"
@@ -94,7 +94,7 @@ def environment_builds_router(deployments: Deployments) -> APIRouter:
     def build_environment(name: EnvironmentName, revision: RevisionNumber) -> EnvironmentBuild:  # pyright: ignore[reportUnusedFunction]
         """Build the revision for the platform's target (once per digest), and answer
         its digest and how the build goes."""
-        ref, digest, target = digest_of(name, revision)
+        ref, digest, target = digest_of(name, revision, store=True)
         progress = builds().ensure(digest, since=datetime.now(UTC))
         return _answer(ref, digest, target, progress)
 
@@ -104,7 +104,7 @@ def environment_builds_router(deployments: Deployments) -> APIRouter:
     )  # fmt: skip
     def show_environment_build(name: EnvironmentName, revision: RevisionNumber) -> EnvironmentBuild:  # pyright: ignore[reportUnusedFunction]
         """The revision's build for the platform's target; starts nothing."""
-        ref, digest, target = digest_of(name, revision)
+        ref, digest, target = digest_of(name, revision, store=False)
         progress = builds().view(digest)
         if progress is None:
             raise EnvironmentNotFound(

@@ -106,9 +106,10 @@ class EnvironmentBuilds:
     # -- at deploy ---------------------------------------------------------------------
 
     def request_for(
-        self, environment: Environment, code_dir: Path | None, service: str
+        self, environment: Environment, code_dir: Path | None, service: str, *, store: bool = True
     ) -> EnvironmentRequest:
-        """The request for what ``service`` declares, stored under its digest. Requirements
+        """The request for what ``service`` declares, stored under its digest (unless not
+        ``store``: only its digest is wanted). Requirements
         files are checked as named environments' are (one rule, the registry's)."""
         if environment.name is not None:
             name, pinned = environment_ref(environment.name)
@@ -132,7 +133,10 @@ class EnvironmentBuilds:
         request = EnvironmentRequest(
             requirements=requirements, target=self.target, runtime=runtime_pins(), source=source
         )
-        self.objects.put_if_absent(request_key(request.digest), request.model_dump_json().encode())
+        if store:  # what a build of the digest reads
+            self.objects.put_if_absent(
+                request_key(request.digest), request.model_dump_json().encode()
+            )
         return request
 
     # -- while the deploy waits ----------------------------------------------------------

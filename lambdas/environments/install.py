@@ -99,14 +99,32 @@ def lock(request: EnvironmentRequest, work: Path, *, index: IndexAccess, log: Lo
     (work / "runtime.txt").write_text(request.runtime)
     return _uv(
         ["pip", "compile", "requirements.in", "--constraints", "runtime.txt", "--no-header",
-         "--no-annotate", *_target_args(request)],
+         "--no-annotate", "--generate-hashes", *_target_args(request)],
         index=index, log=log, cwd=work,
         what=f"locking the requirements for {request.target.describe()}",
     )  # fmt: skip
 
 
+def _entries(lock_text: str) -> list[str]:
+    """The lock's requirements, one per entry, continuation lines joined:
+    ``name==1.0 --hash=sha256:... --hash=sha256:...``."""
+    entries: list[str] = []
+    parts: list[str] = []
+    for raw in lock_text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        continued = line.endswith("\\")
+        if line.rstrip("\\").strip():
+            parts.append(line.rstrip("\\").strip())
+        if not continued and parts:
+            entries.append(" ".join(parts))
+            parts = []
+    return [entry for entry in entries if not entry.startswith("-")]
+
+
 def split_lock(lock_text: str, runtime: str) -> tuple[dict[str, PackagePin], list[str]]:
-    """(the lock lines to install -> their pins, the lines the runtime image already has)."""
+    """(the lock's entries to install -> their pins, the entries the runtime image
+    already has). An entry keeps its ``--hash`` options, so the install checks every
+    file it downloads against the hashes the lock recorded."""
     have = {
         canonicalize_name(line.split("==")[0]): line.split("==")[1]
         for line in runtime.splitlines()
@@ -114,16 +132,15 @@ def split_lock(lock_text: str, runtime: str) -> tuple[dict[str, PackagePin], lis
     }
     install_pins: dict[str, PackagePin] = {}
     provided: list[str] = []
-    for raw in lock_text.splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line or line.startswith("-"):
-            continue
-        req = Requirement(line)
+    for entry in _entries(lock_text):
+        words = entry.split()
+        hashes = [w.removeprefix("--hash=") for w in words if w.startswith("--hash=")]
+        req = Requirement(" ".join(w for w in words if not w.startswith("--hash=")))
         version = next(iter(req.specifier)).version if len(req.specifier) == 1 else (req.url or "")
         if have.get(canonicalize_name(req.name)) == version:
-            provided.append(line)
+            provided.append(entry)
         else:
-            install_pins[line] = PackagePin(name=req.name, version=version)
+            install_pins[entry] = PackagePin(name=req.name, version=version, hashes=hashes)
     return install_pins, provided
 
 

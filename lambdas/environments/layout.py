@@ -61,6 +61,9 @@ class PackagePin(BaseModel):
 
     name: str
     version: str
+    hashes: list[str] = Field(
+        default_factory=list[str], description="the files the lock allows, e.g. sha256:..."
+    )
 
 
 class EnvironmentManifest(BaseModel):

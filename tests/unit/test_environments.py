@@ -85,6 +85,14 @@ def test_runtime_pins_are_the_runtimes_closure_without_the_platform() -> None:
     assert "pulumi" not in pins
 
 
+def test_a_hashed_lock_keeps_each_entrys_hashes() -> None:
+    lock = "flowhost-greeting==1.0 \\\n    --hash=sha256:aa \\\n    --hash=sha256:bb\n"
+    install, provided = split_lock(lock, runtime_pins())
+    assert list(install) == ["flowhost-greeting==1.0 --hash=sha256:aa --hash=sha256:bb"]
+    assert next(iter(install.values())).hashes == ["sha256:aa", "sha256:bb"]
+    assert provided == []
+
+
 def test_the_lock_is_split_into_installs_and_what_the_runtime_has() -> None:
     install, provided = split_lock("flowhost-greeting==1.0\npydantic==0.1\n", runtime_pins())
     assert [p.name for p in install.values()] == ["flowhost-greeting", "pydantic"]
@@ -120,6 +128,9 @@ def test_a_build_from_a_private_index_fetches_and_imports(
     assert code == 0
     manifest = EnvironmentManifest.model_validate_json(objects.get(manifest_key(req.digest)))
     assert [(p.name, p.version) for p in manifest.packages] == [(GREETING, "1.0")]
+    [pin] = manifest.packages
+    assert pin.hashes
+    assert all(h.startswith("sha256:") for h in pin.hashes)  # the install checked them
     assert f"{GREETING}==1.0" in manifest.lock
     assert manifest.platform == LINUX.platform
     status = BuildStatus.model_validate_json(objects.get(build_key(req.digest)))
