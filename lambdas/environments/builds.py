@@ -108,9 +108,9 @@ class EnvironmentBuilds:
     def request_for(
         self, environment: Environment, code_dir: Path | None, service: str, *, store: bool = True
     ) -> EnvironmentRequest:
-        """The request for what ``service`` declares, stored under its digest (unless not
-        ``store``: only its digest is wanted). Requirements
-        files are checked as named environments' are (one rule, the registry's)."""
+        """The request for what ``service`` declares, stored under its digest (not with
+        ``store=False``: only the digest is wanted). A requirements file is checked as a
+        named environment's requirements are (one rule, the registry's)."""
         if environment.name is not None:
             name, pinned = environment_ref(environment.name)
             if self.registry is None:
@@ -198,8 +198,12 @@ class EnvironmentBuilds:
         return self._follow(digest, record, self.clock())
 
     def _start(self, digest: str, *, again: bool = False) -> BuildProgress:
-        self.objects.delete(build_key(digest)) if again else None
-        handle = self.runner.start(digest)
+        if again:  # the last build's account is not this one's
+            self.objects.delete(build_key(digest))
+        try:
+            handle = self.runner.start(digest)
+        except DeployError as exc:  # e.g. RunTask refused: the build fails now, not later
+            return self._failed(digest, [], exc.message)
         self.builds.set_runner(digest, handle)
         log.info("environment build started", extra={"fields": {"digest": digest, "by": handle}})
         return BuildProgress("building", started=handle)
@@ -228,5 +232,7 @@ class EnvironmentBuilds:
         self._finish(digest, "failed", error)
         return BuildProgress("failed", lines, error)
 
-    def _finish(self, digest: str, state: Literal["built", "failed"], error: str | None = None):
+    def _finish(
+        self, digest: str, state: Literal["built", "failed"], error: str | None = None
+    ) -> None:
         self.builds.finish(digest, state, self.clock(), error)

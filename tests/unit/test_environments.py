@@ -246,6 +246,22 @@ def test_deploys_of_one_digest_wait_on_one_build(
     objects.put(manifest_key(req.digest), b"{}")  # written by the build: see the next test
 
 
+def test_a_build_that_cannot_start_fails_at_once(
+    builds: tuple[EnvironmentBuilds, Runner, LocalObjectStore],
+) -> None:
+    envs, runner, _ = builds
+
+    def refuse(digest: str) -> str:
+        raise DeployError("ECS RunTask of flowhost-dev-environment-build failed (no capacity)")
+
+    runner.start = refuse  # type: ignore[method-assign]
+    digest = request(f"{GREETING}==1.0\n").digest
+    failed = envs.ensure(digest, since=datetime.now(UTC))
+    assert failed.state == "failed"
+    assert "no capacity" in (failed.error or "")
+    assert envs.ensure(digest, since=datetime.now(UTC) - timedelta(seconds=5)).state == "failed"
+
+
 def test_a_built_environment_needs_no_build(
     builds: tuple[EnvironmentBuilds, Runner, LocalObjectStore], tmp_path: Path,
     package_index: PackageIndex,  # noqa: F811
