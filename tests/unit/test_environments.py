@@ -246,15 +246,16 @@ def test_deploys_of_one_digest_wait_on_one_build(
     objects.put(manifest_key(req.digest), b"{}")  # written by the build: see the next test
 
 
+class RefusingRunner(Runner):
+    def start(self, digest: str) -> str:
+        raise DeployError("ECS RunTask of flowhost-dev-environment-build failed (no capacity)")
+
+
 def test_a_build_that_cannot_start_fails_at_once(
     builds: tuple[EnvironmentBuilds, Runner, LocalObjectStore],
 ) -> None:
-    envs, runner, _ = builds
-
-    def refuse(digest: str) -> str:
-        raise DeployError("ECS RunTask of flowhost-dev-environment-build failed (no capacity)")
-
-    runner.start = refuse  # type: ignore[method-assign]
+    envs, _, _ = builds
+    envs.runner = RefusingRunner()
     digest = request(f"{GREETING}==1.0\n").digest
     failed = envs.ensure(digest, since=datetime.now(UTC))
     assert failed.state == "failed"
