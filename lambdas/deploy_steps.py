@@ -135,18 +135,20 @@ class DeployStepper:
         progress = await asyncio.to_thread(
             self.environments.ensure, digest, since=deploy.created_at
         )
-        said = [
-            line.message for line in await asyncio.to_thread(
+        lines = [
+            line.message
+            for line in await asyncio.to_thread(
                 self.deploys.progress, version.service, version.number
-            ) if line.message.startswith(_BUILD)
-        ]  # fmt: skip
+            )
+        ]
+        said = [line for line in lines if line.startswith(_BUILD)]
         if progress.started is not None:
             await asyncio.to_thread(
                 self.deploys.say, deploy.id, f"environment build started ({progress.started})"
             )
         earlier = (  # built before this deploy was recorded: its lines are another's
             progress.manifest is not None and progress.manifest.built_at < deploy.created_at
-        )  # built before this deploy asked
+        )
         for line in [] if earlier else progress.lines[len(said) :]:
             await asyncio.to_thread(self.deploys.say, deploy.id, _BUILD + line)
         if progress.state == "failed":
@@ -160,11 +162,12 @@ class DeployStepper:
         if progress.state == "building":
             return "building"
         assert progress.manifest is not None  # built
-        await asyncio.to_thread(
-            self.deploys.say, deploy.id,
+        ready = (
             f"environment {digest[:19]}... {'was built earlier' if earlier else 'built'}: "
-            f"{progress.manifest.summary()}; instances fetch it before the service loads",
-        )  # fmt: skip
+            f"{progress.manifest.summary()}; instances fetch it before the service loads"
+        )
+        if ready not in lines:  # once, though a failing begin may bring the step back
+            await asyncio.to_thread(self.deploys.say, deploy.id, ready)
         return "ready"
 
     async def _check(self, deploy: DeployRecord, version: VersionRecord, now: datetime) -> bool:
