@@ -26,6 +26,7 @@ class LocalBuildRunner:
         self.log_dir = log_dir
         self.env = env
         self._running: dict[int, subprocess.Popen[bytes]] = {}
+        self._digests: dict[int, str] = {}
 
     def start(self, digest: str) -> str:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -37,6 +38,7 @@ class LocalBuildRunner:
                 env=self.env, start_new_session=True,  # a Ctrl-C of the platform is not its
             )  # fmt: skip
         self._running[proc.pid] = proc
+        self._digests[proc.pid] = digest
         return f"pid {proc.pid}"
 
     def stopped(self, handle: str) -> str | None:
@@ -56,8 +58,10 @@ class LocalBuildRunner:
             return None
         return None
 
-    def close(self) -> None:
-        """Stop builds still running (the platform is stopping; a deploy starts them again)."""
+    def close(self) -> list[str]:
+        """Stop builds still running (the platform is stopping); returns their digests, so
+        their records can be forgotten and the next deploy starts them afresh."""
+        stopped = [self._digests[pid] for pid, p in self._running.items() if p.poll() is None]
         for proc in self._running.values():
             if proc.poll() is None:
                 proc.terminate()
@@ -67,3 +71,5 @@ class LocalBuildRunner:
             except subprocess.TimeoutExpired:
                 proc.kill()
         self._running.clear()
+        self._digests.clear()
+        return stopped

@@ -283,7 +283,8 @@ class LocalPlatform:
         await self.fleet.close()
         await self.scaler.close()
         await self.compute.close()
-        self.builds.close()
+        for digest in self.builds.close():  # stopped unfinished: the next deploy restarts it
+            self.environments.builds.forget(digest)
         self.queues.close()
         self.store.close()
         if self.tracing is not None:

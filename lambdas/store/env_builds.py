@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from flowhost.lambdas.store.models import EnvironmentBuildRow
@@ -90,6 +90,16 @@ class EnvironmentBuildStore(Transactions):
                     EnvironmentBuildRow.state == "building",
                 )
                 .values(state=state, error=error, finished_at=now)
+            )
+
+    def forget(self, digest: str) -> None:
+        """Drop the record of a build that was stopped unfinished (its runner's platform
+        stopped it): the next deploy of the digest starts a new build."""
+        with self._tx() as s:
+            s.execute(
+                delete(EnvironmentBuildRow).where(
+                    EnvironmentBuildRow.digest == digest, EnvironmentBuildRow.state == "building"
+                )
             )
 
     def all(self) -> list[BuildRecord]:

@@ -246,6 +246,18 @@ def test_deploys_of_one_digest_wait_on_one_build(
     objects.put(manifest_key(req.digest), b"{}")  # written by the build: see the next test
 
 
+def test_a_build_forgotten_unfinished_is_started_again(
+    builds: tuple[EnvironmentBuilds, Runner, LocalObjectStore],
+) -> None:
+    envs, runner, _ = builds
+    digest = request(f"{GREETING}==1.0\n").digest
+    since = datetime.now(UTC)
+    assert envs.ensure(digest, since=since).state == "building"
+    envs.builds.forget(digest)  # the local platform stopped it with itself
+    assert envs.ensure(digest, since=since).state == "building"
+    assert runner.started == [digest, digest]
+
+
 class RefusingRunner(Runner):
     def start(self, digest: str) -> str:
         raise DeployError("ECS RunTask of flowhost-dev-environment-build failed (no capacity)")
