@@ -8,8 +8,9 @@ may reach the database: the local platform), or objects beside the payload
 S3 prefix; the control plane settles them into the records). Works on any Queue (the
 local SQLite queue or SQS) and any ObjectStore (a directory or S3).
 
-The life of one delivery: ``receive`` claims the message and marks the record running
-(a request that already finished is acknowledged and skipped); ``heartbeat`` extends
+The life of one delivery: ``receive`` claims the message and marks the record running,
+with the version and the pinned run that run it (``pin``: the instance names its run once
+it is ready; a request that already finished is acknowledged and skipped); ``heartbeat`` extends
 the message's visibility; ``succeed`` stores the result under a key of this delivery's
 own, records it (the first outcome wins; a later one deletes its object again) and
 deletes the message; ``fail`` either puts the message back after a backoff (the record
@@ -132,8 +133,9 @@ class OutcomeLedger(Protocol):
     """Where QueueJobs records a request's progress and its outcome: ``RequestStore``
     or ``flowhost.lambdas.ledger.ObjectLedger``. The first outcome wins."""
 
-    def start(self, request_id: str, version: int) -> Started | None:
-        """Mark a delivery running (one more attempt); None if the request finished."""
+    def start(self, request_id: str, version: int, run: str | None = None) -> Started | None:
+        """Mark a delivery running (one more attempt) by ``version`` serving the pinned
+        ``run``; None if the request finished."""
         ...
 
     def finish(
@@ -179,6 +181,7 @@ class QueueJobs:
         self.requests = requests
         self.service = service
         self.version = version
+        self.run: str | None = None  # the instance's pinned run, once it names it (``pin``)
         self.ttl = timedelta(seconds=result_ttl)
         self.visibility = visibility
         self.retry_backoff = retry_backoff
@@ -187,6 +190,9 @@ class QueueJobs:
     @property
     def heartbeat_interval(self) -> float:
         return self.visibility / 3
+
+    def pin(self, run: str | None) -> None:
+        self.run = run
 
     def _ack(self, message: Message) -> None:
         # StaleReceipt: another delivery owns it now; it will find the request finished.
@@ -220,7 +226,7 @@ class QueueJobs:
             log.error("dropping a malformed queue message", extra={"fields": {"id": message.id}})
             self._ack(message)
             return None
-        record = self.requests.start(request_id, self.version)
+        record = self.requests.start(request_id, self.version, self.run)
         if record is None:  # finished by an earlier delivery (or expired): nothing to run
             self._ack(message)
             return None
@@ -262,7 +268,7 @@ class QueueJobs:
     def _keep_detail(self, job: Job, code: str, detail: Mapping[str, str]) -> None:
         body = {
             **detail, "request_id": job.request_id, "endpoint": job.endpoint, "code": code,
-            "attempt": job.attempt, "version": self.version,
+            "attempt": job.attempt, "version": self.version, "run": self.run,
             "at": datetime.now(UTC).isoformat(),
         }  # fmt: skip
         try:

@@ -3,10 +3,11 @@
 For instances that may not reach the database (ECS tasks: their role reads and writes
 only ``async/<service>/`` of the bucket). Under ``async/<service>/<request id>/``:
 
-- ``progress.json`` (overwritten): attempts so far, the version of the last delivery,
-  when it started, the last error, queued or running;
+- ``progress.json`` (overwritten): attempts so far, the version of the last delivery
+  and the pinned run it served, when it started, the last error, queued or running;
 - ``outcome.json`` (written once, with the ObjectStore's ``put_if_absent``): succeeded
-  or failed, the result key or the error, attempts, when it finished and expires.
+  or failed, the result key or the error, attempts, the version and run of the delivery
+  that finished it, when it finished and expires.
 
 The first outcome wins, as with the records: a later delivery's ``finish`` returns
 False (QueueJobs deletes its result object again) and its ``start`` returns None.
@@ -42,6 +43,7 @@ class Progress(BaseModel):
     status: Literal["queued", "running"]
     attempts: int
     version: int | None = None
+    run: str | None = None
     started_at: AwareDatetime | None = None
     error: str | None = None
 
@@ -56,6 +58,7 @@ class Outcome(BaseModel):
     error: str | None = None
     attempts: int
     version: int | None = None
+    run: str | None = None
     started_at: AwareDatetime | None = None
     finished_at: AwareDatetime
     expires_at: AwareDatetime
@@ -107,7 +110,7 @@ class ObjectLedger:
         key = progress_key(self.service, request_id)
         self.objects.put(key, progress.model_dump_json().encode())
 
-    def start(self, request_id: str, version: int) -> _Started | None:
+    def start(self, request_id: str, version: int, run: str | None = None) -> _Started | None:
         if self._finished(request_id):
             return None
         last = read_progress(self.objects, self.service, request_id)
@@ -115,7 +118,7 @@ class ObjectLedger:
             request_id,
             Progress(
                 status="running", attempts=(last.attempts if last else 0) + 1, version=version,
-                started_at=datetime.now(UTC), error=last.error if last else None,
+                run=run, started_at=datetime.now(UTC), error=last.error if last else None,
             ),
         )  # fmt: skip
         return _Started()
@@ -134,6 +137,7 @@ class ObjectLedger:
         outcome = Outcome(
             status=status, result_key=result_key, error=error,
             attempts=last.attempts if last else 0, version=last.version if last else None,
+            run=last.run if last else None,
             started_at=last.started_at if last else None, finished_at=now, expires_at=now + ttl,
         )  # fmt: skip
         key = outcome_key(self.service, request_id)

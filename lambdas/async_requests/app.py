@@ -6,7 +6,9 @@
   ``Flowhost-Callback-Url``, ``Flowhost-Timeout`` (seconds, up to 43200).
 - ``GET /requests/{id}``: the request's status record.
 - ``GET /requests/{id}/result``: the result (``409 result_not_ready`` /
-  ``409 request_failed`` / ``410 request_expired`` / ``404 request_not_found``).
+  ``409 request_failed`` / ``410 request_expired`` / ``404 request_not_found``), with
+  ``X-Flowhost-Version`` and ``X-Flowhost-Run`` naming the version and the pinned run
+  that ran it, as a synchronous answer does.
 - Held synchronous calls (``flowhost.services.edge``): ``POST /requests/hold/{service}
   [@ref]/{endpoint}`` queues the call and answers ``303`` to ``GET /requests/{id}/wait``,
   which long-polls for one budget and then answers ``303`` to itself, or the endpoint's
@@ -23,7 +25,7 @@ import uuid
 from typing import Any
 
 from flowhost.errors import FlowhostError
-from flowhost.lambdas.async_requests.service import AsyncRequests
+from flowhost.lambdas.async_requests.service import AsyncRequests, lineage_headers
 from flowhost.lambdas.async_requests.validation import parse_options
 from flowhost.services.edge import HOLD_PREFIX, MAX_EDGE_REPLY_BYTES, wait_path
 from flowhost.services.runtime.responses import HttpError, error_body, send_json
@@ -127,12 +129,12 @@ class AsyncApp:
             code = str(error.get("code", "endpoint_error"))
             body = error_body(code, str(error.get("message", "the request failed")), record.id)
             return _ERROR_STATUS.get(code, 500), body, []
-        result = await asyncio.to_thread(self.service.result, request_id)  # 410 if expired
+        record, result = await asyncio.to_thread(self.service.answer, request_id)  # 410: expired
         if len(result) > MAX_EDGE_REPLY_BYTES and record.result_key is not None:
             url = self.service.objects.presigned_url(record.result_key, 3600)
             if url is not None:  # too large for the edge's function: fetched from S3
                 return 303, self.service.describe(record), [(b"location", url.encode())]
-        return 200, result, []
+        return 200, result, lineage_headers(record)
 
     async def _report(self, scope: Scope) -> Answer:
         if scope["method"] != "GET":
@@ -142,7 +144,8 @@ class AsyncApp:
             record = await asyncio.to_thread(self.service.get, parts[1])
             return 200, self.service.describe(record, _base_url(scope)), []
         if len(parts) == 3 and parts[2] == "result":
-            return 200, await asyncio.to_thread(self.service.result, parts[1]), []
+            record, result = await asyncio.to_thread(self.service.answer, parts[1])
+            return 200, result, lineage_headers(record)
         if len(parts) == 3 and parts[2] == "wait":
             return await self._wait(parts[1])
         raise HttpError(

@@ -31,7 +31,13 @@ from flowhost.lambdas.store.models import utcnow
 from flowhost.lambdas.store.records import VersionRecord
 from flowhost.lambdas.store.requests import AsyncRequest, RequestStore, new_request_id
 
-__all__ = ["AsyncRequests", "RequestExpired", "RequestFailed", "RequestNotReady"]
+__all__ = [
+    "AsyncRequests",
+    "RequestExpired",
+    "RequestFailed",
+    "RequestNotReady",
+    "lineage_headers",
+]
 
 log = logging.getLogger("flowhost.async")
 
@@ -65,6 +71,22 @@ def _error(record: AsyncRequest) -> dict[str, Any] | None:
     except ValueError:
         return {"code": "error", "message": record.error}
     return error if isinstance(error, dict) else {"code": "error", "message": record.error}  # pyright: ignore[reportUnknownVariableType]
+
+
+def _label(record: AsyncRequest) -> str | None:
+    return f"v{record.version}" if record.version is not None else None
+
+
+def lineage_headers(record: AsyncRequest) -> list[tuple[bytes, bytes]]:
+    """``X-Flowhost-Version`` and ``X-Flowhost-Run`` of the delivery that ran the request,
+    as a synchronous answer of that instance carries them (each left out when unknown)."""
+    headers: list[tuple[bytes, bytes]] = []
+    label = _label(record)
+    if label is not None:
+        headers.append((b"x-flowhost-version", label.encode()))
+    if record.run is not None:
+        headers.append((b"x-flowhost-run", record.run.encode()))
+    return headers
 
 
 def _when(value: Any) -> str | None:
@@ -178,7 +200,8 @@ class AsyncRequests:
             "service": record.service,
             "endpoint": record.endpoint,
             "target": record.target,
-            "version": f"v{record.version}" if record.version is not None else None,
+            "version": _label(record),
+            "run": record.run,
             "attempts": record.attempts,
             "error": _error(record),
             "created_at": _when(record.created_at),
@@ -197,10 +220,15 @@ class AsyncRequests:
 
     def result(self, request_id: str) -> bytes:
         """The result's JSON, or an error saying why there is none (yet)."""
+        return self.answer(request_id)[1]
+
+    def answer(self, request_id: str) -> tuple[AsyncRequest, bytes]:
+        """The request's record (its lineage) and its result's JSON, or an error saying why
+        there is no result (yet)."""
         record = self.get(request_id)
         if record.status == "succeeded" and record.result_key is not None:
             try:
-                return self.objects.get(record.result_key)
+                return record, self.objects.get(record.result_key)
             except NotFoundError:
                 pass  # swept between the two reads: it has just expired
         elif record.status in ("queued", "running"):

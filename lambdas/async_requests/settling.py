@@ -47,6 +47,7 @@ class Settler:
             update={
                 "status": progress.status, "attempts": progress.attempts,
                 "version": progress.version or record.version,
+                "run": progress.run or record.run,
                 "started_at": progress.started_at, "error": progress.error or record.error,
             }
         )  # fmt: skip
@@ -62,6 +63,7 @@ class Settler:
                 "status": outcome.status, "result_key": outcome.result_key,
                 "error": outcome.error, "attempts": max(outcome.attempts, record.attempts),
                 "version": outcome.version or record.version,
+                "run": outcome.run or record.run,
                 "started_at": outcome.started_at or record.started_at,
                 "finished_at": outcome.finished_at, "expires_at": outcome.expires_at,
             }

@@ -169,6 +169,7 @@ class AsyncRequestRow(Base):
     endpoint: Mapped[str] = mapped_column(String(63))
     target: Mapped[str] = mapped_column(String(63))  # alias or version ref asked for
     version_number: Mapped[int | None] = mapped_column(Integer)  # the version that ran it
+    run: Mapped[str | None] = mapped_column(String(255))  # the pinned run that ran it
     status: Mapped[str] = mapped_column(String(16))  # queued|running|succeeded|failed|expired
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     callback_url: Mapped[str | None] = mapped_column(Text)

@@ -35,6 +35,7 @@ class AsyncRequest(BaseModel):
     endpoint: str
     target: str
     version: int | None
+    run: str | None = None  # the pinned run of the delivery that ran it (None until one starts)
     status: RequestStatus
     idempotency_key: str | None
     callback_url: str | None
@@ -53,7 +54,8 @@ class AsyncRequest(BaseModel):
 def _record(row: AsyncRequestRow) -> AsyncRequest:
     return AsyncRequest(
         id=row.id, service=row.service, endpoint=row.endpoint, target=row.target,
-        version=row.version_number, status=row.status,  # pyright: ignore[reportArgumentType]
+        version=row.version_number, run=row.run,
+        status=row.status,  # pyright: ignore[reportArgumentType]
         idempotency_key=row.idempotency_key, callback_url=row.callback_url,
         timeout_seconds=row.timeout_seconds, payload_key=row.payload_key,
         result_key=row.result_key, attempts=row.attempts, error=row.error,
@@ -130,8 +132,9 @@ class RequestStore(Transactions):
                 )
             return _record(row)
 
-    def start(self, request_id: str, version: int) -> AsyncRequest | None:
-        """Mark a delivery as running (one more attempt); None if it already finished."""
+    def start(self, request_id: str, version: int, run: str | None = None) -> AsyncRequest | None:
+        """Mark a delivery as running (one more attempt) by ``version`` serving the pinned
+        ``run``; None if it already finished."""
         with self._tx() as s:
             done = s.execute(
                 update(AsyncRequestRow)
@@ -142,6 +145,7 @@ class RequestStore(Transactions):
                 .values(
                     status="running",
                     version_number=version,
+                    run=run,
                     started_at=utcnow(),
                     attempts=AsyncRequestRow.attempts + 1,
                 )
@@ -170,12 +174,12 @@ class RequestStore(Transactions):
 
     def settle(self, record: AsyncRequest) -> bool:
         """Record an outcome reached elsewhere (a worker's ObjectLedger): ``record``'s
-        status, result key, error, attempts, version and times, once, like ``finish``."""
+        status, result key, error, attempts, version, run and times, once, like ``finish``."""
         if record.status not in _FINISHED:
             raise ValueError(f"settle: {record.id} is not finished (got {record.status!r})")
         return self._finish(
             record.id, status=record.status, result_key=record.result_key, error=record.error,
-            attempts=record.attempts, version_number=record.version,
+            attempts=record.attempts, version_number=record.version, run=record.run,
             started_at=record.started_at, finished_at=record.finished_at,
             expires_at=record.expires_at,
         )  # fmt: skip

@@ -42,6 +42,12 @@ class JobSource(Protocol):
         """Seconds between ``heartbeat`` calls while a job runs."""
         ...
 
+    def pin(self, run: str | None) -> None:
+        """The pinned run this instance serves (None: a service without artifacts),
+        recorded with every delivery it starts, beside the version; called once, before
+        the first ``receive`` (it does not block)."""
+        ...
+
     def receive(self, max_jobs: int, wait: float) -> list[Job]:
         """Up to ``max_jobs`` jobs, waiting up to ``wait`` seconds for one."""
         ...

@@ -3,7 +3,9 @@
 It takes jobs from a :class:`~flowhost.services.runtime.jobs.JobSource` once the
 instance is ready, at most ``concurrency`` at a time, and runs each through the same
 endpoint handler as a synchronous call (validation, response type, thread pool), with
-the job's own timeout (up to 12 hours) instead of the endpoint's. While a job runs it
+the job's own timeout (up to 12 hours) instead of the endpoint's. The source records
+the version and the pinned run of the instance with every delivery (lineage: the status
+and the result of a request name both). While a job runs it
 heartbeats, so the queue keeps it hidden from other instances. On shutdown it stops
 taking jobs and hands back the ones still running.
 
@@ -94,6 +96,7 @@ class AsyncWorker:
             return
         source = self.source
         assert source is not None
+        source.pin(self._run_id())
         while not (self._stopping or self._paused):
             free = self.concurrency - len(self._running)
             if free <= 0:
@@ -114,6 +117,11 @@ class AsyncWorker:
                 self._running[task] = job
                 task.add_done_callback(self._done)
                 self._report()
+
+    def _run_id(self) -> str | None:
+        """The instance's pinned run (known once it is ready, when the worker starts)."""
+        handler = next(iter(self.handlers.values()), None)
+        return handler.state.run if handler is not None else None
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task, None)
@@ -216,6 +224,7 @@ class AsyncWorker:
                     "error_code": code,
                     "duration_ms": round(seconds * 1000, 3),
                     "version": self.version,
+                    "run": self._run_id(),
                 }
             )
 
