@@ -71,6 +71,12 @@ class DeployStepper:
         for deploy in unfinished:
             try:
                 still += await self._step(deploy)
+            except FlowhostError as exc:  # e.g. the state DB went away mid-step: one line
+                log.warning(
+                    "deploy step failed",
+                    extra={"fields": {"version": deploy.key, "error": exc.message}},
+                )
+                still += 1
             except Exception:  # one deploy's trouble never stops the others
                 log.exception("deploy step failed", extra={"fields": {"version": deploy.key}})
                 still += 1

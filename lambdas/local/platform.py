@@ -211,11 +211,21 @@ class LocalPlatform:
         """Advance unfinished deploys: often while there are some, rarely when there are
         none (another process may record one), at once when one is recorded or an
         instance started."""
+        outage: str | None = None  # the state DB's error while it lasts: said once
         while True:
             self._deploys_changed.clear()
             try:
                 unfinished = await self.deployments.advance()
-            except Exception:  # the state DB is busy or gone: try again next tick
+                if outage is not None:
+                    log.info("advancing deploys again: the state DB answers")
+                    outage = None
+            except FlowhostError as exc:  # the state DB is busy or gone: one line, not a
+                if outage != exc.code:  # traceback a tick; try again at the idle tick
+                    log.warning(
+                        "advancing deploys paused", extra={"fields": {"error": exc.message}}
+                    )
+                outage, unfinished = exc.code, 0
+            except Exception:
                 log.exception("advancing deploys failed")
                 unfinished = 1
             tick = self.settings.deploy_tick if unfinished else self.settings.deploy_idle_tick
