@@ -132,13 +132,27 @@ def request(
         if result:
             answer = client.result(request_id)
             document: dict[str, Any] = {"id": request_id, "result": answer}
+            if not json_output:  # what produced it, apart from the result itself (stdout)
+                err.print(lineage(client.status_of(request_id)), soft_wrap=True, markup=False)
         else:
             answer = client.status_of(request_id)
             document = {"id": request_id, "status": answer}
     if json_output:
         print_json(document)
-    else:
+    elif result:
         out.print_json(data=answer)
+    else:
+        out.print(lineage(answer), soft_wrap=True, markup=False)
+        out.print_json(data=answer)
+
+
+def lineage(status: dict[str, Any]) -> str:
+    """One line: the request, its status, and the version and pinned run that ran it (a
+    run is pending until a delivery starts; none for a service without artifacts)."""
+    state = status.get("status")
+    version = status.get("version") or "pending"
+    run = status.get("run") or ("pending" if state == "queued" else "none")
+    return f"{status.get('id')}: {state}, version {version}, run {run}"
 
 
 def register(app: typer.Typer) -> None:

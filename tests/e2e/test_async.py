@@ -17,9 +17,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from flowhost.callbacks import SIGNATURE_HEADER, SignatureError, verify_signature
+from flowhost.cli.output import schema_of
 from flowhost.lambdas.queue import LocalQueue
 from tests.e2e.harness import SERVICES, Platform, PlatformFactory
 from tests.integration.support import poll, run_flowhost
@@ -89,9 +91,12 @@ def test_submit_poll_and_fetch_the_result(jobs: Platform) -> None:
     done = finished(jobs, accepted["id"])
     assert (done["status"], done["attempts"], done["error"]) == ("succeeded", 1, None)
     assert done["created_at"] <= done["started_at"] <= done["finished_at"] < done["expires_at"]
+    assert (accepted["run"], done["version"], done["run"]) == (None, "v1", None)  # no artifacts
     result = jobs.http.get(f"/requests/{accepted['id']}/result")
     assert result.status_code == 200
     assert result.json()["text"] == "hello"
+    assert result.headers["x-flowhost-version"] == "v1"
+    assert "x-flowhost-run" not in result.headers
 
     # The same call through the endpoint's own path, asking for an asynchronous answer.
     preferred = jobs.http.post(
@@ -100,6 +105,43 @@ def test_submit_poll_and_fetch_the_result(jobs: Platform) -> None:
     assert preferred.status_code == 202, preferred.text
     assert preferred.json()["target"] == "v1"
     assert finished(jobs, preferred.json()["id"])["status"] == "succeeded"
+
+
+def test_every_answer_names_the_version_and_the_run(
+    sentiment_platform: Platform, sentiment_run: str, base_env: dict[str, str]
+) -> None:
+    """Lineage: a synchronous answer, an asynchronous status and its result, and
+    ``flowhost request`` name the version and the pinned run that produced them."""
+    platform = sentiment_platform
+    answer = platform.http.post("/sentiment/predict", json={"text": "great, love it"})
+    assert answer.status_code == 200, answer.text
+    assert (answer.headers["x-flowhost-version"], answer.headers["x-flowhost-run"]) == (
+        "v1",
+        sentiment_run,
+    )
+
+    accepted = submit(platform, "/sentiment/predict/async", {"text": "great, love it"})
+    assert (accepted["version"], accepted["run"]) == ("v1", None)  # queued: no run yet
+    done = finished(platform, accepted["id"], timeout=60)
+    assert (done["status"], done["version"], done["run"]) == ("succeeded", "v1", sentiment_run)
+    result = platform.http.get(f"/requests/{accepted['id']}/result")
+    assert result.status_code == 200, result.text
+    assert result.json() == answer.json()
+    assert result.headers["x-flowhost-version"] == "v1"
+    assert result.headers["x-flowhost-run"] == sentiment_run
+
+    url = ("--url", platform.url)
+    shown = run_flowhost("request", accepted["id"], *url, env=base_env)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert f"succeeded, version v1, run {sentiment_run}" in shown.stdout
+    fetched = run_flowhost("request", accepted["id"], "--result", *url, env=base_env)
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    assert json.loads(fetched.stdout) == answer.json()  # the lineage goes to stderr
+    assert f"version v1, run {sentiment_run}" in fetched.stderr
+    as_json = run_flowhost("request", accepted["id"], "--json", *url, env=base_env)
+    document = json.loads(as_json.stdout)
+    jsonschema.validate(document, schema_of("request"))
+    assert (document["status"]["version"], document["status"]["run"]) == ("v1", sentiment_run)
 
 
 def test_bad_submissions_and_lookups_get_clear_errors(jobs: Platform) -> None:
