@@ -170,6 +170,7 @@ def test_the_journey_from_pulumi_up_to_an_answer_at_production(
     assert answer.status_code == 200, answer.text + tails(lambdas, containers)
     assert answer.json()["label"] in ("positive", "negative")
     assert answer.headers.get("x-flowhost-run") == sentiment_run
+    assert answer.headers.get("x-flowhost-version") == "v1"
     with_cli = cli("invoke", "sentiment", "predict", "--data", '{"text": "dull"}')
     assert with_cli.returncode == 0, with_cli.stdout + with_cli.stderr
     assert '"label"' in with_cli.stdout
@@ -188,7 +189,12 @@ def test_the_journey_from_pulumi_up_to_an_answer_at_production(
         timeout=90,
     )
     assert status["status"] == "succeeded", status
-    assert "label" in signed.get(f"/requests/{request_id}/result").json()
+    # lineage: the task recorded its version and run in the ledger; the control plane settled them
+    assert (status["version"], status["run"]) == ("v1", sentiment_run), status
+    result = signed.get(f"/requests/{request_id}/result")
+    assert "label" in result.json()
+    assert result.headers.get("x-flowhost-version") == "v1"
+    assert result.headers.get("x-flowhost-run") == sentiment_run
 
     # -- idle to zero: the scheduled tick parks the version and ECS stops its task
     lambdas.invoke(scaler_name(platform), {"source": "aws.events"})
