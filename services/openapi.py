@@ -73,6 +73,10 @@ ASYNC_REQUEST_SCHEMA: dict[str, Any] = {
         "endpoint": {"type": "string"},
         "target": {"type": "string", "description": "the alias or version asked for"},
         "version": {"type": ["string", "null"], "description": "the version that runs it"},
+        "run": {
+            "type": ["string", "null"],
+            "description": "the Metaflow run the version pinned, once a job started",
+        },
         "attempts": {"type": "integer"},
         "error": {
             "type": ["object", "null"],
@@ -183,7 +187,19 @@ def _async_paths() -> dict[str, Any]:
                 "tags": ["async requests"],
                 "parameters": param,
                 "responses": {
-                    "200": _json({}, "The endpoint's response"),
+                    "200": {
+                        **_json({}, "The endpoint's response"),
+                        "headers": {
+                            "X-Flowhost-Version": {
+                                "description": "the version that answered, e.g. v3",
+                                "schema": {"type": "string"},
+                            },
+                            "X-Flowhost-Run": {
+                                "description": "the Metaflow run it pinned, if any",
+                                "schema": {"type": "string"},
+                            },
+                        },
+                    },
                     "404": not_found,
                     "405": wrong_method,
                     "409": _json(_ERROR_REF, "Not finished (result_not_ready) or failed"),

@@ -89,6 +89,7 @@ def test_deploys_left_by_an_older_control_plane_fail_on_upgrade(store_url: str) 
         with store.engine.begin() as conn:  # as a control plane at 0003 left it
             for table in ("environment_builds", "environments", "deploy_progress", "deploys"):
                 conn.execute(text(f"DROP TABLE {table}"))  # tables of 0004 and later
+            conn.execute(text("ALTER TABLE async_requests DROP COLUMN run"))  # 0006's column
             conn.execute(text("UPDATE alembic_version SET version_num = '0003'"))
         store.migrate()
         [version] = store.versions("echo")
