@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from flowhost.errors import FlowhostError, NotFoundError
+from flowhost.errors import DeployError, NotFoundError
 from flowhost.lambdas.environments.layout import EnvironmentManifest, manifest_key
 from flowhost.lambdas.objectstore import ObjectStore
 
@@ -34,8 +34,9 @@ log = logging.getLogger("flowhost.environments")
 _MARKER = ".flowhost-environment"  # the archive's sha256, written last
 
 
-class EnvironmentUnavailable(FlowhostError):
-    """The version's environment cannot be fetched, checked or unpacked."""
+class EnvironmentUnavailable(DeployError):
+    """The version's environment cannot be fetched, checked or unpacked: the instance
+    cannot start (locally its start fails as a deploy error, backed off and reported)."""
 
     code = "environment_unavailable"
     status = 424
