@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -198,8 +199,6 @@ def pack(target: Path) -> Packed:
 def index_from_env(env: Mapping[str, str], url: str | None) -> IndexAccess:
     """The index of the request, with the credentials the build was given (JSON in
     ``FLOWHOST_PACKAGE_INDEX_CREDENTIALS``: {"username": ..., "password": ...})."""
-    import json
-
     raw = env.get("FLOWHOST_PACKAGE_INDEX_CREDENTIALS")
     if not raw or url is None:
         return IndexAccess(url=url)

@@ -78,11 +78,16 @@ class BuildReport:
 
 
 def build(
-    objects: ObjectStore, digest: str, *, index: IndexAccess, work: Path, report: BuildReport
+    objects: ObjectStore,
+    digest: str,
+    request: EnvironmentRequest,
+    *,
+    index: IndexAccess,
+    work: Path,
+    report: BuildReport,
 ) -> EnvironmentManifest:
-    """Build the environment ``digest`` names (its request must be stored)."""
+    """Build the environment ``digest`` names from its ``request``."""
     started = time.monotonic()
-    request = EnvironmentRequest.model_validate_json(objects.get(request_key(digest)))
     wanted = request.packages
     report.line(
         f"locking {len(wanted)} requirement{'s' * (len(wanted) != 1)} "
@@ -164,7 +169,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     report = BuildReport(objects, args.digest)
     work = Path(tempfile.mkdtemp(prefix="flowhost-env-"))
     try:
-        build(objects, args.digest, index=index, work=work, report=report)
+        build(objects, args.digest, request, index=index, work=work, report=report)
     except BuildFailed as exc:
         report.line(f"failed: {exc}")
         report.done("failed", str(exc))

@@ -50,12 +50,12 @@ class LocalBuildRunner:
                 return None
             del self._running[pid]
             return f"exit code {code}"
-        try:  # started by an earlier run of the platform
+        try:  # started by an earlier run of the platform (a PermissionError: it runs)
             os.kill(pid, 0)
         except ProcessLookupError:
             return "the platform restarted while it ran"
         except PermissionError:
-            return None
+            pass
         return None
 
     def close(self) -> list[str]:

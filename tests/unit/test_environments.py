@@ -279,11 +279,9 @@ def test_a_built_environment_needs_no_build(
     builds: tuple[EnvironmentBuilds, Runner, LocalObjectStore], tmp_path: Path,
     package_index: PackageIndex,  # noqa: F811
 ) -> None:  # fmt: skip
-    envs, runner, objects = builds
+    envs, runner, _ = builds
     req = request(f"{GREETING}==1.0\n", package_index)
-    objects.put(request_key(req.digest), req.model_dump_json().encode())
-    env = {**os.environ, "FLOWHOST_PACKAGE_INDEX_CREDENTIALS": package_index.credentials_json}
-    assert job_main(["--digest", req.digest, "--objects", str(tmp_path / "objects")], env) == 0
+    assert build(tmp_path, req, package_index)[0] == 0  # the same object directory
     done = envs.ensure(req.digest, since=datetime.now(UTC))
     assert done.state == "built"
     assert done.manifest is not None
