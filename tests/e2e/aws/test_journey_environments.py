@@ -70,6 +70,18 @@ def test_environments_are_built_by_the_platform_and_fetched_by_tasks(
     assert package_index.password not in said
     assert package_index.password not in (ran[0].log.read_text() if ran[0].log else "")
 
+    # -- the same requirements as a named environment, built ahead (a GPU stack's digest):
+    # the same digest, already built, nothing run again
+    requirements = str(GREETING_SERVICE.parent / "requirements.txt")
+    registered = cli("env", "register", "greetings", "--from", requirements)
+    assert registered.returncode == 0, registered.stdout + registered.stderr
+    ahead = cli("env", "build", "greetings@1", "--json")
+    assert ahead.returncode == 0, ahead.stdout + ahead.stderr + tails(lambdas, containers)
+    built = json.loads(ahead.stdout)
+    assert built["state"] == "built"
+    v1 = signed.get("/api/services/greeting/versions/1").json()
+    assert built["digest"] == v1["environment_digest"]
+
     # -- the same requirements again: no second build, the archive is reused
     s3 = bridge.client("s3")
     bucket = platform.outputs["bucketName"]
